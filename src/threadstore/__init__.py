@@ -1,0 +1,39 @@
+"""threadstore: the storage layer of assistant and agent runtimes.
+
+    from threadstore import Store
+    store = Store("sqlite:///app.db")
+"""
+
+from threadstore.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    SchemaOutOfDateError,
+    StorageError,
+    ThreadStoreError,
+    ValidationError,
+)
+from threadstore.openai.api import Assistant, Deleted, LastError, Message, Run, RunStep, Thread, Usage
+from threadstore.pagination import Page
+from threadstore.store import Store, Transaction
+
+__all__ = [
+    "Assistant",
+    "ConflictError",
+    "Deleted",
+    "InvalidTransitionError",
+    "LastError",
+    "Message",
+    "NotFoundError",
+    "Page",
+    "Run",
+    "RunStep",
+    "SchemaOutOfDateError",
+    "StorageError",
+    "Store",
+    "Thread",
+    "ThreadStoreError",
+    "Transaction",
+    "Usage",
+    "ValidationError",
+]

@@ -1,0 +1,128 @@
+"""Engine creation and the one boundary where database errors become threadstore errors.
+
+SQLite: WAL, foreign keys on, a busy timeout, and BEGIN IMMEDIATE for every write unit of work,
+so that a writer waits for the lock up front instead of failing at once when a deferred
+read-then-write meets another writer. PostgreSQL: psycopg 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from threadstore.errors import ConflictError, StorageError, ThreadStoreError, ValidationError
+
+Synchronous = Literal["NORMAL", "FULL"]
+WRITE_OPTION = "threadstore_write"
+BUSY_TIMEOUT_MS = 30_000
+DEFAULT_URL = "sqlite:///threadstore.db"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse `url`, choosing psycopg 3 for a bare ``postgresql://`` URL.
+
+    Raises:
+        ValidationError: the URL cannot be parsed or names a backend threadstore does not support.
+    """
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError as error:
+        raise ValidationError(f"Not a database URL: {url!r}.") from error
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql"):
+        raise ValidationError(f"threadstore supports sqlite and postgresql URLs, not {backend!r}.")
+    return parsed
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    """Whether `engine` talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str | URL, *, synchronous: Synchronous = "NORMAL") -> Engine:
+    """Return an engine for `url` set up as threadstore needs it.
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite:///path``, ``postgresql://...``).
+        synchronous: SQLite's durability. NORMAL (WAL) never corrupts the database and loses at
+            most the last transactions before a power cut; FULL loses none, at a cost per commit.
+
+    Raises:
+        ValidationError: the URL is not a supported database URL.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    in_memory = parsed.database in (None, "", ":memory:")
+    options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if in_memory:
+        # Every connection to ":memory:" is a new empty database: share one.
+        options["poolclass"] = StaticPool
+    engine = sa.create_engine(parsed, **options)
+    _configure_sqlite(engine, synchronous=synchronous, wal=not in_memory)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, synchronous: Synchronous, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver level: threadstore emits BEGIN itself (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def map_error(error: exc.DBAPIError) -> ThreadStoreError:
+    """Translate a driver error into threadstore's error tree."""
+    if isinstance(error, exc.IntegrityError):
+        return ConflictError(f"The write conflicts with the stored data: {error.orig}")
+    text = str(error.orig).lower()
+    if "database is locked" in text or "could not serialize" in text or "deadlock" in text:
+        return ConflictError(f"The database refused the write under contention: {error.orig}")
+    return StorageError(f"The database failed: {error.orig}")
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Re-raise driver errors inside the block as threadstore errors (`raise ... from`).
+
+    Raises:
+        ConflictError: a constraint was violated or the write lost to a concurrent one.
+        StorageError: any other driver error.
+    """
+    try:
+        yield
+    except exc.DBAPIError as error:
+        raise map_error(error) from error
+
+
+@contextmanager
+def unit_of_work(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """Open a connection and one transaction on `engine`; commit if the block succeeds.
+
+    Raises:
+        ConflictError, StorageError: the database refused the work (see translated_errors).
+    """
+    with translated_errors(), engine.connect() as connection:
+        if write and is_sqlite(engine):
+            connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            yield connection

@@ -1,0 +1,53 @@
+"""Prefixed, time-ordered identifiers (`msg_…`, `run_…`) that sort in creation order.
+
+An id is 48 bits of Unix milliseconds followed by 80 random bits, written in lowercase Crockford
+base32 (26 characters), whose alphabet is in ASCII order so that string order is numeric order.
+Within one process the value only ever grows, so ids created in the same millisecond still sort
+in creation order; different processes differ in their random bits.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_RANDOM_BITS = 80
+_LENGTH = 26
+
+_lock = threading.Lock()
+_last = 0
+
+
+def _reset_after_fork() -> None:
+    # A child must not continue its parent's sequence, or both could issue the same next id.
+    global _last
+    _last = 0
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _next_value() -> int:
+    global _last
+    value = (time.time_ns() // 1_000_000) << _RANDOM_BITS | secrets.randbits(_RANDOM_BITS)
+    with _lock:
+        if value <= _last:
+            value = _last + 1
+        _last = value
+    return value
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(_LENGTH):
+        value, digit = divmod(value, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    """Return a new id such as ``msg_01jd…``: `prefix`, an underscore and 26 sortable characters."""
+    return f"{prefix}_{_encode(_next_value())}"

@@ -1,0 +1,51 @@
+"""A generic, pure state machine: which status may move to which, and what each status stamps.
+
+Repositories and tests both read these tables; nothing else restates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The lifecycle of one kind of object.
+
+    Attributes:
+        kind: the object's name in error messages ("run", "run step", "message").
+        initial: the status objects are created in.
+        transitions: for each status, the statuses it may move to. A status without an entry
+            is terminal (absorbing).
+        stamps: for each status, the timestamp column set when an object enters it.
+    """
+
+    kind: str
+    initial: str
+    transitions: Mapping[str, frozenset[str]]
+    stamps: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def statuses(self) -> frozenset[str]:
+        """Every status of the machine."""
+        reachable = {target for targets in self.transitions.values() for target in targets}
+        return frozenset({self.initial, *self.transitions, *reachable})
+
+    @property
+    def terminal(self) -> frozenset[str]:
+        """The statuses nothing leaves."""
+        return frozenset(s for s in self.statuses if not self.transitions.get(s))
+
+    @property
+    def active(self) -> frozenset[str]:
+        """The statuses that are not terminal."""
+        return self.statuses - self.terminal
+
+    def allows(self, current: str, target: str) -> bool:
+        """Whether `current` may move to `target`."""
+        return target in self.transitions.get(current, frozenset())
+
+    def sources(self, target: str) -> frozenset[str]:
+        """The statuses from which `target` may be entered."""
+        return frozenset(s for s, targets in self.transitions.items() if target in targets)

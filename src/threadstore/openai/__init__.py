@@ -1,0 +1,1 @@
+"""The OpenAI Assistants API family: assistants, threads, messages, runs and run steps."""

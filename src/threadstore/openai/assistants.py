@@ -1,0 +1,144 @@
+"""The assistants repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from threadstore.ids import new_id
+from threadstore.openai import content
+from threadstore.openai.api import Assistant, Deleted
+from threadstore.openai.models import assistants
+from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
+from threadstore.rows import fetch_one, update_one
+from threadstore.scope import Scope
+from threadstore.validation import (
+    check_metadata,
+    check_optional_number,
+    check_optional_string,
+    check_string,
+)
+
+KIND = "assistant"
+_UNSET: Any = object()
+_live = assistants.c.deleted_at.is_(None)
+_columns = [c for c in assistants.c if c.name != "deleted_at"]
+
+
+def _fields(**given: Any) -> dict[str, Any]:
+    """Check the fields a client may set; those left _UNSET are not returned."""
+    checks = {
+        "name": lambda v: check_optional_string("name", v, max_length=256),
+        "description": lambda v: check_optional_string("description", v, max_length=512),
+        "model": lambda v: check_string("model", v),
+        "instructions": lambda v: check_optional_string("instructions", v, max_length=256_000),
+        "tools": content.tools,
+        "tool_resources": content.tool_resources,
+        "metadata": check_metadata,
+        "temperature": lambda v: check_optional_number("temperature", v, minimum=0, maximum=2),
+        "top_p": lambda v: check_optional_number("top_p", v, minimum=0, maximum=1),
+        "response_format": lambda v: None if v is None else content.response_format(v),
+    }
+    return {key: checks[key](value) for key, value in given.items() if value is not _UNSET}
+
+
+class Assistants:
+    """Create, read, update and delete assistants."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def create(
+        self,
+        *,
+        model: str,
+        name: str | None = None,
+        description: str | None = None,
+        instructions: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_resources: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        response_format: Any = "auto",
+    ) -> Assistant:
+        """Create an assistant.
+
+        Raises:
+            ValidationError: a field breaks the API's rules; nothing is written.
+        """
+        values = _fields(
+            model=model, name=name, description=description, instructions=instructions,
+            tools=tools, tool_resources=tool_resources, metadata=metadata,
+            temperature=temperature, top_p=top_p, response_format=response_format,
+        )  # fmt: skip
+        with self._scope.write() as connection:
+            values.update(id=new_id("asst"), created_at=self._scope.now())
+            connection.execute(sa.insert(assistants).values(**values))
+        return Assistant.from_row(values)
+
+    def get(self, assistant_id: str) -> Assistant:
+        """The assistant with this id.
+
+        Raises:
+            NotFoundError: there is none (or it was deleted).
+        """
+        with self._scope.read() as connection:
+            query = sa.select(*_columns).where(assistants.c.id == assistant_id, _live)
+            return Assistant.from_row(fetch_one(connection, query, KIND, assistant_id))
+
+    def list(
+        self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
+    ) -> Page[Assistant]:
+        """A page of assistants, newest first by default.
+
+        Raises:
+            ValidationError: a bad limit, order or cursor.
+        """
+        params = list_params(limit, order, after, before)
+        with self._scope.read() as connection:
+            return fetch_page(connection, sa.select(*_columns), assistants, [_live], params, Assistant.from_row)
+
+    def update(
+        self,
+        assistant_id: str,
+        *,
+        model: str = _UNSET,
+        name: str | None = _UNSET,
+        description: str | None = _UNSET,
+        instructions: str | None = _UNSET,
+        tools: list[dict[str, Any]] | None = _UNSET,
+        tool_resources: dict[str, Any] | None = _UNSET,
+        metadata: dict[str, str] | None = _UNSET,
+        temperature: float | None = _UNSET,
+        top_p: float | None = _UNSET,
+        response_format: Any = _UNSET,
+    ) -> Assistant:
+        """Change the fields given; the others keep their values. `metadata` replaces the map.
+
+        Raises:
+            ValidationError: a field breaks the API's rules; nothing is written.
+            NotFoundError: there is no such assistant.
+        """
+        values = _fields(
+            model=model, name=name, description=description, instructions=instructions,
+            tools=tools, tool_resources=tool_resources, metadata=metadata,
+            temperature=temperature, top_p=top_p, response_format=response_format,
+        )  # fmt: skip
+        with self._scope.write() as connection:
+            if values:
+                update_one(connection, assistants, KIND, assistant_id, values, _live)
+            query = sa.select(*_columns).where(assistants.c.id == assistant_id, _live)
+            return Assistant.from_row(fetch_one(connection, query, KIND, assistant_id))
+
+    def delete(self, assistant_id: str) -> Deleted:
+        """Delete an assistant. Its runs, steps and messages keep their `assistant_id`.
+
+        Raises:
+            NotFoundError: there is no such assistant.
+        """
+        with self._scope.write() as connection:
+            now = self._scope.now()
+            update_one(connection, assistants, KIND, assistant_id, {"deleted_at": now}, _live)
+        return Deleted(assistant_id, "assistant.deleted")

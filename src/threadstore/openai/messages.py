@@ -1,0 +1,227 @@
+"""The messages repository, and the one insert that thread creation shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from threadstore.errors import ConflictError, ValidationError
+from threadstore.ids import new_id
+from threadstore.openai import content
+from threadstore.openai.api import Deleted, Message
+from threadstore.openai.models import assistants, messages, runs, threads
+from threadstore.openai.runs import active_run_id
+from threadstore.openai.states import ROLES
+from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
+from threadstore.rows import delete_one, fetch_one, require, update_one
+from threadstore.scope import Scope
+from threadstore.validation import check_choice, check_metadata, check_optional_string
+
+KIND = "message"
+CREATE_STATUSES = ("in_progress", "completed")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInput:
+    """A checked request to write a message."""
+
+    role: str
+    content: list[dict[str, Any]]
+    attachments: list[dict[str, Any]]
+    metadata: dict[str, str]
+    assistant_id: str | None
+    run_id: str | None
+    status: str
+
+    @classmethod
+    def check(
+        cls,
+        *,
+        role: object,
+        content: object,
+        attachments: object = None,
+        metadata: object = None,
+        assistant_id: object = None,
+        run_id: object = None,
+        status: object = "completed",
+    ) -> MessageInput:
+        """Check every field of a new message.
+
+        Raises:
+            ValidationError: an unknown role, status or content type, bad content, attachments
+                or metadata.
+        """
+        return cls(
+            role=check_choice("role", role, ROLES),
+            content=_content(content),
+            attachments=_attachments(attachments),
+            metadata=check_metadata(metadata),
+            assistant_id=check_optional_string("assistant_id", assistant_id),
+            run_id=check_optional_string("run_id", run_id),
+            status=check_choice("status", status, CREATE_STATUSES),
+        )
+
+    @classmethod
+    def from_mapping(cls, fields: Mapping[str, Any]) -> MessageInput:
+        """Check a message given as a mapping (as in thread creation).
+
+        Raises:
+            ValidationError: an unknown key, or as `check`.
+        """
+        unknown = set(fields) - {"role", "content", "attachments", "metadata"}
+        if unknown or "role" not in fields or "content" not in fields:
+            raise ValidationError(f"A message takes role, content, attachments, metadata; got {sorted(fields)}.")
+        return cls.check(**fields)
+
+
+_content = content.message_content
+_attachments = content.attachments
+
+
+def insert_message(connection: Connection, now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
+    """Write `message` into an existing thread and return the stored values.
+
+    Raises:
+        ConflictError: the thread has an active run and the message is not written by it.
+        NotFoundError: its assistant or run does not exist (the run: not in this thread).
+    """
+    active = active_run_id(connection, thread_id)
+    if active is not None and active != message.run_id:
+        raise ConflictError(f"Can't add messages to {thread_id} while a run {active} is active.")
+    if message.assistant_id is not None:
+        require(connection, assistants, "assistant", message.assistant_id)
+    if message.run_id is not None:
+        require(connection, runs, "run", message.run_id, runs.c.thread_id == thread_id)
+    values: dict[str, Any] = {
+        "id": new_id("msg"),
+        "created_at": now,
+        "thread_id": thread_id,
+        "status": message.status,
+        "incomplete_reason": None,
+        "completed_at": now if message.status == "completed" else None,
+        "incomplete_at": None,
+        "role": message.role,
+        "content": message.content,
+        "assistant_id": message.assistant_id,
+        "run_id": message.run_id,
+        "attachments": message.attachments,
+        "metadata": message.metadata,
+    }
+    connection.execute(sa.insert(messages).values(**values))
+    return values
+
+
+def _in_thread(message_id: str, thread_id: str | None) -> list[Any]:
+    where = [messages.c.id == message_id]
+    if thread_id is not None:
+        where.append(messages.c.thread_id == thread_id)
+    return where
+
+
+class Messages:
+    """Create, read, update and delete messages; complete them or mark them incomplete."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def create(
+        self,
+        thread_id: str,
+        *,
+        role: str,
+        content: str | list[dict[str, Any]],
+        attachments: list[dict[str, Any]] | None = None,
+        metadata: dict[str, str] | None = None,
+        assistant_id: str | None = None,
+        run_id: str | None = None,
+        status: str = "completed",
+    ) -> Message:
+        """Add a message to a thread.
+
+        Args:
+            thread_id: the thread.
+            role: "user" or "assistant".
+            content: a string, or a list of content parts (text, image_file, image_url, refusal).
+            attachments: files and the tools they are for.
+            metadata: up to 16 string pairs.
+            assistant_id: the assistant that wrote it, if any.
+            run_id: the run that wrote it, if any (it must be in this thread).
+            status: "completed" (the default) or "in_progress" for a message still being written.
+
+        Raises:
+            ValidationError: a field breaks the API's rules; nothing is written.
+            NotFoundError: the thread, assistant or run does not exist.
+            ConflictError: the thread has an active run that is not writing this message.
+        """
+        message = MessageInput.check(
+            role=role, content=content, attachments=attachments, metadata=metadata,
+            assistant_id=assistant_id, run_id=run_id, status=status,
+        )  # fmt: skip
+        with self._scope.write() as connection:
+            require(connection, threads, "thread", thread_id)
+            return Message.from_row(insert_message(connection, self._scope.now(), thread_id, message))
+
+    def get(self, message_id: str, *, thread_id: str | None = None) -> Message:
+        """The message with this id (in this thread, if `thread_id` is given).
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        with self._scope.read() as connection:
+            query = sa.select(messages).where(*_in_thread(message_id, thread_id))
+            return Message.from_row(fetch_one(connection, query, KIND, message_id))
+
+    def list(
+        self,
+        thread_id: str,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+        run_id: str | None = None,
+    ) -> Page[Message]:
+        """A page of a thread's messages, newest first by default; only a run's if `run_id`.
+
+        Raises:
+            ValidationError: a bad limit, order or cursor.
+            NotFoundError: the thread does not exist.
+        """
+        params = list_params(limit, order, after, before)
+        scope = [messages.c.thread_id == thread_id]
+        if run_id is not None:
+            scope.append(messages.c.run_id == check_optional_string("run_id", run_id))
+        with self._scope.read() as connection:
+            require(connection, threads, "thread", thread_id)
+            return fetch_page(connection, sa.select(messages), messages, scope, params, Message.from_row)
+
+    def update(self, message_id: str, *, metadata: dict[str, str] | None, thread_id: str | None = None) -> Message:
+        """Replace a message's metadata.
+
+        Raises:
+            ValidationError: bad metadata; nothing is written.
+            NotFoundError: there is no such message (in this thread).
+        """
+        values = {"metadata": check_metadata(metadata)}
+        where = _in_thread(message_id, thread_id)
+        with self._scope.write() as connection:
+            update_one(connection, messages, KIND, message_id, values, *where[1:])
+            return Message.from_row(fetch_one(connection, sa.select(messages).where(*where), KIND, message_id))
+
+    def delete(self, message_id: str, *, thread_id: str | None = None) -> Deleted:
+        """Delete a message.
+
+        Raises:
+            NotFoundError: there is no such message (in this thread).
+        """
+        with self._scope.write() as connection:
+            if thread_id is not None:
+                require(connection, messages, KIND, message_id, messages.c.thread_id == thread_id)
+            delete_one(connection, messages, KIND, message_id)
+        return Deleted(message_id, "thread.message.deleted")
+
+

@@ -1,0 +1,266 @@
+"""SQLModel tables of the OpenAI family. They are the schema; repositories query them with Core.
+
+Timestamps are integer Unix seconds, as the API returns them. Nullability follows the API, not
+the seed generator's blanket NOT NULL: a `*_at`, `last_error` or `usage` is null until it applies.
+"""
+
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, Table, text
+from sqlmodel import Field
+
+from threadstore.openai.states import (
+    MESSAGE,
+    MESSAGE_INCOMPLETE_REASONS,
+    ROLES,
+    RUN,
+    RUN_ERROR_CODES,
+    RUN_INCOMPLETE_REASONS,
+    RUN_STEP,
+    STEP_ERROR_CODES,
+    STEP_TYPES,
+)
+from threadstore.schema import Base, json_column, one_of
+
+ACTIVE_RUN_STATUSES = ", ".join(f"'{s}'" for s in sorted(RUN.active))
+TERMINAL_RUN_STATUSES = ", ".join(f"'{s}'" for s in sorted(RUN.terminal))
+
+
+def _fk(target: str, *, ondelete: str | None = None, nullable: bool = False) -> Any:
+    return Field(
+        sa_column=Column(String, ForeignKey(target, ondelete=ondelete), nullable=nullable)
+    )
+
+
+def _seconds(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(BigInteger, nullable=nullable))
+
+
+def _only_in(column: str, status: str, name: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} IS NULL OR status = '{status}'", name=name)
+
+
+class AssistantRow(Base, table=True):
+    """An assistant. Deleting one keeps a tombstone (`deleted_at`) so that the runs, steps and
+    messages that name it keep a valid `assistant_id`."""
+
+    __tablename__ = "assistants"
+    __table_args__ = (Index(None, "created_at", "id"),)
+
+    id: str = Field(primary_key=True)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    name: str | None = Field(default=None)
+    description: str | None = Field(default=None)
+    model: str
+    instructions: str | None = Field(default=None)
+    tools: list[Any] = Field(sa_column=json_column("tools", nullable=False))
+    tool_resources: dict[str, Any] | None = Field(
+        default=None, sa_column=json_column("tool_resources", nullable=True)
+    )
+    metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
+    temperature: float | None = Field(default=None)
+    top_p: float | None = Field(default=None)
+    response_format: Any = Field(default=None, sa_column=json_column("response_format", nullable=True))
+    deleted_at: int | None = _seconds()
+
+
+class ThreadRow(Base, table=True):
+    """A conversation thread; deleting it deletes its messages, runs and run steps."""
+
+    __tablename__ = "threads"
+    __table_args__ = (Index(None, "created_at", "id"),)
+
+    id: str = Field(primary_key=True)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
+    tool_resources: dict[str, Any] | None = Field(
+        default=None, sa_column=json_column("tool_resources", nullable=True)
+    )
+
+
+class RunRow(Base, table=True):
+    """A run of an assistant on a thread. At most one active run per thread (partial unique index)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index(None, "thread_id", "created_at", "id"),
+        Index(None, "status", "created_at", "id"),
+        Index(
+            "uq_runs_one_active_per_thread",
+            "thread_id",
+            unique=True,
+            sqlite_where=text(f"status IN ({ACTIVE_RUN_STATUSES})"),
+            postgresql_where=text(f"status IN ({ACTIVE_RUN_STATUSES})"),
+        ),
+        one_of("status", RUN.statuses, "status"),
+        one_of("last_error_code", RUN_ERROR_CODES, "last_error_code"),
+        one_of("incomplete_reason", RUN_INCOMPLETE_REASONS, "incomplete_reason"),
+        CheckConstraint(
+            "(status = 'failed') = (last_error_code IS NOT NULL)", name="last_error_iff_failed"
+        ),
+        CheckConstraint(
+            "(status = 'requires_action') = (required_action IS NOT NULL)",
+            name="required_action_iff_requires_action",
+        ),
+        _only_in("incomplete_reason", "incomplete", "incomplete_reason_only_when_incomplete"),
+        CheckConstraint(
+            f"usage_total_tokens IS NULL OR status IN ({TERMINAL_RUN_STATUSES})",
+            name="usage_only_when_terminal",
+        ),
+    )
+
+    id: str = Field(primary_key=True)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    thread_id: str = _fk("threads.id", ondelete="CASCADE")
+    assistant_id: str = _fk("assistants.id")
+    status: str
+    required_action: dict[str, Any] | None = Field(
+        default=None, sa_column=json_column("required_action", nullable=True)
+    )
+    last_error_code: str | None = Field(default=None)
+    last_error_message: str | None = Field(default=None)
+    expires_at: int | None = _seconds()
+    started_at: int | None = _seconds()
+    cancelled_at: int | None = _seconds()
+    failed_at: int | None = _seconds()
+    completed_at: int | None = _seconds()
+    incomplete_reason: str | None = Field(default=None)
+    model: str
+    instructions: str
+    tools: list[Any] = Field(sa_column=json_column("tools", nullable=False))
+    metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
+    usage_prompt_tokens: int | None = Field(default=None)
+    usage_completion_tokens: int | None = Field(default=None)
+    usage_total_tokens: int | None = Field(default=None)
+    temperature: float | None = Field(default=None)
+    top_p: float | None = Field(default=None)
+    max_prompt_tokens: int | None = Field(default=None)
+    max_completion_tokens: int | None = Field(default=None)
+    truncation_strategy: dict[str, Any] = Field(
+        sa_column=json_column("truncation_strategy", nullable=False)
+    )
+    response_format: Any = Field(sa_column=json_column("response_format", nullable=False))
+    tool_choice: Any = Field(sa_column=json_column("tool_choice", nullable=False))
+    parallel_tool_calls: bool
+
+
+class MessageRow(Base, table=True):
+    """A message in a thread, written by a user or by an assistant during a run."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index(None, "thread_id", "created_at", "id"),
+        Index(None, "run_id", "created_at", "id"),
+        one_of("status", MESSAGE.statuses, "status"),
+        one_of("role", ROLES, "role"),
+        one_of("incomplete_reason", MESSAGE_INCOMPLETE_REASONS, "incomplete_reason"),
+        CheckConstraint(
+            "(status = 'incomplete') = (incomplete_reason IS NOT NULL)",
+            name="incomplete_reason_iff_incomplete",
+        ),
+        _only_in("completed_at", "completed", "completed_at_only_when_completed"),
+        _only_in("incomplete_at", "incomplete", "incomplete_at_only_when_incomplete"),
+    )
+
+    id: str = Field(primary_key=True)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    thread_id: str = _fk("threads.id", ondelete="CASCADE")
+    status: str
+    incomplete_reason: str | None = Field(default=None)
+    completed_at: int | None = _seconds()
+    incomplete_at: int | None = _seconds()
+    role: str
+    content: list[Any] = Field(sa_column=json_column("content", nullable=False))
+    assistant_id: str | None = _fk("assistants.id", nullable=True)
+    run_id: str | None = _fk("runs.id", ondelete="SET NULL", nullable=True)
+    attachments: list[Any] = Field(sa_column=json_column("attachments", nullable=False))
+    metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
+
+
+class RunStepRow(Base, table=True):
+    """A step of a run. Its details, last error and usage live in related tables, one row each,
+    keyed by the step's id, so that deleting the step deletes them too."""
+
+    __tablename__ = "run_steps"
+    __table_args__ = (
+        Index(None, "run_id", "created_at", "id"),
+        Index(None, "thread_id"),
+        one_of("status", RUN_STEP.statuses, "status"),
+        one_of("type", STEP_TYPES, "type"),
+    )
+
+    id: str = Field(primary_key=True)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    run_id: str = _fk("runs.id", ondelete="CASCADE")
+    thread_id: str = _fk("threads.id", ondelete="CASCADE")
+    assistant_id: str = _fk("assistants.id")
+    type: str
+    status: str
+    expired_at: int | None = _seconds()
+    cancelled_at: int | None = _seconds()
+    failed_at: int | None = _seconds()
+    completed_at: int | None = _seconds()
+    metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
+
+
+class RunStepDetailsRow(Base, table=True):
+    """The `step_details` of a run step: the message it created, or its tool calls."""
+
+    __tablename__ = "run_step_details"
+    __table_args__ = (
+        one_of("type", STEP_TYPES, "type"),
+        CheckConstraint(
+            "(type = 'message_creation' AND message_id IS NOT NULL AND tool_calls IS NULL)"
+            " OR (type = 'tool_calls' AND tool_calls IS NOT NULL AND message_id IS NULL)",
+            name="payload_matches_type",
+        ),
+    )
+
+    step_id: str = Field(
+        sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True)
+    )
+    type: str
+    message_id: str | None = Field(default=None)
+    tool_calls: list[Any] | None = Field(default=None, sa_column=json_column("tool_calls", nullable=True))
+
+
+class RunStepLastErrorRow(Base, table=True):
+    """The `last_error` of a failed run step."""
+
+    __tablename__ = "run_step_last_errors"
+    __table_args__ = (one_of("code", STEP_ERROR_CODES, "code"),)
+
+    step_id: str = Field(
+        sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True)
+    )
+    code: str
+    message: str
+
+
+class RunStepUsageRow(Base, table=True):
+    """The token `usage` of a run step that has ended."""
+
+    __tablename__ = "run_step_usages"
+
+    step_id: str = Field(
+        sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True)
+    )
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+assistants = _table(AssistantRow)
+threads = _table(ThreadRow)
+runs = _table(RunRow)
+messages = _table(MessageRow)
+run_steps = _table(RunStepRow)
+run_step_details = _table(RunStepDetailsRow)
+run_step_last_errors = _table(RunStepLastErrorRow)
+run_step_usages = _table(RunStepUsageRow)

@@ -1,0 +1,183 @@
+"""The runs repository: creation, reads and metadata updates. Lifecycle verbs live beside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from threadstore.errors import ConflictError
+from threadstore.ids import new_id
+from threadstore.openai import content
+from threadstore.openai.api import Deleted, Run
+from threadstore.openai.models import assistants, runs, threads
+from threadstore.openai.states import RUN
+from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
+from threadstore.rows import delete_one, fetch_one, require, update_one
+from threadstore.scope import Scope
+from threadstore.validation import (
+    check_bool,
+    check_int,
+    check_metadata,
+    check_optional_int,
+    check_optional_number,
+    check_optional_string,
+)
+
+KIND = "run"
+DEFAULT_EXPIRES_IN = 600
+
+
+def select_run(run_id: str) -> sa.Select[Any]:
+    """The query for one run."""
+    return sa.select(runs).where(runs.c.id == run_id)
+
+
+def load_run(connection: Connection, run_id: str) -> Run:
+    """The run with this id, read in the caller's unit of work.
+
+    Raises:
+        NotFoundError: there is none.
+    """
+    return Run.from_row(fetch_one(connection, select_run(run_id), KIND, run_id))
+
+
+def active_run_id(connection: Connection, thread_id: str) -> str | None:
+    """The id of the thread's active run, if it has one."""
+    query = sa.select(runs.c.id).where(runs.c.thread_id == thread_id, runs.c.status.in_(RUN.active))
+    return connection.execute(query).scalar_one_or_none()
+
+
+class Runs:
+    """Create, read, update and delete runs."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def create(
+        self,
+        thread_id: str,
+        *,
+        assistant_id: str,
+        model: str | None = None,
+        instructions: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        metadata: dict[str, str] | None = None,
+        expires_in: int = DEFAULT_EXPIRES_IN,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_prompt_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        truncation_strategy: dict[str, Any] | None = None,
+        tool_choice: Any = "auto",
+        parallel_tool_calls: bool = True,
+        response_format: Any = None,
+    ) -> Run:
+        """Queue a run of an assistant on a thread. `model`, `instructions`, `tools`,
+        `temperature`, `top_p` and `response_format` default to the assistant's.
+
+        Raises:
+            ValidationError: a field breaks the API's rules; nothing is written.
+            NotFoundError: the thread or assistant does not exist.
+            ConflictError: the thread already has an active run.
+        """
+        given: dict[str, Any] = {
+            "model": check_optional_string("model", model),
+            "instructions": check_optional_string("instructions", instructions, max_length=256_000),
+            "tools": None if tools is None else content.tools(tools),
+            "temperature": check_optional_number("temperature", temperature, minimum=0, maximum=2),
+            "top_p": check_optional_number("top_p", top_p, minimum=0, maximum=1),
+            "response_format": None if response_format is None else content.response_format(response_format),
+        }
+        values: dict[str, Any] = {
+            "metadata": check_metadata(metadata),
+            "max_prompt_tokens": check_optional_int("max_prompt_tokens", max_prompt_tokens, minimum=256),
+            "max_completion_tokens": check_optional_int("max_completion_tokens", max_completion_tokens, minimum=16),
+            "truncation_strategy": content.truncation_strategy(truncation_strategy),
+            "tool_choice": content.tool_choice(tool_choice),
+            "parallel_tool_calls": check_bool("parallel_tool_calls", parallel_tool_calls),
+        }
+        lifetime = check_int("expires_in", expires_in, minimum=1)
+        with self._scope.write() as connection:
+            require(connection, threads, "thread", thread_id)
+            active = active_run_id(connection, thread_id)
+            if active is not None:
+                raise ConflictError(f"Thread {thread_id} already has an active run {active}.")
+            values.update(_with_defaults(connection, assistant_id, given))
+            now = self._scope.now()
+            values.update(
+                id=new_id("run"), created_at=now, thread_id=thread_id, assistant_id=assistant_id,
+                status=RUN.initial, expires_at=now + lifetime,
+            )  # fmt: skip
+            connection.execute(sa.insert(runs).values(**values))
+            return load_run(connection, values["id"])
+
+    def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
+        """The run with this id (in this thread, if `thread_id` is given).
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        with self._scope.read() as connection:
+            query = select_run(run_id)
+            if thread_id is not None:
+                query = query.where(runs.c.thread_id == thread_id)
+            return Run.from_row(fetch_one(connection, query, KIND, run_id))
+
+    def list(
+        self,
+        thread_id: str,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Run]:
+        """A page of a thread's runs, newest first by default.
+
+        Raises:
+            ValidationError: a bad limit, order or cursor.
+            NotFoundError: the thread does not exist.
+        """
+        params = list_params(limit, order, after, before)
+        with self._scope.read() as connection:
+            require(connection, threads, "thread", thread_id)
+            scope = [runs.c.thread_id == thread_id]
+            return fetch_page(connection, sa.select(runs), runs, scope, params, Run.from_row)
+
+    def update(self, run_id: str, *, metadata: dict[str, str] | None) -> Run:
+        """Replace a run's metadata, the only field a client may change.
+
+        Raises:
+            ValidationError: bad metadata; nothing is written.
+            NotFoundError: there is no such run.
+        """
+        values = {"metadata": check_metadata(metadata)}
+        with self._scope.write() as connection:
+            update_one(connection, runs, KIND, run_id, values)
+            return load_run(connection, run_id)
+
+    def delete(self, run_id: str) -> Deleted:
+        """Delete a run and its steps; the messages it wrote stay, with `run_id` cleared.
+
+        Raises:
+            NotFoundError: there is no such run.
+        """
+        with self._scope.write() as connection:
+            delete_one(connection, runs, KIND, run_id)
+        return Deleted(run_id, "thread.run.deleted")
+
+
+def _with_defaults(connection: Connection, assistant_id: str, given: dict[str, Any]) -> dict[str, Any]:
+    query = sa.select(assistants).where(assistants.c.id == assistant_id, assistants.c.deleted_at.is_(None))
+    assistant = fetch_one(connection, query, "assistant", assistant_id)
+    defaults = {
+        "model": assistant["model"],
+        "instructions": assistant["instructions"] or "",
+        "tools": assistant["tools"],
+        "temperature": assistant["temperature"],
+        "top_p": assistant["top_p"],
+        "response_format": assistant["response_format"] or "auto",
+    }
+    return {key: default if given[key] is None else given[key] for key, default in defaults.items()}

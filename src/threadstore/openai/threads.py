@@ -1,0 +1,112 @@
+"""The threads repository."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from threadstore.ids import new_id
+from threadstore.openai import content
+from threadstore.openai.api import Deleted, Thread
+from threadstore.openai.messages import MessageInput, insert_message
+from threadstore.openai.models import threads
+from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
+from threadstore.rows import delete_one, fetch_one, update_one
+from threadstore.scope import Scope
+from threadstore.validation import check_list, check_mapping, check_metadata
+
+KIND = "thread"
+_UNSET: Any = object()
+
+
+class Threads:
+    """Create, read, update and delete threads."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def create(
+        self,
+        *,
+        metadata: dict[str, str] | None = None,
+        tool_resources: dict[str, Any] | None = None,
+        messages: Sequence[dict[str, Any]] | None = None,
+    ) -> Thread:
+        """Create a thread, with its first messages if `messages` are given (each a mapping of
+        `role`, `content`, and optionally `attachments` and `metadata`).
+
+        Raises:
+            ValidationError: bad metadata, tool resources or messages; nothing is written.
+        """
+        values = {"metadata": check_metadata(metadata), "tool_resources": content.tool_resources(tool_resources)}
+        initial = [
+            MessageInput.from_mapping(check_mapping(f"messages[{i}]", m))
+            for i, m in enumerate(check_list("messages", messages or []))
+        ]
+        with self._scope.write() as connection:
+            now = self._scope.now()
+            values.update(id=new_id("thread"), created_at=now)
+            connection.execute(sa.insert(threads).values(**values))
+            for message in initial:
+                insert_message(connection, now, values["id"], message)
+        return Thread.from_row(values)
+
+    def get(self, thread_id: str) -> Thread:
+        """The thread with this id.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        with self._scope.read() as connection:
+            return Thread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+
+    def list(
+        self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
+    ) -> Page[Thread]:
+        """A page of threads, newest first by default.
+
+        Raises:
+            ValidationError: a bad limit, order or cursor.
+        """
+        params = list_params(limit, order, after, before)
+        with self._scope.read() as connection:
+            return fetch_page(connection, sa.select(threads), threads, [], params, Thread.from_row)
+
+    def update(
+        self,
+        thread_id: str,
+        *,
+        metadata: dict[str, str] | None = _UNSET,
+        tool_resources: dict[str, Any] | None = _UNSET,
+    ) -> Thread:
+        """Change the fields given. `metadata` replaces the whole map.
+
+        Raises:
+            ValidationError: bad metadata or tool resources; nothing is written.
+            NotFoundError: there is no such thread.
+        """
+        values: dict[str, Any] = {}
+        if metadata is not _UNSET:
+            values["metadata"] = check_metadata(metadata)
+        if tool_resources is not _UNSET:
+            values["tool_resources"] = content.tool_resources(tool_resources)
+        with self._scope.write() as connection:
+            if values:
+                update_one(connection, threads, KIND, thread_id, values)
+            return Thread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+
+    def delete(self, thread_id: str) -> Deleted:
+        """Delete a thread and everything in it: messages, runs, run steps.
+
+        Raises:
+            NotFoundError: there is no such thread.
+        """
+        with self._scope.write() as connection:
+            delete_one(connection, threads, KIND, thread_id)
+        return Deleted(thread_id, "thread.deleted")
+
+
+def _select(thread_id: str) -> sa.Select[Any]:
+    return sa.select(threads).where(threads.c.id == thread_id)

@@ -1,0 +1,58 @@
+"""Single-row reads and writes that every repository shares, each raising NotFoundError."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+
+from threadstore.errors import NotFoundError
+
+
+def fetch_one(connection: Connection, query: Select[Any], kind: str, object_id: str) -> Mapping[str, Any]:
+    """The only row `query` returns.
+
+    Raises:
+        NotFoundError: it returns none.
+    """
+    row = connection.execute(query).first()
+    if row is None:
+        raise NotFoundError(kind, object_id)
+    return row._mapping
+
+
+def require(connection: Connection, table: sa.Table, kind: str, object_id: str, *where: Any) -> None:
+    """Check that `table` has a row with `object_id` (and `where`).
+
+    Raises:
+        NotFoundError: it has none.
+    """
+    query = sa.select(table.c.id).where(table.c.id == object_id, *where)
+    if connection.execute(query).first() is None:
+        raise NotFoundError(kind, object_id)
+
+
+def update_one(
+    connection: Connection, table: sa.Table, kind: str, object_id: str, values: Mapping[str, Any], *where: Any
+) -> None:
+    """Set `values` on the row of `table` with `object_id` (and `where`).
+
+    Raises:
+        NotFoundError: there is no such row.
+    """
+    statement = sa.update(table).where(table.c.id == object_id, *where).values(**values)
+    if connection.execute(statement).rowcount != 1:
+        raise NotFoundError(kind, object_id)
+
+
+def delete_one(connection: Connection, table: sa.Table, kind: str, object_id: str) -> None:
+    """Delete the row of `table` with `object_id`; foreign keys cascade to what lies under it.
+
+    Raises:
+        NotFoundError: there is no such row.
+    """
+    if connection.execute(sa.delete(table).where(table.c.id == object_id)).rowcount != 1:
+        raise NotFoundError(kind, object_id)

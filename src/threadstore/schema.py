@@ -1,0 +1,44 @@
+"""The SQLModel base every table derives from: threadstore's own metadata and naming convention.
+
+threadstore keeps its tables in a registry of its own, so that a user's SQLModel tables never
+enter threadstore's migrations and threadstore's never enter theirs.
+"""
+
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Column, MetaData
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import registry
+from sqlalchemy.types import TypeEngine
+from sqlmodel import SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+_registry = registry(metadata=metadata)
+
+
+class Base(SQLModel, registry=_registry):
+    """The root of threadstore's table classes."""
+
+
+def json_type() -> TypeEngine[Any]:
+    """JSON on SQLite, JSONB on PostgreSQL; Python None is SQL NULL, not the JSON text 'null'."""
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def json_column(name: str, *, nullable: bool) -> Column[Any]:
+    """A JSON column named `name`."""
+    return Column(name, json_type(), nullable=nullable)
+
+
+def one_of(column: str, values: tuple[str, ...] | frozenset[str], name: str) -> CheckConstraint:
+    """A CHECK constraint that keeps `column` within `values`."""
+    listed = ", ".join(f"'{value}'" for value in sorted(values))
+    return CheckConstraint(f"{column} IN ({listed})", name=name)

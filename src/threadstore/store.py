@@ -1,0 +1,115 @@
+"""The Store: an engine, its repositories, and `transaction()`, the one owner of commit and rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from sqlalchemy.engine import URL, Connection
+
+from threadstore import migrate
+from threadstore.clock import Clock, system_clock
+from threadstore.db import DEFAULT_URL, Synchronous, create_engine, is_sqlite, normalize_url, unit_of_work
+from threadstore.errors import SchemaOutOfDateError
+from threadstore.openai.assistants import Assistants
+from threadstore.openai.messages import Messages
+from threadstore.openai.run_steps import RunSteps
+from threadstore.openai.runs import Runs
+from threadstore.openai.threads import Threads
+from threadstore.scope import ConnectionScope, EngineScope, Scope
+
+
+class Repositories:
+    """The repositories of one scope: the store's own, or those of one transaction."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.assistants = Assistants(scope)
+        self.threads = Threads(scope)
+        self.messages = Messages(scope)
+        self.runs = Runs(scope)
+        self.run_steps = RunSteps(scope)
+
+
+class Transaction(Repositories):
+    """One unit of work: every repository call inside it commits or rolls back together."""
+
+    def __init__(self, connection: Connection, clock: Clock) -> None:
+        super().__init__(ConnectionScope(connection, clock))
+        self.connection = connection
+
+
+class Store(Repositories):
+    """threadstore's entry point.
+
+    ``Store()`` opens ``./threadstore.db``; ``Store(url)`` opens any SQLite or PostgreSQL URL.
+    A SQLite database is migrated to the newest schema on open; a PostgreSQL one must be
+    migrated with `migrate()` or ``threadstore migrate --url ...``. Each repository call on the
+    store is its own transaction; group calls with `transaction()`.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        clock: Clock | None = None,
+        synchronous: Synchronous = "NORMAL",
+        migrate_on_open: bool | None = None,
+    ) -> None:
+        """Open a store.
+
+        Args:
+            url: a database URL; ``sqlite:///threadstore.db`` when None.
+            clock: returns the current time as an aware datetime; the system's UTC clock by default.
+            synchronous: SQLite durability, NORMAL or FULL (see db.create_engine).
+            migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
+
+        Raises:
+            ValidationError: the URL is not a supported database URL.
+        """
+        self.url = normalize_url(url if url is not None else DEFAULT_URL)
+        self.engine = create_engine(self.url, synchronous=synchronous)
+        self.clock = clock or system_clock
+        self._schema_current = False
+        super().__init__(EngineScope(self.engine, self.clock, self._require_current_schema))
+        if migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine):
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Upgrade the database schema to the newest revision (a no-op when it is current)."""
+        migrate.upgrade(self.engine)
+        self._schema_current = True
+
+    def _require_current_schema(self) -> None:
+        if self._schema_current:
+            return
+        with unit_of_work(self.engine, write=False) as connection:
+            found = migrate.current(connection)
+        if found != migrate.head():
+            raise SchemaOutOfDateError(
+                f"The database schema is at revision {found or 'none (never migrated)'}, but threadstore "
+                f"needs {migrate.head()}. Run: {migrate.fix_command(self.url)}"
+            )
+        self._schema_current = True
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One unit of work: commits when the block ends, rolls back if it raises.
+
+        Raises:
+            SchemaOutOfDateError: the database schema is behind.
+            ConflictError, StorageError: the database refused the work.
+        """
+        self._require_current_schema()
+        with unit_of_work(self.engine, write=True) as connection:
+            yield Transaction(connection, self.clock)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()

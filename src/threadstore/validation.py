@@ -1,0 +1,169 @@
+"""Input checks shared by every repository. Each raises ValidationError before anything is written."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from typing import Any, TypeVar
+
+from threadstore.errors import ValidationError
+
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY_LENGTH = 64
+MAX_METADATA_VALUE_LENGTH = 512
+
+E = TypeVar("E", bound=str)
+
+
+def check_string(name: str, value: object, *, max_length: int | None = None) -> str:
+    """Return `value` if it is a string without NUL characters and within `max_length`.
+
+    Raises:
+        ValidationError: it is not a string, holds a NUL character, or is too long.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string, not {type(value).__name__}.")
+    if "\x00" in value:
+        raise ValidationError(f"{name} must not contain NUL characters.")
+    if max_length is not None and len(value) > max_length:
+        raise ValidationError(f"{name} must be at most {max_length} characters, got {len(value)}.")
+    return value
+
+
+def check_optional_string(name: str, value: object, *, max_length: int | None = None) -> str | None:
+    """Like check_string, but None passes through.
+
+    Raises:
+        ValidationError: as check_string.
+    """
+    return None if value is None else check_string(name, value, max_length=max_length)
+
+
+def check_choice(name: str, value: object, allowed: Collection[E]) -> E:
+    """Return `value` if it is one of `allowed`.
+
+    Raises:
+        ValidationError: it is not.
+    """
+    for choice in allowed:
+        if value == choice and isinstance(value, str):
+            return choice
+    raise ValidationError(f"{name} must be one of {sorted(allowed)}, got {value!r}.")
+
+
+def check_metadata(metadata: object) -> dict[str, str]:
+    """Return a copy of `metadata` if it obeys the API's limits; None becomes {}.
+
+    Raises:
+        ValidationError: not a mapping, over 16 keys, a key over 64 characters, a value that is
+            not a string or is over 512 characters, or a NUL character anywhere.
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise ValidationError(f"metadata must be a mapping of strings, not {type(metadata).__name__}.")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise ValidationError(f"metadata may have at most {MAX_METADATA_KEYS} keys, got {len(metadata)}.")
+    checked: dict[str, str] = {}
+    for key, value in metadata.items():
+        check_string("metadata key", key, max_length=MAX_METADATA_KEY_LENGTH)
+        checked[key] = check_string(f"metadata[{key!r}]", value, max_length=MAX_METADATA_VALUE_LENGTH)
+    return checked
+
+
+def check_json(name: str, value: object) -> Any:
+    """Return `value` if it is plain JSON (dict with string keys, list, str, int, finite float,
+    bool, None) with no NUL character in any string.
+
+    Raises:
+        ValidationError: it holds anything else.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"{name} must not contain NaN or infinity.")
+        return value
+    if isinstance(value, str):
+        return check_string(name, value)
+    if isinstance(value, list | tuple):
+        return [check_json(f"{name}[{i}]", item) for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {
+            check_string(f"{name} key", key): check_json(f"{name}.{key}", item)
+            for key, item in value.items()
+        }
+    raise ValidationError(f"{name} must be JSON data, not {type(value).__name__}.")
+
+
+def check_mapping(name: str, value: object) -> dict[str, Any]:
+    """Return `value` as a JSON object.
+
+    Raises:
+        ValidationError: it is not a mapping of JSON data.
+    """
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{name} must be an object, not {type(value).__name__}.")
+    checked: dict[str, Any] = check_json(name, value)
+    return checked
+
+
+def check_list(name: str, value: object) -> list[Any]:
+    """Return `value` as a list.
+
+    Raises:
+        ValidationError: it is not a list or tuple.
+    """
+    if not isinstance(value, list | tuple):
+        raise ValidationError(f"{name} must be a list, not {type(value).__name__}.")
+    return list(value)
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return `value` if it is an int (not a bool) within the bounds.
+
+    Raises:
+        ValidationError: it is not, or is out of bounds.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(f"{name} must be an integer, not {type(value).__name__}.")
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{name} must be at least {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{name} must be at most {maximum}, got {value}.")
+    return value
+
+
+def check_optional_int(name: str, value: object, *, minimum: int | None = None) -> int | None:
+    """Like check_int, but None passes through.
+
+    Raises:
+        ValidationError: as check_int.
+    """
+    return None if value is None else check_int(name, value, minimum=minimum)
+
+
+def check_optional_number(name: str, value: object, *, minimum: float, maximum: float) -> float | None:
+    """Return `value` as a float if it is a finite number within the bounds; None passes through.
+
+    Raises:
+        ValidationError: it is not a number or is out of bounds.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number, got {value!r}.")
+    if not minimum <= value <= maximum:
+        raise ValidationError(f"{name} must be between {minimum} and {maximum}, got {value}.")
+    return float(value)
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return `value` if it is a bool.
+
+    Raises:
+        ValidationError: it is not.
+    """
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false, not {value!r}.")
+    return value
