@@ -1,7 +1,7 @@
 """threadstore: the storage layer of assistant and agent runtimes.
 
-    from threadstore import Store
-    store = Store("sqlite:///app.db")
+from threadstore import Store
+store = Store("sqlite:///app.db")
 """
 
 from threadstore.errors import (

@@ -19,12 +19,16 @@ class Machine:
         transitions: for each status, the statuses it may move to. A status without an entry
             is terminal (absorbing).
         stamps: for each status, the timestamp column set when an object enters it.
+        keep_first: stamp columns that keep the time of the first entry (a run's started_at).
+        clears: for each status, the columns set to null when an object enters it.
     """
 
     kind: str
     initial: str
     transitions: Mapping[str, frozenset[str]]
     stamps: Mapping[str, str] = field(default_factory=dict)
+    keep_first: frozenset[str] = frozenset()
+    clears: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def statuses(self) -> frozenset[str]:

@@ -7,12 +7,12 @@ fetched (forward for `after` or no cursor, backward for `before` alone).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
 from threadstore.errors import ValidationError
@@ -99,7 +99,7 @@ def fetch_page(
     table: sa.Table,
     scope: Sequence[ColumnElement[bool]],
     params: ListParams,
-    load: Callable[[RowMapping], T],
+    load: Callable[[Mapping[Any, Any]], T],
 ) -> Page[T]:
     """Run `query` restricted to `scope` as one keyset page of `table`'s rows.
 

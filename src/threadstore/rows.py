@@ -12,7 +12,7 @@ from sqlalchemy.sql import Select
 from threadstore.errors import NotFoundError
 
 
-def fetch_one(connection: Connection, query: Select[Any], kind: str, object_id: str) -> Mapping[str, Any]:
+def fetch_one(connection: Connection, query: Select[Any], kind: str, object_id: str) -> Mapping[Any, Any]:
     """The only row `query` returns.
 
     Raises:

@@ -89,10 +89,7 @@ def check_json(name: str, value: object) -> Any:
     if isinstance(value, list | tuple):
         return [check_json(f"{name}[{i}]", item) for i, item in enumerate(value)]
     if isinstance(value, Mapping):
-        return {
-            check_string(f"{name} key", key): check_json(f"{name}.{key}", item)
-            for key, item in value.items()
-        }
+        return {check_string(f"{name} key", key): check_json(f"{name}.{key}", item) for key, item in value.items()}
     raise ValidationError(f"{name} must be JSON data, not {type(value).__name__}.")
 
 

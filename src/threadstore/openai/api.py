@@ -5,10 +5,9 @@ Each is a frozen, detached value: nothing is loaded after the transaction that r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
-
 
 Json = dict[str, Any]
 
@@ -60,14 +59,22 @@ class Assistant:
     response_format: Any
 
     @classmethod
-    def from_row(cls, m: Mapping[str, Any]) -> Assistant:
+    def from_row(cls, m: Mapping[Any, Any]) -> Assistant:
         """Build from a row of the assistants table."""
         return cls(
-            id=m["id"], created_at=m["created_at"], name=m["name"], description=m["description"],
-            model=m["model"], instructions=m["instructions"], tools=m["tools"],
-            tool_resources=m["tool_resources"], metadata=m["metadata"],
-            temperature=m["temperature"], top_p=m["top_p"], response_format=m["response_format"],
-        )  # fmt: skip
+            id=m["id"],
+            created_at=m["created_at"],
+            name=m["name"],
+            description=m["description"],
+            model=m["model"],
+            instructions=m["instructions"],
+            tools=m["tools"],
+            tool_resources=m["tool_resources"],
+            metadata=m["metadata"],
+            temperature=m["temperature"],
+            top_p=m["top_p"],
+            response_format=m["response_format"],
+        )
 
     def to_api(self) -> Json:
         """The API's assistant object."""
@@ -98,12 +105,14 @@ class Thread:
     tool_resources: Json | None
 
     @classmethod
-    def from_row(cls, m: Mapping[str, Any]) -> Thread:
+    def from_row(cls, m: Mapping[Any, Any]) -> Thread:
         """Build from a row of the threads table."""
         return cls(
-            id=m["id"], created_at=m["created_at"], metadata=m["metadata"],
+            id=m["id"],
+            created_at=m["created_at"],
+            metadata=m["metadata"],
             tool_resources=m["tool_resources"],
-        )  # fmt: skip
+        )
 
     def to_api(self) -> Json:
         """The API's thread object."""
@@ -135,15 +144,23 @@ class Message:
     metadata: dict[str, str]
 
     @classmethod
-    def from_row(cls, m: Mapping[str, Any]) -> Message:
+    def from_row(cls, m: Mapping[Any, Any]) -> Message:
         """Build from a row of the messages table."""
         return cls(
-            id=m["id"], created_at=m["created_at"], thread_id=m["thread_id"], status=m["status"],
-            incomplete_reason=m["incomplete_reason"], completed_at=m["completed_at"],
-            incomplete_at=m["incomplete_at"], role=m["role"], content=m["content"],
-            assistant_id=m["assistant_id"], run_id=m["run_id"], attachments=m["attachments"],
+            id=m["id"],
+            created_at=m["created_at"],
+            thread_id=m["thread_id"],
+            status=m["status"],
+            incomplete_reason=m["incomplete_reason"],
+            completed_at=m["completed_at"],
+            incomplete_at=m["incomplete_at"],
+            role=m["role"],
+            content=m["content"],
+            assistant_id=m["assistant_id"],
+            run_id=m["run_id"],
+            attachments=m["attachments"],
             metadata=m["metadata"],
-        )  # fmt: skip
+        )
 
     @property
     def incomplete_details(self) -> Json | None:
@@ -206,29 +223,38 @@ class Run:
     parallel_tool_calls: bool
 
     @classmethod
-    def from_row(cls, m: Mapping[str, Any]) -> Run:
+    def from_row(cls, m: Mapping[Any, Any]) -> Run:
         """Build from a row of the runs table."""
         code = m["last_error_code"]
         total = m["usage_total_tokens"]
         return cls(
-            id=m["id"], created_at=m["created_at"], thread_id=m["thread_id"],
-            assistant_id=m["assistant_id"], status=m["status"],
+            id=m["id"],
+            created_at=m["created_at"],
+            thread_id=m["thread_id"],
+            assistant_id=m["assistant_id"],
+            status=m["status"],
             required_action=m["required_action"],
             last_error=None if code is None else LastError(code, m["last_error_message"]),
-            expires_at=m["expires_at"], started_at=m["started_at"],
-            cancelled_at=m["cancelled_at"], failed_at=m["failed_at"],
-            completed_at=m["completed_at"], incomplete_reason=m["incomplete_reason"],
-            model=m["model"], instructions=m["instructions"], tools=m["tools"],
+            expires_at=m["expires_at"],
+            started_at=m["started_at"],
+            cancelled_at=m["cancelled_at"],
+            failed_at=m["failed_at"],
+            completed_at=m["completed_at"],
+            incomplete_reason=m["incomplete_reason"],
+            model=m["model"],
+            instructions=m["instructions"],
+            tools=m["tools"],
             metadata=m["metadata"],
-            usage=None if total is None else Usage(
-                m["usage_prompt_tokens"], m["usage_completion_tokens"], total
-            ),
-            temperature=m["temperature"], top_p=m["top_p"],
+            usage=None if total is None else Usage(m["usage_prompt_tokens"], m["usage_completion_tokens"], total),
+            temperature=m["temperature"],
+            top_p=m["top_p"],
             max_prompt_tokens=m["max_prompt_tokens"],
             max_completion_tokens=m["max_completion_tokens"],
-            truncation_strategy=m["truncation_strategy"], response_format=m["response_format"],
-            tool_choice=m["tool_choice"], parallel_tool_calls=m["parallel_tool_calls"],
-        )  # fmt: skip
+            truncation_strategy=m["truncation_strategy"],
+            response_format=m["response_format"],
+            tool_choice=m["tool_choice"],
+            parallel_tool_calls=m["parallel_tool_calls"],
+        )
 
     @property
     def incomplete_details(self) -> Json | None:
@@ -289,7 +315,7 @@ class RunStep:
     metadata: dict[str, str]
 
     @classmethod
-    def from_row(cls, m: Mapping[str, Any]) -> RunStep:
+    def from_row(cls, m: Mapping[Any, Any]) -> RunStep:
         """Build from a row of run_steps joined with its details, last error and usage."""
         if m["type"] == "message_creation":
             details: Json = {"type": "message_creation", "message_creation": {"message_id": m["message_id"]}}
@@ -298,14 +324,22 @@ class RunStep:
         code = m["error_code"]
         total = m["total_tokens"]
         return cls(
-            id=m["id"], created_at=m["created_at"], run_id=m["run_id"], thread_id=m["thread_id"],
-            assistant_id=m["assistant_id"], type=m["type"], status=m["status"],
+            id=m["id"],
+            created_at=m["created_at"],
+            run_id=m["run_id"],
+            thread_id=m["thread_id"],
+            assistant_id=m["assistant_id"],
+            type=m["type"],
+            status=m["status"],
             step_details=details,
             last_error=None if code is None else LastError(code, m["error_message"]),
             usage=None if total is None else Usage(m["prompt_tokens"], m["completion_tokens"], total),
-            expired_at=m["expired_at"], cancelled_at=m["cancelled_at"], failed_at=m["failed_at"],
-            completed_at=m["completed_at"], metadata=m["metadata"],
-        )  # fmt: skip
+            expired_at=m["expired_at"],
+            cancelled_at=m["cancelled_at"],
+            failed_at=m["failed_at"],
+            completed_at=m["completed_at"],
+            metadata=m["metadata"],
+        )
 
     def to_api(self) -> Json:
         """The API's run step object."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,27 +21,58 @@ from threadstore.validation import (
     check_string,
 )
 
+JsonList = list[dict[str, Any]]
 KIND = "assistant"
 _UNSET: Any = object()
 _live = assistants.c.deleted_at.is_(None)
 _columns = [c for c in assistants.c if c.name != "deleted_at"]
 
 
+def _name(value: Any) -> str | None:
+    return check_optional_string("name", value, max_length=256)
+
+
+def _description(value: Any) -> str | None:
+    return check_optional_string("description", value, max_length=512)
+
+
+def _model(value: Any) -> str:
+    return check_string("model", value)
+
+
+def _instructions(value: Any) -> str | None:
+    return check_optional_string("instructions", value, max_length=256_000)
+
+
+def _temperature(value: Any) -> float | None:
+    return check_optional_number("temperature", value, minimum=0, maximum=2)
+
+
+def _top_p(value: Any) -> float | None:
+    return check_optional_number("top_p", value, minimum=0, maximum=1)
+
+
+def _response_format(value: Any) -> Any:
+    return None if value is None else content.response_format(value)
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "name": _name,
+    "description": _description,
+    "model": _model,
+    "instructions": _instructions,
+    "tools": content.tools,
+    "tool_resources": content.tool_resources,
+    "metadata": check_metadata,
+    "temperature": _temperature,
+    "top_p": _top_p,
+    "response_format": _response_format,
+}
+
+
 def _fields(**given: Any) -> dict[str, Any]:
     """Check the fields a client may set; those left _UNSET are not returned."""
-    checks = {
-        "name": lambda v: check_optional_string("name", v, max_length=256),
-        "description": lambda v: check_optional_string("description", v, max_length=512),
-        "model": lambda v: check_string("model", v),
-        "instructions": lambda v: check_optional_string("instructions", v, max_length=256_000),
-        "tools": content.tools,
-        "tool_resources": content.tool_resources,
-        "metadata": check_metadata,
-        "temperature": lambda v: check_optional_number("temperature", v, minimum=0, maximum=2),
-        "top_p": lambda v: check_optional_number("top_p", v, minimum=0, maximum=1),
-        "response_format": lambda v: None if v is None else content.response_format(v),
-    }
-    return {key: checks[key](value) for key, value in given.items() if value is not _UNSET}
+    return {key: _CHECKS[key](value) for key, value in given.items() if value is not _UNSET}
 
 
 class Assistants:
@@ -56,7 +88,7 @@ class Assistants:
         name: str | None = None,
         description: str | None = None,
         instructions: str | None = None,
-        tools: list[dict[str, Any]] | None = None,
+        tools: JsonList | None = None,
         tool_resources: dict[str, Any] | None = None,
         metadata: dict[str, str] | None = None,
         temperature: float | None = None,
@@ -69,10 +101,17 @@ class Assistants:
             ValidationError: a field breaks the API's rules; nothing is written.
         """
         values = _fields(
-            model=model, name=name, description=description, instructions=instructions,
-            tools=tools, tool_resources=tool_resources, metadata=metadata,
-            temperature=temperature, top_p=top_p, response_format=response_format,
-        )  # fmt: skip
+            model=model,
+            name=name,
+            description=description,
+            instructions=instructions,
+            tools=tools,
+            tool_resources=tool_resources,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            response_format=response_format,
+        )
         with self._scope.write() as connection:
             values.update(id=new_id("asst"), created_at=self._scope.now())
             connection.execute(sa.insert(assistants).values(**values))
@@ -108,7 +147,7 @@ class Assistants:
         name: str | None = _UNSET,
         description: str | None = _UNSET,
         instructions: str | None = _UNSET,
-        tools: list[dict[str, Any]] | None = _UNSET,
+        tools: JsonList | None = _UNSET,
         tool_resources: dict[str, Any] | None = _UNSET,
         metadata: dict[str, str] | None = _UNSET,
         temperature: float | None = _UNSET,
@@ -122,10 +161,17 @@ class Assistants:
             NotFoundError: there is no such assistant.
         """
         values = _fields(
-            model=model, name=name, description=description, instructions=instructions,
-            tools=tools, tool_resources=tool_resources, metadata=metadata,
-            temperature=temperature, top_p=top_p, response_format=response_format,
-        )  # fmt: skip
+            model=model,
+            name=name,
+            description=description,
+            instructions=instructions,
+            tools=tools,
+            tool_resources=tool_resources,
+            metadata=metadata,
+            temperature=temperature,
+            top_p=top_p,
+            response_format=response_format,
+        )
         with self._scope.write() as connection:
             if values:
                 update_one(connection, assistants, KIND, assistant_id, values, _live)

@@ -109,7 +109,11 @@ def attachments(value: object) -> list[Json]:
             {
                 "file_id": check_string(f"attachments[{i}].file_id", _field("attachment", item, "file_id")),
                 "tools": [
-                    {"type": check_choice("attachment tool type", check_mapping("tool", t).get("type"), ATTACHMENT_TOOLS)}
+                    {
+                        "type": check_choice(
+                            "attachment tool type", check_mapping("tool", t).get("type"), ATTACHMENT_TOOLS
+                        )
+                    }
                     for t in tools
                 ],
             }
@@ -241,3 +245,29 @@ def step_details(value: object) -> Json:
         message_id = check_string("message_creation.message_id", _field("message_creation", creation, "message_id"))
         return {"type": kind, "message_creation": {"message_id": message_id}}
     return {"type": kind, "tool_calls": tool_calls(_field("step_details", value, "tool_calls"))}
+
+
+def usage(value: object) -> dict[str, int] | None:
+    """Token usage: prompt_tokens and completion_tokens, and total_tokens (their sum if left out).
+
+    Raises:
+        ValidationError: a count that is not a non-negative integer, or a wrong total.
+    """
+    if value is None:
+        return None
+    value = check_mapping("usage", value)
+    prompt = check_int("usage.prompt_tokens", value.get("prompt_tokens"), minimum=0)
+    completion = check_int("usage.completion_tokens", value.get("completion_tokens"), minimum=0)
+    total = check_int("usage.total_tokens", value.get("total_tokens", prompt + completion), minimum=0)
+    if total != prompt + completion:
+        raise ValidationError(f"usage.total_tokens must be {prompt + completion}, the sum of the others.")
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+
+
+def last_error(code: object, message: object, codes: tuple[str, ...]) -> tuple[str, str]:
+    """A failure's code (one of `codes`) and message.
+
+    Raises:
+        ValidationError: an unknown code or a message that is not a string.
+    """
+    return check_choice("code", code, codes), check_string("message", message, max_length=10_000)

@@ -14,13 +14,15 @@ from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Message
 from threadstore.openai.models import assistants, messages, runs, threads
-from threadstore.openai.runs import active_run_id
-from threadstore.openai.states import ROLES
+from threadstore.openai.queries import active_run_id
+from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
 from threadstore.rows import delete_one, fetch_one, require, update_one
 from threadstore.scope import Scope
+from threadstore.transitions import transition
 from threadstore.validation import check_choice, check_metadata, check_optional_string
 
+JsonList = list[dict[str, Any]]
 KIND = "message"
 CREATE_STATUSES = ("in_progress", "completed")
 
@@ -30,8 +32,8 @@ class MessageInput:
     """A checked request to write a message."""
 
     role: str
-    content: list[dict[str, Any]]
-    attachments: list[dict[str, Any]]
+    content: JsonList
+    attachments: JsonList
     metadata: dict[str, str]
     assistant_id: str | None
     run_id: str | None
@@ -123,7 +125,8 @@ def _in_thread(message_id: str, thread_id: str | None) -> list[Any]:
 
 
 class Messages:
-    """Create, read, update and delete messages; complete them or mark them incomplete."""
+    """Create, read, update and delete messages, and move them through their lifecycle:
+    in_progress → completed | incomplete."""
 
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
@@ -133,8 +136,8 @@ class Messages:
         thread_id: str,
         *,
         role: str,
-        content: str | list[dict[str, Any]],
-        attachments: list[dict[str, Any]] | None = None,
+        content: str | JsonList,
+        attachments: JsonList | None = None,
         metadata: dict[str, str] | None = None,
         assistant_id: str | None = None,
         run_id: str | None = None,
@@ -158,9 +161,14 @@ class Messages:
             ConflictError: the thread has an active run that is not writing this message.
         """
         message = MessageInput.check(
-            role=role, content=content, attachments=attachments, metadata=metadata,
-            assistant_id=assistant_id, run_id=run_id, status=status,
-        )  # fmt: skip
+            role=role,
+            content=content,
+            attachments=attachments,
+            metadata=metadata,
+            assistant_id=assistant_id,
+            run_id=run_id,
+            status=status,
+        )
         with self._scope.write() as connection:
             require(connection, threads, "thread", thread_id)
             return Message.from_row(insert_message(connection, self._scope.now(), thread_id, message))
@@ -212,6 +220,57 @@ class Messages:
             update_one(connection, messages, KIND, message_id, values, *where[1:])
             return Message.from_row(fetch_one(connection, sa.select(messages).where(*where), KIND, message_id))
 
+    def complete(self, message_id: str) -> Message:
+        """in_progress → completed, stamping completed_at.
+
+        Raises:
+            NotFoundError: no such message. InvalidTransitionError: it is not in progress.
+            ConflictError: another writer moved it first.
+        """
+        with self._scope.write() as connection:
+            return Message.from_row(
+                transition(connection, messages, MESSAGE, message_id, "completed", self._scope.now())
+            )
+
+    def mark_incomplete(self, message_id: str, *, reason: str) -> Message:
+        """in_progress → incomplete, stamping incomplete_at, with `incomplete_details.reason`
+        (content_filter, max_tokens, run_cancelled, run_expired or run_failed).
+
+        Raises:
+            ValidationError: an unknown reason. NotFoundError: no such message.
+            InvalidTransitionError: it is not in progress. ConflictError: another writer moved it first.
+        """
+        values = {"incomplete_reason": check_choice("reason", reason, MESSAGE_INCOMPLETE_REASONS)}
+        with self._scope.write() as connection:
+            now = self._scope.now()
+            return Message.from_row(
+                transition(connection, messages, MESSAGE, message_id, "incomplete", now, values=values)
+            )
+
+    def update_content(self, message_id: str, *, content: str | JsonList) -> Message:
+        """Replace the content of a message that is still in progress (as a reply streams in).
+
+        Raises:
+            ValidationError: bad content; nothing is written.
+            NotFoundError: no such message. ConflictError: the message is no longer in progress.
+        """
+        values = {"content": _content(content)}
+        with self._scope.write() as connection:
+            row = connection.execute(
+                sa.update(messages)
+                .where(messages.c.id == message_id, messages.c.status == MESSAGE.initial)
+                .values(**values)
+                .returning(*messages.c)
+            ).first()
+            if row is None:
+                status = fetch_one(
+                    connection, sa.select(messages.c.status).where(messages.c.id == message_id), KIND, message_id
+                )
+                raise ConflictError(
+                    f"Message {message_id} is {status['status']}; its content changes only while in_progress."
+                )
+            return Message.from_row(row._mapping)
+
     def delete(self, message_id: str, *, thread_id: str | None = None) -> Deleted:
         """Delete a message.
 
@@ -223,5 +282,3 @@ class Messages:
                 require(connection, messages, KIND, message_id, messages.c.thread_id == thread_id)
             delete_one(connection, messages, KIND, message_id)
         return Deleted(message_id, "thread.message.deleted")
-
-

@@ -27,9 +27,7 @@ TERMINAL_RUN_STATUSES = ", ".join(f"'{s}'" for s in sorted(RUN.terminal))
 
 
 def _fk(target: str, *, ondelete: str | None = None, nullable: bool = False) -> Any:
-    return Field(
-        sa_column=Column(String, ForeignKey(target, ondelete=ondelete), nullable=nullable)
-    )
+    return Field(sa_column=Column(String, ForeignKey(target, ondelete=ondelete), nullable=nullable))
 
 
 def _seconds(*, nullable: bool = True) -> Any:
@@ -54,9 +52,7 @@ class AssistantRow(Base, table=True):
     model: str
     instructions: str | None = Field(default=None)
     tools: list[Any] = Field(sa_column=json_column("tools", nullable=False))
-    tool_resources: dict[str, Any] | None = Field(
-        default=None, sa_column=json_column("tool_resources", nullable=True)
-    )
+    tool_resources: dict[str, Any] | None = Field(default=None, sa_column=json_column("tool_resources", nullable=True))
     metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
     temperature: float | None = Field(default=None)
     top_p: float | None = Field(default=None)
@@ -73,9 +69,7 @@ class ThreadRow(Base, table=True):
     id: str = Field(primary_key=True)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
-    tool_resources: dict[str, Any] | None = Field(
-        default=None, sa_column=json_column("tool_resources", nullable=True)
-    )
+    tool_resources: dict[str, Any] | None = Field(default=None, sa_column=json_column("tool_resources", nullable=True))
 
 
 class RunRow(Base, table=True):
@@ -95,9 +89,7 @@ class RunRow(Base, table=True):
         one_of("status", RUN.statuses, "status"),
         one_of("last_error_code", RUN_ERROR_CODES, "last_error_code"),
         one_of("incomplete_reason", RUN_INCOMPLETE_REASONS, "incomplete_reason"),
-        CheckConstraint(
-            "(status = 'failed') = (last_error_code IS NOT NULL)", name="last_error_iff_failed"
-        ),
+        CheckConstraint("(status = 'failed') = (last_error_code IS NOT NULL)", name="last_error_iff_failed"),
         CheckConstraint(
             "(status = 'requires_action') = (required_action IS NOT NULL)",
             name="required_action_iff_requires_action",
@@ -136,9 +128,7 @@ class RunRow(Base, table=True):
     top_p: float | None = Field(default=None)
     max_prompt_tokens: int | None = Field(default=None)
     max_completion_tokens: int | None = Field(default=None)
-    truncation_strategy: dict[str, Any] = Field(
-        sa_column=json_column("truncation_strategy", nullable=False)
-    )
+    truncation_strategy: dict[str, Any] = Field(sa_column=json_column("truncation_strategy", nullable=False))
     response_format: Any = Field(sa_column=json_column("response_format", nullable=False))
     tool_choice: Any = Field(sa_column=json_column("tool_choice", nullable=False))
     parallel_tool_calls: bool
@@ -216,9 +206,7 @@ class RunStepDetailsRow(Base, table=True):
         ),
     )
 
-    step_id: str = Field(
-        sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True)
-    )
+    step_id: str = Field(sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True))
     type: str
     message_id: str | None = Field(default=None)
     tool_calls: list[Any] | None = Field(default=None, sa_column=json_column("tool_calls", nullable=True))
@@ -230,9 +218,7 @@ class RunStepLastErrorRow(Base, table=True):
     __tablename__ = "run_step_last_errors"
     __table_args__ = (one_of("code", STEP_ERROR_CODES, "code"),)
 
-    step_id: str = Field(
-        sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True)
-    )
+    step_id: str = Field(sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True))
     code: str
     message: str
 
@@ -242,9 +228,7 @@ class RunStepUsageRow(Base, table=True):
 
     __tablename__ = "run_step_usages"
 
-    step_id: str = Field(
-        sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True)
-    )
+    step_id: str = Field(sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True))
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int

@@ -5,87 +5,48 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from threadstore.ids import new_id
+from threadstore.errors import ConflictError, ValidationError
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, RunStep
-from threadstore.openai.models import messages, run_step_details, run_step_last_errors, run_step_usages, run_steps
-from threadstore.openai.runs import load_run
-from threadstore.openai.states import RUN_STEP
+from threadstore.openai.models import messages, run_step_details, run_steps, runs
+from threadstore.openai.queries import STEP_QUERY, details_values, insert_step, load_run, load_step, record_step_end
+from threadstore.openai.states import RUN_STEP, STEP_ERROR_CODES
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
-from threadstore.rows import delete_one, fetch_one, require, update_one
+from threadstore.rows import delete_one, require, update_one
 from threadstore.scope import Scope
+from threadstore.transitions import transition
 from threadstore.validation import check_metadata
 
 KIND = "run step"
 
-STEP_QUERY = (
-    sa.select(
-        run_steps,
-        run_step_details.c.message_id,
-        run_step_details.c.tool_calls,
-        run_step_last_errors.c.code.label("error_code"),
-        run_step_last_errors.c.message.label("error_message"),
-        run_step_usages.c.prompt_tokens,
-        run_step_usages.c.completion_tokens,
-        run_step_usages.c.total_tokens,
-    )
-    .join(run_step_details, run_step_details.c.step_id == run_steps.c.id)
-    .outerjoin(run_step_last_errors, run_step_last_errors.c.step_id == run_steps.c.id)
-    .outerjoin(run_step_usages, run_step_usages.c.step_id == run_steps.c.id)
-)
-
-
-def load_step(connection: Connection, step_id: str, *where: Any) -> RunStep:
-    """The step with this id, with its details, error and usage, read in the caller's unit of work.
-
-    Raises:
-        NotFoundError: there is none.
-    """
-    query = STEP_QUERY.where(run_steps.c.id == step_id, *where)
-    return RunStep.from_row(fetch_one(connection, query, KIND, step_id))
-
-
-def details_values(details: dict[str, Any]) -> dict[str, Any]:
-    """The run_step_details columns that hold `details` (checked by content.step_details)."""
-    if details["type"] == "message_creation":
-        return {"message_id": details["message_creation"]["message_id"], "tool_calls": None}
-    return {"message_id": None, "tool_calls": details["tool_calls"]}
-
 
 class RunSteps:
-    """Create, read, update and delete the steps of runs."""
+    """Create, read, update and delete the steps of runs, and move them through their lifecycle:
+    in_progress → completed | failed | cancelled | expired."""
 
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
 
     def create(self, run_id: str, *, step_details: dict[str, Any], metadata: dict[str, str] | None = None) -> RunStep:
-        """Add an in-progress step to a run. Its type follows its details: `message_creation`
-        (the message must be in the run's thread) or `tool_calls`.
+        """Add an in-progress step to an in-progress run. Its type follows its details:
+        `message_creation` (the message must be in the run's thread) or `tool_calls`.
 
         Raises:
             ValidationError: malformed details or metadata; nothing is written.
             NotFoundError: the run, or the message a message_creation step names, does not exist.
+            ConflictError: the run is not in progress.
         """
         details = content.step_details(step_details)
         meta = check_metadata(metadata)
         with self._scope.write() as connection:
             run = load_run(connection, run_id)
+            if run.status != "in_progress":
+                raise ConflictError(f"Run {run_id} is {run.status}; steps are added only while it is in_progress.")
             if details["type"] == "message_creation":
                 message_id = details["message_creation"]["message_id"]
                 require(connection, messages, "message", message_id, messages.c.thread_id == run.thread_id)
-            step_id = new_id("step")
-            connection.execute(
-                sa.insert(run_steps).values(
-                    id=step_id, created_at=self._scope.now(), run_id=run_id, thread_id=run.thread_id,
-                    assistant_id=run.assistant_id, type=details["type"], status=RUN_STEP.initial,
-                    metadata=meta,
-                )  # fmt: skip
-            )
-            connection.execute(
-                sa.insert(run_step_details).values(step_id=step_id, type=details["type"], **details_values(details))
-            )
+            step_id = insert_step(connection, self._scope.now(), run, details, meta)
             return load_step(connection, step_id)
 
     def get(self, step_id: str, *, run_id: str | None = None) -> RunStep:
@@ -115,7 +76,7 @@ class RunSteps:
         """
         params = list_params(limit, order, after, before)
         with self._scope.read() as connection:
-            load_run(connection, run_id)
+            require(connection, runs, "run", run_id)
             scope = [run_steps.c.run_id == run_id]
             return fetch_page(connection, STEP_QUERY, run_steps, scope, params, RunStep.from_row)
 
@@ -131,6 +92,73 @@ class RunSteps:
             update_one(connection, run_steps, KIND, step_id, values)
             return load_step(connection, step_id)
 
+    def update_details(self, step_id: str, *, step_details: dict[str, Any]) -> RunStep:
+        """Replace the details of an in-progress step (of the same type), e.g. as tool calls stream in.
+
+        Raises:
+            ValidationError: malformed details, or details of another type; nothing is written.
+            NotFoundError: there is no such step.
+            ConflictError: the step has ended.
+        """
+        details = content.step_details(step_details)
+        with self._scope.write() as connection:
+            step = load_step(connection, step_id)
+            if step.type != details["type"]:
+                raise ValidationError(f"Step {step_id} is a {step.type} step, not {details['type']}.")
+            if step.status != "in_progress":
+                raise ConflictError(f"Step {step_id} is {step.status}; its details change only while in_progress.")
+            connection.execute(
+                sa.update(run_step_details)
+                .where(run_step_details.c.step_id == step_id)
+                .values(**details_values(details))
+            )
+            return load_step(connection, step_id)
+
+    def complete(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
+        """in_progress → completed, stamping completed_at.
+
+        Raises:
+            ValidationError: bad usage. NotFoundError: no such step.
+            InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
+        """
+        return self._end(step_id, "completed", usage=usage)
+
+    def fail(self, step_id: str, *, code: str, message: str, usage: dict[str, int] | None = None) -> RunStep:
+        """in_progress → failed with `last_error` (code server_error or rate_limit_exceeded).
+
+        Raises:
+            ValidationError: an unknown code or bad usage. NotFoundError: no such step.
+            InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
+        """
+        return self._end(step_id, "failed", usage=usage, error=content.last_error(code, message, STEP_ERROR_CODES))
+
+    def cancel(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
+        """in_progress → cancelled, stamping cancelled_at.
+
+        Raises:
+            ValidationError: bad usage. NotFoundError: no such step.
+            InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
+        """
+        return self._end(step_id, "cancelled", usage=usage)
+
+    def expire(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
+        """in_progress → expired, stamping expired_at.
+
+        Raises:
+            ValidationError: bad usage. NotFoundError: no such step.
+            InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
+        """
+        return self._end(step_id, "expired", usage=usage)
+
+    def _end(
+        self, step_id: str, target: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None = None
+    ) -> RunStep:
+        checked_usage = content.usage(usage)
+        with self._scope.write() as connection:
+            transition(connection, run_steps, RUN_STEP, step_id, target, self._scope.now())
+            record_step_end(connection, step_id, usage=checked_usage, error=error)
+            return load_step(connection, step_id)
+
     def delete(self, step_id: str) -> Deleted:
         """Delete a step with its details, last error and usage.
 
@@ -140,5 +168,3 @@ class RunSteps:
         with self._scope.write() as connection:
             delete_one(connection, run_steps, KIND, step_id)
         return Deleted(step_id, "thread.run.step.deleted")
-
-

@@ -12,6 +12,8 @@ from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Run
 from threadstore.openai.models import assistants, runs, threads
+from threadstore.openai.queries import active_run_id, load_run
+from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
 from threadstore.rows import delete_one, fetch_one, require, update_one
@@ -25,32 +27,13 @@ from threadstore.validation import (
     check_optional_string,
 )
 
+JsonList = list[dict[str, Any]]
 KIND = "run"
 DEFAULT_EXPIRES_IN = 600
 
 
-def select_run(run_id: str) -> sa.Select[Any]:
-    """The query for one run."""
-    return sa.select(runs).where(runs.c.id == run_id)
-
-
-def load_run(connection: Connection, run_id: str) -> Run:
-    """The run with this id, read in the caller's unit of work.
-
-    Raises:
-        NotFoundError: there is none.
-    """
-    return Run.from_row(fetch_one(connection, select_run(run_id), KIND, run_id))
-
-
-def active_run_id(connection: Connection, thread_id: str) -> str | None:
-    """The id of the thread's active run, if it has one."""
-    query = sa.select(runs.c.id).where(runs.c.thread_id == thread_id, runs.c.status.in_(RUN.active))
-    return connection.execute(query).scalar_one_or_none()
-
-
-class Runs:
-    """Create, read, update and delete runs."""
+class Runs(RunVerbs):
+    """Create, read, update and delete runs, and move them through their lifecycle (RunVerbs)."""
 
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
@@ -62,7 +45,7 @@ class Runs:
         assistant_id: str,
         model: str | None = None,
         instructions: str | None = None,
-        tools: list[dict[str, Any]] | None = None,
+        tools: JsonList | None = None,
         metadata: dict[str, str] | None = None,
         expires_in: int = DEFAULT_EXPIRES_IN,
         temperature: float | None = None,
@@ -107,9 +90,13 @@ class Runs:
             values.update(_with_defaults(connection, assistant_id, given))
             now = self._scope.now()
             values.update(
-                id=new_id("run"), created_at=now, thread_id=thread_id, assistant_id=assistant_id,
-                status=RUN.initial, expires_at=now + lifetime,
-            )  # fmt: skip
+                id=new_id("run"),
+                created_at=now,
+                thread_id=thread_id,
+                assistant_id=assistant_id,
+                status=RUN.initial,
+                expires_at=now + lifetime,
+            )
             connection.execute(sa.insert(runs).values(**values))
             return load_run(connection, values["id"])
 
@@ -120,7 +107,7 @@ class Runs:
             NotFoundError: there is none.
         """
         with self._scope.read() as connection:
-            query = select_run(run_id)
+            query = sa.select(runs).where(runs.c.id == run_id)
             if thread_id is not None:
                 query = query.where(runs.c.thread_id == thread_id)
             return Run.from_row(fetch_one(connection, query, KIND, run_id))

@@ -40,7 +40,10 @@ class Threads:
         Raises:
             ValidationError: bad metadata, tool resources or messages; nothing is written.
         """
-        values = {"metadata": check_metadata(metadata), "tool_resources": content.tool_resources(tool_resources)}
+        values: dict[str, Any] = {
+            "metadata": check_metadata(metadata),
+            "tool_resources": content.tool_resources(tool_resources),
+        }
         initial = [
             MessageInput.from_mapping(check_mapping(f"messages[{i}]", m))
             for i, m in enumerate(check_list("messages", messages or []))

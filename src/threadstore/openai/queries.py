@@ -1,0 +1,94 @@
+"""Reads and writes of runs and run steps that several repositories share, each taking the
+caller's connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from threadstore.ids import new_id
+from threadstore.openai.api import Run, RunStep
+from threadstore.openai.models import run_step_details, run_step_last_errors, run_step_usages, run_steps, runs
+from threadstore.openai.states import RUN, RUN_STEP
+from threadstore.rows import fetch_one
+
+STEP_QUERY = (
+    sa.select(
+        run_steps,
+        run_step_details.c.message_id,
+        run_step_details.c.tool_calls,
+        run_step_last_errors.c.code.label("error_code"),
+        run_step_last_errors.c.message.label("error_message"),
+        run_step_usages.c.prompt_tokens,
+        run_step_usages.c.completion_tokens,
+        run_step_usages.c.total_tokens,
+    )
+    .join(run_step_details, run_step_details.c.step_id == run_steps.c.id)
+    .outerjoin(run_step_last_errors, run_step_last_errors.c.step_id == run_steps.c.id)
+    .outerjoin(run_step_usages, run_step_usages.c.step_id == run_steps.c.id)
+)
+
+
+def load_run(connection: Connection, run_id: str, *where: Any) -> Run:
+    """The run with this id.
+
+    Raises:
+        NotFoundError: there is none.
+    """
+    query = sa.select(runs).where(runs.c.id == run_id, *where)
+    return Run.from_row(fetch_one(connection, query, "run", run_id))
+
+
+def active_run_id(connection: Connection, thread_id: str) -> str | None:
+    """The id of the thread's active run, if it has one."""
+    query = sa.select(runs.c.id).where(runs.c.thread_id == thread_id, runs.c.status.in_(RUN.active))
+    return connection.execute(query).scalar_one_or_none()
+
+
+def load_step(connection: Connection, step_id: str, *where: Any) -> RunStep:
+    """The step with this id, with its details, last error and usage.
+
+    Raises:
+        NotFoundError: there is none.
+    """
+    query = STEP_QUERY.where(run_steps.c.id == step_id, *where)
+    return RunStep.from_row(fetch_one(connection, query, "run step", step_id))
+
+
+def details_values(details: dict[str, Any]) -> dict[str, Any]:
+    """The run_step_details columns that hold checked `details`."""
+    if details["type"] == "message_creation":
+        return {"type": details["type"], "message_id": details["message_creation"]["message_id"], "tool_calls": None}
+    return {"type": details["type"], "message_id": None, "tool_calls": details["tool_calls"]}
+
+
+def insert_step(connection: Connection, now: int, run: Run, details: dict[str, Any], metadata: dict[str, str]) -> str:
+    """Write an in-progress step of `run` with checked `details`; return its id."""
+    step_id = new_id("step")
+    connection.execute(
+        sa.insert(run_steps).values(
+            id=step_id,
+            created_at=now,
+            run_id=run.id,
+            thread_id=run.thread_id,
+            assistant_id=run.assistant_id,
+            type=details["type"],
+            status=RUN_STEP.initial,
+            metadata=metadata,
+        )
+    )
+    connection.execute(sa.insert(run_step_details).values(step_id=step_id, **details_values(details)))
+    return step_id
+
+
+def record_step_end(
+    connection: Connection, step_id: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None
+) -> None:
+    """Write the usage and last error of a step that has just ended."""
+    if usage is not None:
+        connection.execute(sa.insert(run_step_usages).values(step_id=step_id, **usage))
+    if error is not None:
+        code, message = error
+        connection.execute(sa.insert(run_step_last_errors).values(step_id=step_id, code=code, message=message))
