@@ -1,0 +1,136 @@
+"""Fixtures: one store per test on every backend, a controllable clock, and database snapshots.
+
+SQLite always runs. PostgreSQL runs when THREADSTORE_TEST_POSTGRES_URL is set (CI sets it);
+each test session works in a schema of its own, emptied after every test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import threadstore.openai.models  # noqa: F401  (registers the tables)
+from threadstore import Store
+from threadstore.db import create_engine
+from threadstore.schema import metadata
+
+POSTGRES_ENV = "THREADSTORE_TEST_POSTGRES_URL"
+POSTGRES_URL = os.environ.get(POSTGRES_ENV)
+SKIP_POSTGRES = pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason=f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql://postgres@127.0.0.1:5432/test",
+)
+BACKENDS = [pytest.param("sqlite", id="sqlite"), pytest.param("postgres", id="postgres", marks=SKIP_POSTGRES)]
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    @property
+    def seconds(self) -> int:
+        return int(self.now.timestamp())
+
+
+def postgres_url_in_schema(schema: str) -> sa.URL:
+    """The test PostgreSQL URL with its search_path set to `schema`."""
+    assert POSTGRES_URL
+    url = sa.make_url(POSTGRES_URL)
+    return url.update_query_dict({"options": f"-csearch_path={schema}"})
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A new, empty PostgreSQL schema, dropped afterwards."""
+    assert POSTGRES_URL
+    name = f"ts_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {name}")
+    yield name
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database that each test copies instead of migrating anew."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    Store(f"sqlite:///{path}").close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_session_schema() -> Iterator[str]:
+    """A PostgreSQL schema migrated once for the whole test session."""
+    assert POSTGRES_URL
+    name = f"ts_session_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {name}")
+    Store(postgres_url_in_schema(name), migrate_on_open=True).close()
+    yield name
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.URL]:
+    """A migrated, empty database on the test's backend."""
+    if backend == "sqlite":
+        path = tmp_path / "store.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield sa.make_url(f"sqlite:///{path}")
+        return
+    schema = request.getfixturevalue("postgres_session_schema")
+    url = postgres_url_in_schema(schema)
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
+        connection.exec_driver_sql(f"TRUNCATE {tables} CASCADE")
+    engine.dispose()
+
+
+@pytest.fixture
+def store(store_url: sa.URL, clock: FakeClock) -> Iterator[Store]:
+    """A store on the test's backend whose clock the test controls."""
+    with Store(store_url, clock=clock) as opened:
+        yield opened
+
+
+def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every threadstore table, to show that a refused call wrote nothing."""
+    with store.engine.connect() as connection:
+        return {
+            table.name: sorted(tuple(repr(v) for v in row) for row in connection.execute(sa.select(table)))
+            for table in metadata.sorted_tables
+        }

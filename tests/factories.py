@@ -1,0 +1,39 @@
+"""Builders that put objects into each state the store can reach, for the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadstore import Run, Store
+
+FUNCTION_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+
+
+def assistant_id(store: Store) -> str:
+    return store.assistants.create(model="gpt-4o", name="helper", tools=[FUNCTION_TOOL]).id
+
+
+def thread_id(store: Store) -> str:
+    return store.threads.create().id
+
+
+def run_in(store: Store, status: str) -> Run:
+    """A run on a new thread, moved by the public verbs into `status`."""
+    run = store.runs.create(thread_id(store), assistant_id=assistant_id(store))
+    moves: dict[str, list[Any]] = {
+        "queued": [],
+        "in_progress": [store.runs.start],
+        "requires_action": [store.runs.start, lambda i: store.runs.require_action(i, tool_calls=[CALL])],
+        "cancelling": [store.runs.start, store.runs.cancel],
+        "cancelled": [store.runs.cancel],
+        "completed": [store.runs.start, lambda i: store.runs.complete(i, usage=USAGE)],
+        "failed": [store.runs.start, lambda i: store.runs.fail(i, code="server_error", message="boom")],
+        "incomplete": [store.runs.start, lambda i: store.runs.mark_incomplete(i, reason="max_prompt_tokens")],
+        "expired": [store.runs.expire],
+    }
+    for move in moves[status]:
+        run = move(run.id)
+    assert run.status == status
+    return run
