@@ -24,8 +24,11 @@ def test_an_illegal_move_names_object_id_status_and_target(store: Store) -> None
     with pytest.raises(InvalidTransitionError) as caught:
         store.runs.start(run.id)
     assert (caught.value.kind, caught.value.object_id, caught.value.status, caught.value.target) == (
-        "run", run.id, "completed", "in_progress",
-    )  # fmt: skip
+        "run",
+        run.id,
+        "completed",
+        "in_progress",
+    )
 
 
 def test_an_illegal_move_writes_nothing(store: Store) -> None:
@@ -39,11 +42,15 @@ def test_an_illegal_move_writes_nothing(store: Store) -> None:
 def test_terminal_runs_refuse_every_verb(store: Store, terminal: str) -> None:
     run = run_in(store, terminal)
     verbs = [
-        store.runs.start, store.runs.cancel, store.runs.mark_cancelled, store.runs.complete, store.runs.expire,
+        store.runs.start,
+        store.runs.cancel,
+        store.runs.mark_cancelled,
+        store.runs.complete,
+        store.runs.expire,
         lambda i: store.runs.fail(i, code="server_error", message="x"),
         lambda i: store.runs.mark_incomplete(i, reason="max_prompt_tokens"),
         lambda i: store.runs.require_action(i, tool_calls=[CALL]),
-    ]  # fmt: skip
+    ]
     for verb in verbs:
         with pytest.raises(InvalidTransitionError):
             verb(run.id)
@@ -133,10 +140,13 @@ def test_submit_tool_outputs_writes_outputs_completes_the_step_and_requeues(stor
 
 @pytest.mark.parametrize(
     "outputs",
-    [[], [{"tool_call_id": "call_other", "output": "x"}],
-     [{"tool_call_id": "call_1", "output": "a"}, {"tool_call_id": "call_1", "output": "b"}],
-     [{"tool_call_id": "call_1", "output": "a"}, {"tool_call_id": "call_2", "output": "b"}]],
-)  # fmt: skip
+    [
+        [],
+        [{"tool_call_id": "call_other", "output": "x"}],
+        [{"tool_call_id": "call_1", "output": "a"}, {"tool_call_id": "call_1", "output": "b"}],
+        [{"tool_call_id": "call_1", "output": "a"}, {"tool_call_id": "call_2", "output": "b"}],
+    ],
+)
 def test_submit_tool_outputs_needs_exactly_the_calls_asked_for(store: Store, outputs: list[dict[str, str]]) -> None:
     run = run_in(store, "requires_action")
     with pytest.raises(ValidationError):

@@ -43,7 +43,9 @@ def test_a_deleted_assistant_cannot_start_runs(store: Store) -> None:
 
 
 def test_thread_created_with_messages_holds_them_in_order(store: Store) -> None:
-    thread = store.threads.create(messages=[{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}])
+    thread = store.threads.create(
+        messages=[{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
+    )
     texts = [m.content[0]["text"]["value"] for m in store.messages.list(thread.id, order="asc")]
     assert texts == ["one", "two"]
 

@@ -17,9 +17,21 @@ from threadstore.openai.states import MESSAGE_INCOMPLETE_REASONS, RUN, RUN_STEP
 
 # The v1 message object (seed 003): `file_ids` where v2 has `attachments`.
 MESSAGE_V1_KEYS = {
-    "id", "object", "created_at", "thread_id", "status", "incomplete_details", "completed_at",
-    "incomplete_at", "role", "content", "assistant_id", "run_id", "file_ids", "metadata",
-}  # fmt: skip
+    "id",
+    "object",
+    "created_at",
+    "thread_id",
+    "status",
+    "incomplete_details",
+    "completed_at",
+    "incomplete_at",
+    "role",
+    "content",
+    "assistant_id",
+    "run_id",
+    "file_ids",
+    "metadata",
+}
 
 
 def assert_api_shape(shape: dict[str, Any], model: type[BaseModel]) -> None:
@@ -29,10 +41,17 @@ def assert_api_shape(shape: dict[str, Any], model: type[BaseModel]) -> None:
 
 def test_assistant_matches_the_api_model(store: Store) -> None:
     created = store.assistants.create(
-        model="gpt-4o", name="n", description="d", instructions="i", tools=[{"type": "code_interpreter"}],
-        tool_resources={"code_interpreter": {"file_ids": ["file_1"]}}, metadata={"k": "v"},
-        temperature=0.5, top_p=1, response_format={"type": "json_object"},
-    )  # fmt: skip
+        model="gpt-4o",
+        name="n",
+        description="d",
+        instructions="i",
+        tools=[{"type": "code_interpreter"}],
+        tool_resources={"code_interpreter": {"file_ids": ["file_1"]}},
+        metadata={"k": "v"},
+        temperature=0.5,
+        top_p=1,
+        response_format={"type": "json_object"},
+    )
     assert_api_shape(created.to_api(), Assistant)
     assert_api_shape(store.assistants.get(created.id).to_api(), Assistant)
     assert_api_shape(store.assistants.create(model="gpt-4o").to_api(), Assistant)
@@ -63,23 +82,37 @@ RICH_CONTENT: list[dict[str, Any]] = [
         "text": {
             "value": "cited【1】",
             "annotations": [
-                {"type": "file_citation", "text": "【1】", "file_citation": {"file_id": "file_1"},
-                 "start_index": 5, "end_index": 8},
-                {"type": "file_path", "text": "p", "file_path": {"file_id": "file_2"}, "start_index": 0, "end_index": 1},
+                {
+                    "type": "file_citation",
+                    "text": "【1】",
+                    "file_citation": {"file_id": "file_1"},
+                    "start_index": 5,
+                    "end_index": 8,
+                },
+                {
+                    "type": "file_path",
+                    "text": "p",
+                    "file_path": {"file_id": "file_2"},
+                    "start_index": 0,
+                    "end_index": 1,
+                },
             ],
         },
     },
     {"type": "image_file", "image_file": {"file_id": "file_3", "detail": "low"}},
     {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}},
     {"type": "refusal", "refusal": "no"},
-]  # fmt: skip
+]
 
 
 def test_message_with_every_content_part_matches_the_api_model(store: Store) -> None:
     message = store.messages.create(
-        thread_id(store), role="user", content=RICH_CONTENT,
-        attachments=[{"file_id": "file_9", "tools": [{"type": "file_search"}]}], metadata={"k": "v"},
-    )  # fmt: skip
+        thread_id(store),
+        role="user",
+        content=RICH_CONTENT,
+        attachments=[{"file_id": "file_9", "tools": [{"type": "file_search"}]}],
+        metadata={"k": "v"},
+    )
     assert_api_shape(message.to_api(), Message)
     assert [part["type"] for part in message.to_api()["content"]] == [p["type"] for p in RICH_CONTENT]
 
@@ -111,9 +144,11 @@ def test_incomplete_message_matches_the_api_model(store: Store, reason: str) -> 
 
 def test_message_v1_shape_has_file_ids_instead_of_attachments(store: Store) -> None:
     message = store.messages.create(
-        thread_id(store), role="user", content="see files",
+        thread_id(store),
+        role="user",
+        content="see files",
         attachments=[{"file_id": "file_a", "tools": [{"type": "code_interpreter"}]}, {"file_id": "file_b"}],
-    )  # fmt: skip
+    )
     shape = message.to_api(version="v1")
     assert set(shape) == MESSAGE_V1_KEYS
     assert shape["file_ids"] == ["file_a", "file_b"]
@@ -156,12 +191,15 @@ def _step_details(kind: str, message_id: str) -> dict[str, Any]:
     return {
         "type": "tool_calls",
         "tool_calls": [
-            {"id": "call_ci", "type": "code_interpreter",
-             "code_interpreter": {"input": "1+1", "outputs": [{"type": "logs", "logs": "2"}]}},
+            {
+                "id": "call_ci",
+                "type": "code_interpreter",
+                "code_interpreter": {"input": "1+1", "outputs": [{"type": "logs", "logs": "2"}]},
+            },
             {"id": "call_fs", "type": "file_search", "file_search": {}},
             {"type": "function", "function": {"name": "f", "arguments": "{}"}},
         ],
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize("kind", ["message_creation", "tool_calls"])

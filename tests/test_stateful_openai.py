@@ -1,0 +1,91 @@
+"""The OpenAI lifecycles as a stateful property: the store against a plain model, on every backend.
+
+CI runs 300 examples per backend (THREADSTORE_STATEFUL_EXAMPLES overrides; 50 locally).
+The planted-bug tests show the machine can fail: a wrong transition or a dropped cascade in the
+store's code is caught.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from tests.conftest import FakeClock, postgres_url_in_schema
+from tests.stateful_openai import make_machine
+from threadstore import Store
+from threadstore.db import create_engine
+from threadstore.lifecycle import Machine
+from threadstore.openai import run_verbs
+from threadstore.schema import metadata
+
+EXAMPLES = int(os.environ.get("THREADSTORE_STATEFUL_EXAMPLES", 300 if os.environ.get("CI") else 50))
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+# A planted bug must be found without help: no shrinking, no replay of earlier failures.
+HUNT = settings(SETTINGS, max_examples=300, phases=[Phase.generate])
+
+OpenStore = Callable[[FakeClock], Store]
+
+
+@pytest.fixture
+def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
+    """Opens an empty, migrated store for each example of the state machine."""
+    if backend == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        numbers = itertools.count()
+
+        def open_sqlite(clock: FakeClock) -> Store:
+            path = tmp_path / f"example{next(numbers)}.db"
+            shutil.copy(template, path)
+            return Store(f"sqlite:///{path}", clock=clock, migrate_on_open=False)
+
+        return open_sqlite
+    url = postgres_url_in_schema(request.getfixturevalue("postgres_session_schema"))
+    tables = ", ".join(table.name for table in metadata.sorted_tables)
+
+    def open_postgres(clock: FakeClock) -> Store:
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"TRUNCATE {tables} CASCADE")
+        engine.dispose()
+        return Store(url, clock=clock)
+
+    return open_postgres
+
+
+def test_store_agrees_with_the_model_of_every_lifecycle(open_store: OpenStore) -> None:
+    run_state_machine_as_test(make_machine(open_store), settings=SETTINGS)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_planted_wrong_transition_is_caught(open_store: OpenStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = run_verbs.transition
+
+    def cancelled_runs_may_start(connection: Any, table: Any, machine: Machine, *args: Any, **kwargs: Any) -> Any:
+        wrong = {**machine.transitions, "cancelled": frozenset({"in_progress"})}
+        return real(connection, table, replace(machine, transitions=wrong), *args, **kwargs)
+
+    monkeypatch.setattr(run_verbs, "transition", cancelled_runs_may_start)
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(make_machine(open_store), settings=HUNT)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_dropped_cascade_is_caught(open_store: OpenStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_verbs, "_end_children", lambda *args: None)
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(make_machine(open_store), settings=HUNT)
