@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
+from threadstore.errors import InvalidTransitionError, ValidationError
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Run
@@ -307,7 +307,8 @@ class RunVerbs:
 
     def expire_overdue(self) -> list[Run]:
         """Expire every active run whose `expires_at` has come, with the cascade; return them.
-        Safe to run twice or from several processes at once: each run is expired once.
+        Safe to run twice or from several processes at once: each run is expired once (one
+        UPDATE over the overdue rows, which on PostgreSQL skips rows another process holds).
 
         Raises:
             ConflictError, StorageError: the database refused the work.
@@ -315,14 +316,18 @@ class RunVerbs:
         with self._scope.write() as connection:
             now = self._scope.now()
             overdue = (
-                connection.execute(sa.select(runs.c.id).where(runs.c.status.in_(RUN.active), runs.c.expires_at <= now))
-                .scalars()
-                .all()
+                sa.select(runs.c.id)
+                .where(runs.c.status.in_(RUN.active), runs.c.expires_at <= now)
+                .order_by(runs.c.id)
+                .with_for_update(skip_locked=True)
             )
-            expired = []
-            for run_id in overdue:
-                try:
-                    expired.append(move_run(connection, run_id, "expired", now, sources=set(RUN.active)))
-                except (InvalidTransitionError, ConflictError, NotFoundError):
-                    continue  # another worker ended it between our read and our write
+            rows = connection.execute(
+                sa.update(runs)
+                .where(runs.c.id.in_(overdue.scalar_subquery()))
+                .values(**changes(RUN, "expired", now, runs))
+                .returning(*runs.c)
+            ).all()
+            expired = [Run.from_row(row._mapping) for row in rows]
+            for run in expired:
+                _end_children(connection, run, now)
             return expired
