@@ -65,7 +65,7 @@ def enter(obj: Tracked, machine: Machine, target: str, now: int) -> None:
     stamp = machine.stamps.get(target)
     if stamp is not None and not (stamp in machine.keep_first and obj.stamps.get(stamp) is not None):
         obj.stamps[stamp] = now
-    for column in machine.clears.get(target, ()):
+    for column in machine.clears(target):
         if column in obj.stamps:
             obj.stamps[column] = None
         obj.extra.pop(column, None)
@@ -159,12 +159,34 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             self.runs[run.id] = Tracked(run.id, self.now, RUN.initial, stamps, thread=thread)
             return str(run.id)
 
-        @rule(
-            run_id=run_ids,
-            verb=st.sampled_from(
-                ["start", "cancel", "mark_cancelled", "complete", "fail", "mark_incomplete", "expire"]
-            ),
-        )
+        @rule(run_id=run_ids)
+        def start(self, run_id: str) -> None:
+            self.run_verb(run_id, "start")
+
+        @rule(run_id=run_ids)
+        def cancel(self, run_id: str) -> None:
+            self.run_verb(run_id, "cancel")
+
+        @rule(run_id=run_ids)
+        def mark_cancelled(self, run_id: str) -> None:
+            self.run_verb(run_id, "mark_cancelled")
+
+        @rule(run_id=run_ids)
+        def complete(self, run_id: str) -> None:
+            self.run_verb(run_id, "complete")
+
+        @rule(run_id=run_ids)
+        def fail(self, run_id: str) -> None:
+            self.run_verb(run_id, "fail")
+
+        @rule(run_id=run_ids)
+        def mark_incomplete(self, run_id: str) -> None:
+            self.run_verb(run_id, "mark_incomplete")
+
+        @rule(run_id=run_ids)
+        def expire(self, run_id: str) -> None:
+            self.run_verb(run_id, "expire")
+
         def run_verb(self, run_id: str, verb: str) -> None:
             run = self.runs.get(run_id)
             if run is None:
@@ -397,6 +419,17 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             assert (run.incomplete_details is not None) == (run.status == "incomplete")
             assert (run.usage is not None) == (run.status == "completed" and tracked.extra.get("usage", False))
             ApiRun.model_validate(run.to_api())
+
+        @invariant()
+        def fields_are_set_only_where_their_status_allows(self) -> None:
+            with self.store.engine.connect() as connection:
+                for table, machine in ((runs, RUN), (messages, MESSAGE)):
+                    for row in connection.execute(sa.select(table)).mappings():
+                        for column, rule in machine.fields.items():
+                            if row[column] is not None:
+                                assert row["status"] in rule.statuses, f"{row['id']} {column} in {row['status']}"
+                            elif rule.required:
+                                assert row["status"] not in rule.statuses, f"{row['id']} lacks {column}"
 
         @invariant()
         def at_most_one_active_run_per_thread(self) -> None:

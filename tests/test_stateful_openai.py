@@ -36,7 +36,7 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 # A planted bug must be found without help: no shrinking, no replay of earlier failures.
-HUNT = settings(SETTINGS, max_examples=300, phases=[Phase.generate])
+HUNT = settings(SETTINGS, max_examples=500, phases=[Phase.generate], derandomize=True)
 
 OpenStore = Callable[[FakeClock], Store]
 

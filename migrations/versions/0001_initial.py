@@ -81,19 +81,22 @@ def upgrade() -> None:
         sa.Column("tool_choice", JSON, nullable=False),
         sa.Column("parallel_tool_calls", sa.Boolean(), nullable=False),
         sa.CheckConstraint(
-            "(status = 'failed') = (last_error_code IS NOT NULL)", name=op.f("ck_runs_last_error_iff_failed")
+            "(status IN ('failed')) = (last_error_code IS NOT NULL)", name=op.f("ck_runs_last_error_code_by_status")
         ),
         sa.CheckConstraint(
-            "(status = 'requires_action') = (required_action IS NOT NULL)",
-            name=op.f("ck_runs_required_action_iff_requires_action"),
+            "(status IN ('requires_action')) = (required_action IS NOT NULL)",
+            name=op.f("ck_runs_required_action_by_status"),
+        ),
+        sa.CheckConstraint(
+            "expires_at IS NULL OR status IN ('cancelling', 'expired', 'in_progress', 'queued', 'requires_action')",
+            name=op.f("ck_runs_expires_at_by_status"),
         ),
         sa.CheckConstraint(
             "incomplete_reason IN ('max_completion_tokens', 'max_prompt_tokens')",
             name=op.f("ck_runs_incomplete_reason"),
         ),
         sa.CheckConstraint(
-            "incomplete_reason IS NULL OR status = 'incomplete'",
-            name=op.f("ck_runs_incomplete_reason_only_when_incomplete"),
+            "incomplete_reason IS NULL OR status IN ('incomplete')", name=op.f("ck_runs_incomplete_reason_by_status")
         ),
         sa.CheckConstraint(
             "last_error_code IN ('invalid_prompt', 'rate_limit_exceeded', 'server_error')",
@@ -105,7 +108,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "usage_total_tokens IS NULL OR status IN ('cancelled', 'completed', 'expired', 'failed', 'incomplete')",
-            name=op.f("ck_runs_usage_only_when_terminal"),
+            name=op.f("ck_runs_usage_total_tokens_by_status"),
         ),
         sa.ForeignKeyConstraint(["assistant_id"], ["assistants.id"], name=op.f("fk_runs_assistant_id_assistants")),
         sa.ForeignKeyConstraint(
@@ -139,15 +142,14 @@ def upgrade() -> None:
         sa.Column("attachments", JSON, nullable=False),
         sa.Column("metadata", JSON, nullable=False),
         sa.CheckConstraint(
-            "(status = 'incomplete') = (incomplete_reason IS NOT NULL)",
-            name=op.f("ck_messages_incomplete_reason_iff_incomplete"),
+            "(status IN ('incomplete')) = (incomplete_reason IS NOT NULL)",
+            name=op.f("ck_messages_incomplete_reason_by_status"),
         ),
         sa.CheckConstraint(
-            "completed_at IS NULL OR status = 'completed'", name=op.f("ck_messages_completed_at_only_when_completed")
+            "completed_at IS NULL OR status IN ('completed')", name=op.f("ck_messages_completed_at_by_status")
         ),
         sa.CheckConstraint(
-            "incomplete_at IS NULL OR status = 'incomplete'",
-            name=op.f("ck_messages_incomplete_at_only_when_incomplete"),
+            "incomplete_at IS NULL OR status IN ('incomplete')", name=op.f("ck_messages_incomplete_at_by_status")
         ),
         sa.CheckConstraint(
             "incomplete_reason IN ('content_filter', 'max_tokens', 'run_cancelled', 'run_expired', 'run_failed')",

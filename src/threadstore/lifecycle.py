@@ -10,6 +10,19 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class FieldRule:
+    """A column that may hold a value only while the object is in one of `statuses`.
+
+    Attributes:
+        statuses: where the column may be set; entering any other status clears it.
+        required: the column must be set in those statuses (e.g. a failed run's last error).
+    """
+
+    statuses: frozenset[str]
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class Machine:
     """The lifecycle of one kind of object.
 
@@ -20,7 +33,7 @@ class Machine:
             is terminal (absorbing).
         stamps: for each status, the timestamp column set when an object enters it.
         keep_first: stamp columns that keep the time of the first entry (a run's started_at).
-        clears: for each status, the columns set to null when an object enters it.
+        fields: columns that only some statuses may hold (see FieldRule).
     """
 
     kind: str
@@ -28,7 +41,7 @@ class Machine:
     transitions: Mapping[str, frozenset[str]]
     stamps: Mapping[str, str] = field(default_factory=dict)
     keep_first: frozenset[str] = frozenset()
-    clears: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    fields: Mapping[str, FieldRule] = field(default_factory=dict)
 
     @property
     def statuses(self) -> frozenset[str]:
@@ -53,3 +66,11 @@ class Machine:
     def sources(self, target: str) -> frozenset[str]:
         """The statuses from which `target` may be entered."""
         return frozenset(s for s, targets in self.transitions.items() if target in targets)
+
+    def clears(self, target: str) -> tuple[str, ...]:
+        """The columns that entering `target` sets to null: those `target` may not hold but a
+        status that moves to it may."""
+        sources = self.sources(target)
+        return tuple(
+            column for column, rule in self.fields.items() if target not in rule.statuses and rule.statuses & sources
+        )

@@ -12,6 +12,8 @@ from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel
 
+from threadstore.lifecycle import Machine
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -36,6 +38,20 @@ def json_type() -> TypeEngine[Any]:
 def json_column(name: str, *, nullable: bool) -> Column[Any]:
     """A JSON column named `name`."""
     return Column(name, json_type(), nullable=nullable)
+
+
+def status_checks(machine: Machine) -> list[CheckConstraint]:
+    """CHECK constraints that keep each of `machine`'s field rules in the database."""
+    checks = []
+    for column, rule in machine.fields.items():
+        statuses = ", ".join(f"'{status}'" for status in sorted(rule.statuses))
+        condition = (
+            f"(status IN ({statuses})) = ({column} IS NOT NULL)"
+            if rule.required
+            else f"{column} IS NULL OR status IN ({statuses})"
+        )
+        checks.append(CheckConstraint(condition, name=f"{column}_by_status"))
+    return checks
 
 
 def one_of(column: str, values: tuple[str, ...] | frozenset[str], name: str) -> CheckConstraint:

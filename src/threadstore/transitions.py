@@ -18,7 +18,7 @@ def changes(machine: Machine, target: str, now: int, table: sa.Table) -> dict[st
     stamp = machine.stamps.get(target)
     if stamp is not None:
         values[stamp] = sa.func.coalesce(table.c[stamp], now) if stamp in machine.keep_first else now
-    for column in machine.clears.get(target, ()):
+    for column in machine.clears(target):
         values[column] = None
     return values
 

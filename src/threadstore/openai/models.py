@@ -20,10 +20,9 @@ from threadstore.openai.states import (
     STEP_ERROR_CODES,
     STEP_TYPES,
 )
-from threadstore.schema import Base, json_column, one_of
+from threadstore.schema import Base, json_column, one_of, status_checks
 
 ACTIVE_RUN_STATUSES = ", ".join(f"'{s}'" for s in sorted(RUN.active))
-TERMINAL_RUN_STATUSES = ", ".join(f"'{s}'" for s in sorted(RUN.terminal))
 
 
 def _fk(target: str, *, ondelete: str | None = None, nullable: bool = False) -> Any:
@@ -32,10 +31,6 @@ def _fk(target: str, *, ondelete: str | None = None, nullable: bool = False) -> 
 
 def _seconds(*, nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(BigInteger, nullable=nullable))
-
-
-def _only_in(column: str, status: str, name: str) -> CheckConstraint:
-    return CheckConstraint(f"{column} IS NULL OR status = '{status}'", name=name)
 
 
 class AssistantRow(Base, table=True):
@@ -89,16 +84,7 @@ class RunRow(Base, table=True):
         one_of("status", RUN.statuses, "status"),
         one_of("last_error_code", RUN_ERROR_CODES, "last_error_code"),
         one_of("incomplete_reason", RUN_INCOMPLETE_REASONS, "incomplete_reason"),
-        CheckConstraint("(status = 'failed') = (last_error_code IS NOT NULL)", name="last_error_iff_failed"),
-        CheckConstraint(
-            "(status = 'requires_action') = (required_action IS NOT NULL)",
-            name="required_action_iff_requires_action",
-        ),
-        _only_in("incomplete_reason", "incomplete", "incomplete_reason_only_when_incomplete"),
-        CheckConstraint(
-            f"usage_total_tokens IS NULL OR status IN ({TERMINAL_RUN_STATUSES})",
-            name="usage_only_when_terminal",
-        ),
+        *status_checks(RUN),
     )
 
     id: str = Field(primary_key=True)
@@ -144,12 +130,7 @@ class MessageRow(Base, table=True):
         one_of("status", MESSAGE.statuses, "status"),
         one_of("role", ROLES, "role"),
         one_of("incomplete_reason", MESSAGE_INCOMPLETE_REASONS, "incomplete_reason"),
-        CheckConstraint(
-            "(status = 'incomplete') = (incomplete_reason IS NOT NULL)",
-            name="incomplete_reason_iff_incomplete",
-        ),
-        _only_in("completed_at", "completed", "completed_at_only_when_completed"),
-        _only_in("incomplete_at", "incomplete", "incomplete_at_only_when_incomplete"),
+        *status_checks(MESSAGE),
     )
 
     id: str = Field(primary_key=True)

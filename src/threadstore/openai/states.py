@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from threadstore.lifecycle import Machine
+from threadstore.lifecycle import FieldRule, Machine
 
 _RUN_TRANSITIONS = {
     "queued": frozenset({"in_progress", "cancelled", "failed", "expired"}),
@@ -10,17 +10,7 @@ _RUN_TRANSITIONS = {
     "requires_action": frozenset({"queued", "cancelled", "failed", "expired"}),
     "cancelling": frozenset({"cancelled", "completed", "failed", "incomplete", "expired"}),
 }
-_RUN_STATUSES = {"queued", *(target for targets in _RUN_TRANSITIONS.values() for target in targets)}
-
-
-def _run_clears(status: str) -> tuple[str, ...]:
-    # required_action exists only in requires_action; expires_at is cleared by every terminal
-    # status but expired, which keeps the deadline it missed.
-    cleared = [] if status == "requires_action" else ["required_action"]
-    if status not in _RUN_TRANSITIONS and status != "expired":
-        cleared.append("expires_at")
-    return tuple(cleared)
-
+_RUN_TERMINAL = frozenset(t for targets in _RUN_TRANSITIONS.values() for t in targets) - set(_RUN_TRANSITIONS)
 
 RUN = Machine(
     kind="run",
@@ -33,7 +23,14 @@ RUN = Machine(
         "completed": "completed_at",
     },
     keep_first=frozenset({"started_at"}),
-    clears={status: _run_clears(status) for status in _RUN_STATUSES},
+    fields={
+        "required_action": FieldRule(frozenset({"requires_action"}), required=True),
+        "last_error_code": FieldRule(frozenset({"failed"}), required=True),
+        "incomplete_reason": FieldRule(frozenset({"incomplete"})),
+        "usage_total_tokens": FieldRule(_RUN_TERMINAL),
+        # A deadline is kept by the active statuses and by expired, which records the one missed.
+        "expires_at": FieldRule(frozenset({*_RUN_TRANSITIONS, "expired"})),
+    },
 )
 
 RUN_STEP = Machine(
@@ -53,6 +50,11 @@ MESSAGE = Machine(
     initial="in_progress",
     transitions={"in_progress": frozenset({"completed", "incomplete"})},
     stamps={"completed": "completed_at", "incomplete": "incomplete_at"},
+    fields={
+        "incomplete_reason": FieldRule(frozenset({"incomplete"}), required=True),
+        "completed_at": FieldRule(frozenset({"completed"})),
+        "incomplete_at": FieldRule(frozenset({"incomplete"})),
+    },
 )
 
 ROLES = ("user", "assistant")
