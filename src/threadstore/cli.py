@@ -29,13 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "migrate":
+        if args.command in ("migrate", "current"):
             engine = create_engine(args.url)
-            migrate.upgrade(engine)
-            print(f"Database is at revision {migrate.head()}.")
-        elif args.command == "current":
-            with unit_of_work(create_engine(args.url), write=False) as connection:
-                print(f"current: {migrate.current(connection) or 'none'}\nhead:    {migrate.head()}")
+            try:
+                if args.command == "migrate":
+                    migrate.upgrade(engine)
+                    print(f"Database is at revision {migrate.head()}.")
+                else:
+                    with unit_of_work(engine, write=False) as connection:
+                        print(f"current: {migrate.current(connection) or 'none'}\nhead:    {migrate.head()}")
+            finally:
+                engine.dispose()
         else:
             with Store(args.url, migrate_on_open=True) as store:
                 run_demo(store)

@@ -85,6 +85,9 @@ class Store(Repositories):
             return
         with unit_of_work(self.engine, write=False) as connection:
             found = migrate.current(connection)
+        if not migrate.is_known(found):
+            assert found is not None
+            raise migrate.newer_schema_error(found)
         if found != migrate.head():
             raise SchemaOutOfDateError(
                 f"The database schema is at revision {found or 'none (never migrated)'}, but threadstore "
