@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 """A function returning the current time as an aware datetime."""
@@ -23,3 +23,23 @@ def unix_seconds(moment: datetime) -> int:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("the store's clock must return timezone-aware datetimes")
     return int(moment.timestamp())
+
+
+def unix_micros(moment: datetime) -> int:
+    """Return `moment` as whole Unix microseconds, how LangGraph times are stored.
+
+    Raises:
+        ValueError: `moment` is naive.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("the store's clock must return timezone-aware datetimes")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def iso_from_micros(micros: int) -> str:
+    """Unix microseconds as ISO 8601 in UTC with its offset, e.g. ``2026-01-01T00:00:00+00:00``."""
+    return (_EPOCH + timedelta(microseconds=micros)).isoformat()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -95,6 +95,9 @@ def map_error(error: exc.DBAPIError) -> ThreadStoreError:
     if isinstance(error, exc.IntegrityError):
         return ConflictError(f"The write conflicts with the stored data: {error.orig}")
     text = str(error.orig).lower()
+    if "cannot contain nul" in text:
+        # PostgreSQL refuses NUL in text even in a lookup; SQLite simply finds nothing.
+        return ValidationError(f"NUL characters are refused: {error.orig}")
     if "database is locked" in text or "could not serialize" in text or "deadlock" in text:
         return ConflictError(f"The database refused the write under contention: {error.orig}")
     return StorageError(f"The database failed: {error.orig}")

@@ -12,6 +12,7 @@ import os
 import secrets
 import threading
 import time
+import uuid
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _RANDOM_BITS = 80
@@ -51,3 +52,11 @@ def _encode(value: int) -> str:
 def new_id(prefix: str) -> str:
     """Return a new id such as ``msg_01jd…``: `prefix`, an underscore and 26 sortable characters."""
     return f"{prefix}_{_encode(_next_value())}"
+
+
+def new_uuid() -> str:
+    """Return a new UUID (version 7: Unix milliseconds, then random bits), as LangGraph ids are
+    UUIDs; version 7 keeps them in creation order."""
+    millis = time.time_ns() // 1_000_000
+    value = millis << 80 | 0x7 << 76 | secrets.randbits(12) << 64 | 0b10 << 62 | secrets.randbits(62)
+    return str(uuid.UUID(int=value))

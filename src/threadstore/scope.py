@@ -12,19 +12,24 @@ from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy.engine import Connection, Engine
 
-from threadstore.clock import Clock, unix_seconds
+from threadstore.clock import Clock, unix_micros, unix_seconds
 from threadstore.db import translated_errors, unit_of_work
 
 
 class Scope:
     """The connection and clock a repository works with."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, dialect: str) -> None:
         self.clock = clock
+        self.dialect = dialect
 
     def now(self) -> int:
         """The store clock's current time in Unix seconds."""
         return unix_seconds(self.clock())
+
+    def now_micros(self) -> int:
+        """The store clock's current time in Unix microseconds."""
+        return unix_micros(self.clock())
 
     def read(self) -> AbstractContextManager[Connection]:
         """A connection for reading."""
@@ -39,7 +44,7 @@ class EngineScope(Scope):
     """Each read or write is its own transaction, committed when it succeeds."""
 
     def __init__(self, engine: Engine, clock: Clock, ready: Callable[[], None]) -> None:
-        super().__init__(clock)
+        super().__init__(clock, engine.dialect.name)
         self._engine = engine
         self._ready = ready
 
@@ -60,7 +65,7 @@ class ConnectionScope(Scope):
     """Every read and write joins one caller-owned transaction."""
 
     def __init__(self, connection: Connection, clock: Clock) -> None:
-        super().__init__(clock)
+        super().__init__(clock, connection.dialect.name)
         self._connection = connection
 
     @contextmanager

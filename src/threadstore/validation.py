@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
@@ -11,6 +12,8 @@ from threadstore.errors import ValidationError
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_LENGTH = 64
 MAX_METADATA_VALUE_LENGTH = 512
+MAX_INT32 = 2**31 - 1  # token counts and limits are 32-bit integers on PostgreSQL
+MAX_INT64 = 2**63 - 1
 
 E = TypeVar("E", bound=str)
 
@@ -25,6 +28,11 @@ def check_string(name: str, value: object, *, max_length: int | None = None) -> 
         raise ValidationError(f"{name} must be a string, not {type(value).__name__}.")
     if "\x00" in value:
         raise ValidationError(f"{name} must not contain NUL characters.")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValidationError(f"{name} must be valid Unicode text (no lone surrogates).") from error
     if max_length is not None and len(value) > max_length:
         raise ValidationError(f"{name} must be at most {max_length} characters, got {len(value)}.")
     return value
@@ -116,8 +124,8 @@ def check_list(name: str, value: object) -> list[Any]:
     return list(value)
 
 
-def check_int(name: str, value: object, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """Return `value` if it is an int (not a bool) within the bounds.
+def check_int(name: str, value: object, *, minimum: int | None = None, maximum: int = MAX_INT64) -> int:
+    """Return `value` if it is an int (not a bool) within the bounds (at most a 64-bit integer).
 
     Raises:
         ValidationError: it is not, or is out of bounds.
@@ -126,18 +134,18 @@ def check_int(name: str, value: object, *, minimum: int | None = None, maximum: 
         raise ValidationError(f"{name} must be an integer, not {type(value).__name__}.")
     if minimum is not None and value < minimum:
         raise ValidationError(f"{name} must be at least {minimum}, got {value}.")
-    if maximum is not None and value > maximum:
+    if value > maximum:
         raise ValidationError(f"{name} must be at most {maximum}, got {value}.")
     return value
 
 
-def check_optional_int(name: str, value: object, *, minimum: int | None = None) -> int | None:
+def check_optional_int(name: str, value: object, *, minimum: int | None = None, maximum: int = MAX_INT64) -> int | None:
     """Like check_int, but None passes through.
 
     Raises:
         ValidationError: as check_int.
     """
-    return None if value is None else check_int(name, value, minimum=minimum)
+    return None if value is None else check_int(name, value, minimum=minimum, maximum=maximum)
 
 
 def check_optional_number(name: str, value: object, *, minimum: float, maximum: float) -> float | None:
@@ -164,3 +172,25 @@ def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(f"{name} must be true or false, not {value!r}.")
     return value
+
+
+def check_uuid(name: str, value: object) -> str:
+    """Return `value` as a canonical lowercase UUID string.
+
+    Raises:
+        ValidationError: it is not a UUID.
+    """
+    text = check_string(name, value)
+    try:
+        return str(uuid.UUID(text))
+    except ValueError as error:
+        raise ValidationError(f"{name} must be a UUID, got {text!r}.") from error
+
+
+def check_json_object(name: str, value: object) -> dict[str, Any]:
+    """Return `value` (None becomes {}) as a JSON object with string keys and JSON values.
+
+    Raises:
+        ValidationError: it is not a mapping of JSON data, or holds a NUL character.
+    """
+    return {} if value is None else check_mapping(name, value)

@@ -11,6 +11,7 @@ from threadstore.errors import ValidationError
 from threadstore.ids import new_id
 from threadstore.openai.states import TOOL_TYPES
 from threadstore.validation import (
+    MAX_INT32,
     check_choice,
     check_int,
     check_json,
@@ -256,9 +257,11 @@ def usage(value: object) -> dict[str, int] | None:
     if value is None:
         return None
     value = check_mapping("usage", value)
-    prompt = check_int("usage.prompt_tokens", value.get("prompt_tokens"), minimum=0)
-    completion = check_int("usage.completion_tokens", value.get("completion_tokens"), minimum=0)
-    total = check_int("usage.total_tokens", value.get("total_tokens", prompt + completion), minimum=0)
+    prompt = check_int("usage.prompt_tokens", value.get("prompt_tokens"), minimum=0, maximum=MAX_INT32)
+    completion = check_int("usage.completion_tokens", value.get("completion_tokens"), minimum=0, maximum=MAX_INT32)
+    total = check_int(
+        "usage.total_tokens", value.get("total_tokens", prompt + completion), minimum=0, maximum=MAX_INT32
+    )
     if total != prompt + completion:
         raise ValidationError(f"usage.total_tokens must be {prompt + completion}, the sum of the others.")
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}

@@ -19,6 +19,7 @@ from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
 from threadstore.rows import delete_one, fetch_one, require, update_one
 from threadstore.scope import Scope
 from threadstore.validation import (
+    MAX_INT32,
     check_bool,
     check_int,
     check_metadata,
@@ -30,6 +31,7 @@ from threadstore.validation import (
 JsonList = list[dict[str, Any]]
 KIND = "run"
 DEFAULT_EXPIRES_IN = 600
+MAX_EXPIRES_IN = 10 * 365 * 86_400  # ten years
 
 
 class Runs(RunVerbs):
@@ -75,13 +77,17 @@ class Runs(RunVerbs):
         }
         values: dict[str, Any] = {
             "metadata": check_metadata(metadata),
-            "max_prompt_tokens": check_optional_int("max_prompt_tokens", max_prompt_tokens, minimum=256),
-            "max_completion_tokens": check_optional_int("max_completion_tokens", max_completion_tokens, minimum=16),
+            "max_prompt_tokens": check_optional_int(
+                "max_prompt_tokens", max_prompt_tokens, minimum=256, maximum=MAX_INT32
+            ),
+            "max_completion_tokens": check_optional_int(
+                "max_completion_tokens", max_completion_tokens, minimum=16, maximum=MAX_INT32
+            ),
             "truncation_strategy": content.truncation_strategy(truncation_strategy),
             "tool_choice": content.tool_choice(tool_choice),
             "parallel_tool_calls": check_bool("parallel_tool_calls", parallel_tool_calls),
         }
-        lifetime = check_int("expires_in", expires_in, minimum=1)
+        lifetime = check_int("expires_in", expires_in, minimum=1, maximum=MAX_EXPIRES_IN)
         with self._scope.write() as connection:
             require(connection, threads, "thread", thread_id)
             active = active_run_id(connection, thread_id)

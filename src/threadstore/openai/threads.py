@@ -46,7 +46,7 @@ class Threads:
         }
         initial = [
             MessageInput.from_mapping(check_mapping(f"messages[{i}]", m))
-            for i, m in enumerate(check_list("messages", messages or []))
+            for i, m in enumerate(check_list("messages", [] if messages is None else messages))
         ]
         with self._scope.write() as connection:
             now = self._scope.now()
