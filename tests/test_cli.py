@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from threadstore import Store
+from threadstore import Store, migrate
 from threadstore.cli import main
 
 
@@ -48,7 +48,7 @@ def test_current_reports_the_revision(tmp_path: Path, capsys: pytest.CaptureFixt
     url = f"sqlite:///{tmp_path / 'x.db'}"
     Store(url).close()
     assert main(["current", "--url", url]) == 0
-    assert "current: 0001" in capsys.readouterr().out
+    assert f"current: {migrate.head()}" in capsys.readouterr().out
 
 
 def test_a_bad_url_is_reported_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:

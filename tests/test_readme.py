@@ -39,3 +39,12 @@ def test_the_worker_loop_completes_queued_runs(tmp_path: Path, monkeypatch: pyte
             assert done.status == "completed"
             (reply,) = store.messages.list(run.thread_id)
             assert (reply.status, reply.content[0]["text"]["value"]) == ("completed", "Hello!")
+
+
+def test_the_langgraph_worker_loop_finishes_its_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(block_after("## LangGraph servers"), {})
+    with Store("sqlite:///app.db") as store:
+        (thread,) = store.langgraph.threads.search()
+        assert thread.status == "idle"
+        assert [r.status for r in store.langgraph.runs.list(thread.thread_id)] == ["success"]

@@ -12,6 +12,7 @@ from threadstore import migrate
 from threadstore.clock import Clock, system_clock
 from threadstore.db import DEFAULT_URL, Synchronous, create_engine, is_sqlite, normalize_url, unit_of_work
 from threadstore.errors import SchemaOutOfDateError
+from threadstore.langgraph.repositories import LangGraph
 from threadstore.openai.assistants import Assistants
 from threadstore.openai.messages import Messages
 from threadstore.openai.run_steps import RunSteps
@@ -29,6 +30,7 @@ class Repositories:
         self.messages = Messages(scope)
         self.runs = Runs(scope)
         self.run_steps = RunSteps(scope)
+        self.langgraph = LangGraph(scope)
 
 
 class Transaction(Repositories):

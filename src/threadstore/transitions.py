@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql import ColumnElement
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
 from threadstore.lifecycle import Machine
@@ -33,6 +34,7 @@ def transition(
     *,
     sources: Iterable[str] | None = None,
     values: Mapping[str, Any] | None = None,
+    where: Iterable[ColumnElement[bool]] = (),
 ) -> RowMapping:
     """Move one object to `target` and return its new row.
 
@@ -46,6 +48,8 @@ def transition(
         sources: the statuses this verb moves from; by default every status the machine lets
             move to `target`. Must lie within those.
         values: further columns to set with the move.
+        where: further conditions the row must meet (e.g. a claim's attempt number); a row that
+            fails them but is in an allowed status is reported as ConflictError.
 
     Raises:
         NotFoundError: there is no such object.
@@ -55,16 +59,17 @@ def transition(
     allowed = machine.sources(target) if sources is None else frozenset(sources)
     if not allowed <= machine.sources(target):
         raise ValueError(f"{sorted(allowed)} -> {target} is not in the {machine.kind} machine")
+    key = next(iter(table.primary_key.columns))
     statement = (
         sa.update(table)
-        .where(table.c.id == object_id, table.c.status.in_(allowed))
+        .where(key == object_id, table.c.status.in_(allowed), *where)
         .values(**changes(machine, target, now, table), **(values or {}))
         .returning(*table.c)
     )
     row = connection.execute(statement).first()
     if row is not None:
         return row._mapping
-    current = connection.execute(sa.select(table.c.status).where(table.c.id == object_id)).scalar_one_or_none()
+    current = connection.execute(sa.select(table.c.status).where(key == object_id)).scalar_one_or_none()
     if current is None:
         raise NotFoundError(machine.kind, object_id)
     if current in allowed:

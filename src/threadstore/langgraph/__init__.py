@@ -1,0 +1,1 @@
+"""The LangGraph Platform API family: threads and runs, with leased claims."""

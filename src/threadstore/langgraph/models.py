@@ -1,0 +1,78 @@
+"""SQLModel tables of the LangGraph family. Times are Unix microseconds (exact and sortable on
+every backend); the API shows them as ISO 8601 with a UTC offset."""
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, text
+from sqlmodel import Field
+
+from threadstore.langgraph.states import MULTITASK_STRATEGIES, RUN, THREAD_STATUSES
+from threadstore.schema import Base, json_column, one_of, status_checks
+
+
+def _micros() -> Any:
+    return Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LangGraphThreadRow(Base, table=True):
+    """A LangGraph thread. Its status is derived from its runs in the transaction that changes them."""
+
+    __tablename__ = "langgraph_threads"
+    __table_args__ = (
+        Index(None, "created_at", "thread_id"),
+        Index(None, "status", "created_at"),
+        one_of("status", THREAD_STATUSES, "status"),
+    )
+
+    thread_id: str = Field(primary_key=True)
+    created_at: int = _micros()
+    updated_at: int = _micros()
+    metadata_: dict[str, Any] = Field(sa_column=json_column("metadata", nullable=False))
+    status: str
+    values: dict[str, Any] | None = Field(default=None, sa_column=json_column("values", nullable=True))
+
+
+class LangGraphRunRow(Base, table=True):
+    """A LangGraph run. At most one running run per thread (partial unique index). A claim sets
+    `lease_expires_at` and raises `attempt`; a worker proves it still owns the run by its attempt."""
+
+    __tablename__ = "langgraph_runs"
+    __table_args__ = (
+        Index(None, "thread_id", "created_at"),
+        Index(None, "status", "created_at"),
+        Index(
+            "uq_langgraph_runs_one_running_per_thread",
+            "thread_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        one_of("status", RUN.statuses, "status"),
+        one_of("multitask_strategy", MULTITASK_STRATEGIES, "multitask_strategy"),
+        *status_checks(RUN),
+    )
+
+    run_id: str = Field(primary_key=True)
+    thread_id: str = Field(
+        sa_column=Column(String, ForeignKey("langgraph_threads.thread_id", ondelete="CASCADE"), nullable=False)
+    )
+    assistant_id: str
+    created_at: int = _micros()
+    updated_at: int = _micros()
+    status: str
+    metadata_: dict[str, Any] = Field(sa_column=json_column("metadata", nullable=False))
+    kwargs_: dict[str, Any] = Field(sa_column=json_column("kwargs", nullable=False))
+    multitask_strategy: str
+    cancel_reason: str | None = Field(default=None)
+    attempt: int = Field(default=0)
+    lease_expires_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+threads = _table(LangGraphThreadRow)
+runs = _table(LangGraphRunRow)

@@ -1,0 +1,29 @@
+"""The LangGraph run lifecycle and thread statuses, as data (DESIGN.md, "Lifecycles")."""
+
+from __future__ import annotations
+
+from threadstore.lifecycle import FieldRule, Machine
+
+RUN = Machine(
+    kind="langgraph run",
+    initial="pending",
+    transitions={
+        "pending": frozenset({"running", "interrupted"}),
+        # running → pending is a retry: the lease expired and the run waits for another worker.
+        "running": frozenset({"success", "error", "timeout", "interrupted", "pending"}),
+    },
+    fields={"lease_expires_at": FieldRule(frozenset({"running"}), required=True)},
+)
+
+THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+MULTITASK_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
+FINISH_STATUSES = ("success", "error", "timeout", "interrupted")
+CANCEL_ACTIONS = ("interrupt", "rollback")
+
+# A thread is busy while one of its runs is in BUSY_RUN_STATUSES; otherwise its status follows
+# the run that ended last (a thread whose runs were all rolled back is idle).
+BUSY_RUN_STATUSES = frozenset({"pending", "running"})
+THREAD_STATUS_AFTER_RUN = {"success": "idle", "error": "error", "timeout": "error", "interrupted": "interrupted"}
+
+THREAD_SORT_FIELDS = ("thread_id", "status", "created_at", "updated_at")
+RUN_STATUSES = tuple(sorted(RUN.statuses))

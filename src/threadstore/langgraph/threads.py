@@ -1,0 +1,153 @@
+"""The LangGraph threads repository."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from threadstore.errors import ConflictError
+from threadstore.ids import new_uuid
+from threadstore.langgraph.api import LangGraphThread
+from threadstore.langgraph.filters import contains
+from threadstore.langgraph.models import threads
+from threadstore.langgraph.states import THREAD_SORT_FIELDS, THREAD_STATUSES
+from threadstore.rows import fetch_one
+from threadstore.scope import Scope
+from threadstore.validation import check_choice, check_int, check_json_object, check_list, check_uuid
+
+KIND = "langgraph thread"
+_UNSET: Any = object()
+
+
+def _select(thread_id: str) -> sa.Select[Any]:
+    return sa.select(threads).where(threads.c.thread_id == thread_id)
+
+
+class LangGraphThreads:
+    """Create, read, update, delete and search LangGraph threads."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def create(
+        self, *, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: str = "raise"
+    ) -> LangGraphThread:
+        """Create an idle thread, with the caller's UUID or a new one.
+
+        Args:
+            thread_id: the thread's UUID; a new one when None.
+            metadata: any JSON object.
+            if_exists: when `thread_id` is taken, "raise" (ConflictError) or "do_nothing" (return the
+                existing thread unchanged).
+
+        Raises:
+            ValidationError: not a UUID, bad metadata or an unknown `if_exists`; nothing is written.
+            ConflictError: the id is taken and `if_exists` is "raise".
+        """
+        new_id = new_uuid() if thread_id is None else check_uuid("thread_id", thread_id)
+        meta = check_json_object("metadata", metadata)
+        policy = check_choice("if_exists", if_exists, ("raise", "do_nothing"))
+        with self._scope.write() as connection:
+            existing = connection.execute(_select(new_id)).first()
+            if existing is not None:
+                if policy == "raise":
+                    raise ConflictError(f"Thread {new_id} already exists.")
+                return LangGraphThread.from_row(existing._mapping)
+            now = self._scope.now_micros()
+            values = {
+                "thread_id": new_id,
+                "created_at": now,
+                "updated_at": now,
+                "metadata": meta,
+                "status": "idle",
+                "values": None,
+            }
+            connection.execute(sa.insert(threads).values(**values))
+            return LangGraphThread.from_row(values)
+
+    def get(self, thread_id: str) -> LangGraphThread:
+        """The thread with this id.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        with self._scope.read() as connection:
+            return LangGraphThread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+
+    def update(
+        self, thread_id: str, *, metadata: dict[str, Any] | None = _UNSET, values: dict[str, Any] | None = _UNSET
+    ) -> LangGraphThread:
+        """Merge `metadata` into the thread's (as the API's PATCH does) and/or replace its `values`.
+
+        Raises:
+            ValidationError: bad metadata or values; nothing is written.
+            NotFoundError: there is no such thread.
+        """
+        patch = None if metadata is _UNSET else check_json_object("metadata", metadata)
+        state = _UNSET if values is _UNSET else (None if values is None else check_json_object("values", values))
+        with self._scope.write() as connection:
+            current = LangGraphThread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+            changes: dict[str, Any] = {"updated_at": self._scope.now_micros()}
+            if patch is not None:
+                changes["metadata"] = {**current.metadata, **patch}
+            if state is not _UNSET:
+                changes["values"] = state
+            connection.execute(sa.update(threads).where(threads.c.thread_id == thread_id).values(**changes))
+            return LangGraphThread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+
+    def delete(self, thread_id: str) -> None:
+        """Delete a thread and its runs.
+
+        Raises:
+            NotFoundError: there is no such thread.
+        """
+        with self._scope.write() as connection:
+            fetch_one(connection, _select(thread_id), KIND, thread_id)
+            connection.execute(sa.delete(threads).where(threads.c.thread_id == thread_id))
+
+    def search(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        values: dict[str, Any] | None = None,
+        status: str | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[LangGraphThread]:
+        """Threads whose metadata and values contain the given ones, with the given status and ids,
+        sorted and paged with limit/offset as the LangGraph API does.
+
+        Raises:
+            ValidationError: a bad filter, status, limit, offset or sort.
+        """
+        conditions = []
+        dialect = self._scope.dialect
+        if metadata:
+            conditions.append(contains(threads.c.metadata, check_json_object("metadata", metadata), dialect))
+        if values:
+            conditions.append(contains(threads.c["values"], check_json_object("values", values), dialect))
+        if status is not None:
+            conditions.append(threads.c.status == check_choice("status", status, THREAD_STATUSES))
+        if ids is not None:
+            conditions.append(threads.c.thread_id.in_([check_uuid("ids", i) for i in check_list("ids", ids)]))
+        column = threads.c[check_choice("sort_by", sort_by, THREAD_SORT_FIELDS)]
+        direction = check_choice("sort_order", sort_order, ("asc", "desc"))
+        ordering = (
+            [column.asc(), threads.c.thread_id.asc()]
+            if direction == "asc"
+            else [column.desc(), threads.c.thread_id.desc()]
+        )
+        query = (
+            sa.select(threads)
+            .where(*conditions)
+            .order_by(*ordering)
+            .limit(check_int("limit", limit, minimum=1, maximum=1000))
+            .offset(check_int("offset", offset, minimum=0))
+        )
+        with self._scope.read() as connection:
+            return [LangGraphThread.from_row(row._mapping) for row in connection.execute(query)]
