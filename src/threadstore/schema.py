@@ -6,7 +6,7 @@ enter threadstore's migrations and threadstore's never enter theirs.
 
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, MetaData
+from sqlalchemy import JSON, CheckConstraint, Column, MetaData, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeEngine
@@ -28,6 +28,13 @@ _registry = registry(metadata=metadata)
 
 class Base(SQLModel, registry=_registry):
     """The root of threadstore's table classes."""
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a table class, for the repositories' SQLAlchemy Core queries."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
 
 
 def json_type() -> TypeEngine[Any]:

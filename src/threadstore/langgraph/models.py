@@ -3,11 +3,11 @@ every backend); the API shows them as ISO 8601 with a UTC offset."""
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, text
 from sqlmodel import Field
 
 from threadstore.langgraph.states import MULTITASK_STRATEGIES, RUN, THREAD_STATUSES
-from threadstore.schema import Base, json_column, one_of, status_checks
+from threadstore.schema import Base, json_column, one_of, status_checks, table_of
 
 
 def _micros() -> Any:
@@ -68,11 +68,5 @@ class LangGraphRunRow(Base, table=True):
     lease_expires_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
-def _table(model: type[Base]) -> Table:
-    table = model.__table__  # type: ignore[attr-defined]
-    assert isinstance(table, Table)
-    return table
-
-
-threads = _table(LangGraphThreadRow)
-runs = _table(LangGraphRunRow)
+threads = table_of(LangGraphThreadRow)
+runs = table_of(LangGraphRunRow)

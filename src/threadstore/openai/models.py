@@ -6,7 +6,7 @@ the seed generator's blanket NOT NULL: a `*_at`, `last_error` or `usage` is null
 
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, Table, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, text
 from sqlmodel import Field
 
 from threadstore.openai.states import (
@@ -20,7 +20,7 @@ from threadstore.openai.states import (
     STEP_ERROR_CODES,
     STEP_TYPES,
 )
-from threadstore.schema import Base, json_column, one_of, status_checks
+from threadstore.schema import Base, json_column, one_of, status_checks, table_of
 
 ACTIVE_RUN_STATUSES = ", ".join(f"'{s}'" for s in sorted(RUN.active))
 
@@ -215,17 +215,11 @@ class RunStepUsageRow(Base, table=True):
     total_tokens: int
 
 
-def _table(model: type[Base]) -> Table:
-    table = model.__table__  # type: ignore[attr-defined]
-    assert isinstance(table, Table)
-    return table
-
-
-assistants = _table(AssistantRow)
-threads = _table(ThreadRow)
-runs = _table(RunRow)
-messages = _table(MessageRow)
-run_steps = _table(RunStepRow)
-run_step_details = _table(RunStepDetailsRow)
-run_step_last_errors = _table(RunStepLastErrorRow)
-run_step_usages = _table(RunStepUsageRow)
+assistants = table_of(AssistantRow)
+threads = table_of(ThreadRow)
+runs = table_of(RunRow)
+messages = table_of(MessageRow)
+run_steps = table_of(RunStepRow)
+run_step_details = table_of(RunStepDetailsRow)
+run_step_last_errors = table_of(RunStepLastErrorRow)
+run_step_usages = table_of(RunStepUsageRow)
