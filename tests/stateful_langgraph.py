@@ -72,7 +72,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             try:
                 result = call()
             except ThreadStoreError as refusal:
-                if error is None or not isinstance(refusal, error):
+                if error is None or type(refusal) is not error:
                     raise AssertionError(f"the model expected {error.__name__ if error else 'success'}") from refusal
                 return None
             assert error is None, f"the store accepted a call the model refuses ({error.__name__})"

@@ -122,7 +122,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             try:
                 result = call()
             except ThreadStoreError as refusal:
-                if legal or not isinstance(refusal, error):
+                if legal or type(refusal) is not error:
                     raise AssertionError(f"the model expected {'success' if legal else error.__name__}") from refusal
                 return None
             assert legal, f"the store accepted a call the model refuses (expected {error.__name__})"

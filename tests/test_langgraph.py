@@ -190,8 +190,10 @@ def test_a_stale_worker_cannot_overwrite_its_successors_result(store: Store, clo
         lambda: store.langgraph.runs.finish(claimed.run_id, attempt=1, status="error"),
         lambda: store.langgraph.runs.heartbeat(claimed.run_id, attempt=1),
     ):
-        with pytest.raises(ConflictError):
+        with pytest.raises(ConflictError) as refused:
             stale()
+        assert type(refused.value) is ConflictError
+        assert "stale" in str(refused.value)
     assert store.langgraph.runs.get(claimed.run_id).status == "success"
 
 

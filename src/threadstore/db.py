@@ -7,6 +7,8 @@ read-then-write meets another writer. PostgreSQL: psycopg 3.
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -47,6 +49,19 @@ def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_parent_connections() -> None:
+    # A forked child must never use its parent's connections (SQLite locks and PostgreSQL
+    # sessions are per process): drop the pooled ones without closing them for the parent.
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parent_connections)
+
+
 def create_engine(url: str | URL, *, synchronous: Synchronous = "NORMAL") -> Engine:
     """Return an engine for `url` set up as threadstore needs it.
 
@@ -60,7 +75,9 @@ def create_engine(url: str | URL, *, synchronous: Synchronous = "NORMAL") -> Eng
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        _engines.add(engine)
+        return engine
     in_memory = parsed.database in (None, "", ":memory:")
     options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
     if in_memory:
@@ -68,6 +85,7 @@ def create_engine(url: str | URL, *, synchronous: Synchronous = "NORMAL") -> Eng
         options["poolclass"] = StaticPool
     engine = sa.create_engine(parsed, **options)
     _configure_sqlite(engine, synchronous=synchronous, wal=not in_memory)
+    _engines.add(engine)
     return engine
 
 

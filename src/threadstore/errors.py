@@ -20,8 +20,17 @@ class ValidationError(ThreadStoreError, ValueError):
     """Input was refused before anything was written: bad metadata, content, enum, limit, cursor."""
 
 
-class InvalidTransitionError(ThreadStoreError):
-    """A lifecycle move the object's state machine does not allow from its current status."""
+class ConflictError(ThreadStoreError):
+    """A lost race, a busy thread, or a duplicate id: the write was refused and nothing changed."""
+
+
+class InvalidTransitionError(ConflictError):
+    """A lifecycle move the object's state machine does not allow from its current status.
+
+    It is a ConflictError: when two writers race, the loser finds the object already moved on,
+    which is exactly an illegal move from the status it finds. Catch ConflictError for "the
+    stored state refused my write", InvalidTransitionError for the status-specific detail.
+    """
 
     def __init__(self, kind: str, object_id: str, status: str, target: str) -> None:
         super().__init__(f"Cannot move {kind} {object_id} from status {status!r} to {target!r}.")
@@ -29,10 +38,6 @@ class InvalidTransitionError(ThreadStoreError):
         self.object_id = object_id
         self.status = status
         self.target = target
-
-
-class ConflictError(ThreadStoreError):
-    """A lost race, a busy thread, or a duplicate id: the write was refused and nothing changed."""
 
 
 class SchemaOutOfDateError(ThreadStoreError):

@@ -56,3 +56,8 @@ def delete_one(connection: Connection, table: sa.Table, kind: str, object_id: st
     """
     if connection.execute(sa.delete(table).where(table.c.id == object_id)).rowcount != 1:
         raise NotFoundError(kind, object_id)
+
+
+def locked(query: Select[Any], for_update: bool) -> Select[Any]:
+    """`query`, locking the rows it reads until the transaction ends when `for_update` is set."""
+    return query.with_for_update() if for_update else query

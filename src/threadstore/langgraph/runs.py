@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
 from threadstore.ids import new_uuid
@@ -39,6 +39,41 @@ def _select(run_id: str) -> sa.Select[Any]:
 
 def _lease(seconds: object) -> int:
     return check_int("lease_seconds", seconds, minimum=1, maximum=MAX_LEASE_SECONDS) * 1_000_000
+
+
+def _lock_threads_of(connection: Connection, run_ids: list[str]) -> list[str]:
+    """Lock the threads of these runs, in id order, and return their ids.
+
+    Every write that changes a run and its thread locks the thread first, the order claims use
+    too, so that two writers never wait for each other's locks in a cycle (a deadlock on
+    PostgreSQL)."""
+    owners = sa.select(runs.c.thread_id).where(runs.c.run_id.in_(run_ids)).distinct()
+    query = (
+        sa.select(threads.c.thread_id)
+        .where(threads.c.thread_id.in_(owners))
+        .order_by(threads.c.thread_id)
+        .with_for_update()
+    )
+    return list(connection.execute(query).scalars())
+
+
+def _has_running(thread_id: Any) -> sa.Exists:
+    running = sa.alias(runs, "running")
+    return sa.exists().where(running.c.thread_id == thread_id, running.c.status == "running")
+
+
+def _next_candidate(connection: Connection, passed_over: list[str]) -> RowMapping | None:
+    """The oldest pending run whose thread has no running run, with its thread locked; threads
+    another claimer holds are skipped (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+    query = (
+        sa.select(runs.c.run_id, runs.c.thread_id)
+        .join(threads, threads.c.thread_id == runs.c.thread_id)
+        .where(runs.c.status == "pending", ~_has_running(runs.c.thread_id), runs.c.thread_id.not_in(passed_over))
+        .order_by(runs.c.created_at, runs.c.run_id)
+        .limit(1)
+        .with_for_update(of=threads, skip_locked=True)
+    )
+    return connection.execute(query).mappings().first()
 
 
 def _busy_runs(connection: Connection, thread_id: str) -> list[str]:
@@ -150,6 +185,7 @@ class LangGraphRuns:
             NotFoundError: there is no such run.
         """
         with self._scope.write() as connection:
+            _lock_threads_of(connection, [run_id])
             run = LangGraphRun.from_row(fetch_one(connection, _select(run_id), KIND, run_id))
             connection.execute(sa.delete(runs).where(runs.c.run_id == run_id))
             thread_status.refresh(connection, [run.thread_id], self._scope.now_micros())
@@ -163,36 +199,33 @@ class LangGraphRuns:
 
         Raises:
             ValidationError: a bad lease.
-            ConflictError: a concurrent claim took the same thread first; call again.
         """
         lease = _lease(lease_seconds)
         with self._scope.write() as connection:
             now = self._scope.now_micros()
-            running = sa.alias(runs, "running")
-            candidate = (
-                sa.select(runs.c.run_id)
-                .join(threads, threads.c.thread_id == runs.c.thread_id)
-                .where(
-                    runs.c.status == "pending",
-                    ~sa.exists().where(running.c.thread_id == runs.c.thread_id, running.c.status == "running"),
-                )
-                .order_by(runs.c.created_at, runs.c.run_id)
-                .limit(1)
-                .with_for_update(of=threads, skip_locked=True)
-                .scalar_subquery()
-            )
-            row = connection.execute(
-                sa.update(runs)
-                .where(runs.c.run_id == candidate, runs.c.status == "pending")
-                .values(
-                    **changes(RUN, "running", now, runs),
-                    attempt=runs.c.attempt + 1,
-                    lease_expires_at=now + lease,
-                    updated_at=now,
-                )
-                .returning(*runs.c)
-            ).first()
-            return None if row is None else LangGraphRun.from_row(row._mapping)
+            passed_over: list[str] = []
+            while (candidate := _next_candidate(connection, passed_over)) is not None:
+                # The thread is locked now, so this statement's snapshot holds every committed
+                # claim on it: a thread that got a running run meanwhile is passed over.
+                row = connection.execute(
+                    sa.update(runs)
+                    .where(
+                        runs.c.run_id == candidate["run_id"],
+                        runs.c.status == "pending",
+                        ~_has_running(candidate["thread_id"]),
+                    )
+                    .values(
+                        **changes(RUN, "running", now, runs),
+                        attempt=runs.c.attempt + 1,
+                        lease_expires_at=now + lease,
+                        updated_at=now,
+                    )
+                    .returning(*runs.c)
+                ).first()
+                if row is not None:
+                    return LangGraphRun.from_row(row._mapping)
+                passed_over.append(candidate["thread_id"])
+            return None
 
     def heartbeat(self, run_id: str, *, attempt: int, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> LangGraphRun:
         """Extend the lease of a running run, proving ownership by its attempt number.
@@ -230,6 +263,7 @@ class LangGraphRuns:
         target = check_choice("status", status, FINISH_STATUSES)
         claim = check_int("attempt", attempt, minimum=1)
         with self._scope.write() as connection:
+            _lock_threads_of(connection, [run_id])
             now = self._scope.now_micros()
             try:
                 row = transition(
@@ -259,6 +293,7 @@ class LangGraphRuns:
         """
         how = check_choice("action", action, CANCEL_ACTIONS)
         with self._scope.write() as connection:
+            _lock_threads_of(connection, [run_id])
             now = self._scope.now_micros()
             values = {"updated_at": now, "cancel_reason": how}
             row = transition(connection, runs, RUN, run_id, "interrupted", now, values=values)
@@ -277,17 +312,13 @@ class LangGraphRuns:
         limit = check_int("max_attempts", max_attempts, minimum=1)
         with self._scope.write() as connection:
             now = self._scope.now_micros()
+            stale = sa.select(runs.c.run_id).where(runs.c.status == "running", runs.c.lease_expires_at <= now)
+            _lock_threads_of(connection, list(connection.execute(stale).scalars()))
             moved = []
             for target, spent in (("error", runs.c.attempt >= limit), ("pending", runs.c.attempt < limit)):
-                stale = (
-                    sa.select(runs.c.run_id)
-                    .where(runs.c.status == "running", runs.c.lease_expires_at <= now, spent)
-                    .order_by(runs.c.run_id)
-                    .with_for_update(skip_locked=True)
-                )
                 rows = connection.execute(
                     sa.update(runs)
-                    .where(runs.c.run_id.in_(stale.scalar_subquery()))
+                    .where(runs.c.status == "running", runs.c.lease_expires_at <= now, spent)
                     .values(**changes(RUN, target, now, runs), updated_at=now)
                     .returning(*runs.c)
                 ).all()

@@ -13,7 +13,7 @@ from threadstore.langgraph.api import LangGraphThread
 from threadstore.langgraph.filters import contains
 from threadstore.langgraph.models import threads
 from threadstore.langgraph.states import THREAD_SORT_FIELDS, THREAD_STATUSES
-from threadstore.rows import fetch_one
+from threadstore.rows import fetch_one, locked
 from threadstore.scope import Scope
 from threadstore.validation import check_choice, check_int, check_json_object, check_list, check_uuid
 
@@ -67,14 +67,15 @@ class LangGraphThreads:
             connection.execute(sa.insert(threads).values(**values))
             return LangGraphThread.from_row(values)
 
-    def get(self, thread_id: str) -> LangGraphThread:
-        """The thread with this id.
+    def get(self, thread_id: str, *, for_update: bool = False) -> LangGraphThread:
+        """The thread with this id. In a transaction, `for_update` locks it until the transaction ends.
 
         Raises:
             NotFoundError: there is none.
         """
         with self._scope.read() as connection:
-            return LangGraphThread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+            query = locked(_select(thread_id), for_update)
+            return LangGraphThread.from_row(fetch_one(connection, query, KIND, thread_id))
 
     def update(
         self, thread_id: str, *, metadata: dict[str, Any] | None = _UNSET, values: dict[str, Any] | None = _UNSET

@@ -12,7 +12,7 @@ from threadstore.openai import content
 from threadstore.openai.api import Assistant, Deleted
 from threadstore.openai.models import assistants
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
-from threadstore.rows import fetch_one, update_one
+from threadstore.rows import fetch_one, locked, update_one
 from threadstore.scope import Scope
 from threadstore.validation import (
     check_metadata,
@@ -117,15 +117,16 @@ class Assistants:
             connection.execute(sa.insert(assistants).values(**values))
         return Assistant.from_row(values)
 
-    def get(self, assistant_id: str) -> Assistant:
-        """The assistant with this id.
+    def get(self, assistant_id: str, *, for_update: bool = False) -> Assistant:
+        """The assistant with this id. In a transaction, `for_update` locks it until the
+        transaction ends.
 
         Raises:
             NotFoundError: there is none (or it was deleted).
         """
         with self._scope.read() as connection:
             query = sa.select(*_columns).where(assistants.c.id == assistant_id, _live)
-            return Assistant.from_row(fetch_one(connection, query, KIND, assistant_id))
+            return Assistant.from_row(fetch_one(connection, locked(query, for_update), KIND, assistant_id))
 
     def list(
         self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None

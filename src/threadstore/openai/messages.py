@@ -17,7 +17,7 @@ from threadstore.openai.models import assistants, messages, runs, threads
 from threadstore.openai.queries import active_run_id
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
-from threadstore.rows import delete_one, fetch_one, require, update_one
+from threadstore.rows import delete_one, fetch_one, locked, require, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
 from threadstore.validation import check_choice, check_metadata, check_optional_string
@@ -173,15 +173,16 @@ class Messages:
             require(connection, threads, "thread", thread_id)
             return Message.from_row(insert_message(connection, self._scope.now(), thread_id, message))
 
-    def get(self, message_id: str, *, thread_id: str | None = None) -> Message:
-        """The message with this id (in this thread, if `thread_id` is given).
+    def get(self, message_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Message:
+        """The message with this id (in this thread, if `thread_id` is given). In a transaction,
+        `for_update` locks it until the transaction ends.
 
         Raises:
             NotFoundError: there is none.
         """
         with self._scope.read() as connection:
             query = sa.select(messages).where(*_in_thread(message_id, thread_id))
-            return Message.from_row(fetch_one(connection, query, KIND, message_id))
+            return Message.from_row(fetch_one(connection, locked(query, for_update), KIND, message_id))
 
     def list(
         self,

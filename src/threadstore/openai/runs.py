@@ -16,7 +16,7 @@ from threadstore.openai.queries import active_run_id, load_run
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
-from threadstore.rows import delete_one, fetch_one, require, update_one
+from threadstore.rows import delete_one, fetch_one, locked, require, update_one
 from threadstore.scope import Scope
 from threadstore.validation import (
     MAX_INT32,
@@ -106,8 +106,9 @@ class Runs(RunVerbs):
             connection.execute(sa.insert(runs).values(**values))
             return load_run(connection, values["id"])
 
-    def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
-        """The run with this id (in this thread, if `thread_id` is given).
+    def get(self, run_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Run:
+        """The run with this id (in this thread, if `thread_id` is given). In a transaction,
+        `for_update` locks it until the transaction ends.
 
         Raises:
             NotFoundError: there is none.
@@ -116,7 +117,7 @@ class Runs(RunVerbs):
             query = sa.select(runs).where(runs.c.id == run_id)
             if thread_id is not None:
                 query = query.where(runs.c.thread_id == thread_id)
-            return Run.from_row(fetch_one(connection, query, KIND, run_id))
+            return Run.from_row(fetch_one(connection, locked(query, for_update), KIND, run_id))
 
     def list(
         self,

@@ -13,7 +13,7 @@ from threadstore.openai.api import Deleted, Thread
 from threadstore.openai.messages import MessageInput, insert_message
 from threadstore.openai.models import threads
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
-from threadstore.rows import delete_one, fetch_one, update_one
+from threadstore.rows import delete_one, fetch_one, locked, update_one
 from threadstore.scope import Scope
 from threadstore.validation import check_list, check_mapping, check_metadata
 
@@ -56,14 +56,16 @@ class Threads:
                 insert_message(connection, now, values["id"], message)
         return Thread.from_row(values)
 
-    def get(self, thread_id: str) -> Thread:
-        """The thread with this id.
+    def get(self, thread_id: str, *, for_update: bool = False) -> Thread:
+        """The thread with this id. In a transaction, `for_update` locks it until the transaction
+        ends, for a read-modify-write (SELECT … FOR UPDATE on PostgreSQL; a SQLite write
+        transaction is exclusive already).
 
         Raises:
             NotFoundError: there is none.
         """
         with self._scope.read() as connection:
-            return Thread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+            return Thread.from_row(fetch_one(connection, locked(_select(thread_id), for_update), KIND, thread_id))
 
     def list(
         self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
