@@ -1,0 +1,93 @@
+"""Hard stops on SQLite: a writer killed with SIGKILL at random moments leaves a whole database,
+with every transaction it reported committed and none half there; a migration killed midway
+leaves the schema wholly old or wholly new."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.crash_writer import MESSAGES_PER_TRANSACTION, STEPS_PER_TRANSACTION
+from threadstore import Store, migrate
+from threadstore.db import create_engine
+from threadstore.schema import metadata
+
+REPO = Path(__file__).parents[1]
+KILLS = 25
+
+
+def start(url: str, argument: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_writer", url, argument], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+
+
+def kill(process: subprocess.Popen[str]) -> list[str]:
+    """SIGKILL the process and return every line it printed."""
+    process.send_signal(signal.SIGKILL)
+    output, _ = process.communicate(timeout=30)
+    return output.split()
+
+
+def check_whole(url: str, committed: set[str]) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            threads = connection.exec_driver_sql(
+                "SELECT t.id, json_extract(t.metadata, '$.marker'),"
+                " (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),"
+                " (SELECT count(*) FROM runs r WHERE r.thread_id = t.id AND r.status = 'completed'),"
+                " (SELECT count(*) FROM run_steps s JOIN run_step_details d ON d.step_id = s.id"
+                "   WHERE s.thread_id = t.id AND s.status = 'completed')"
+                " FROM threads t"
+            ).all()
+    finally:
+        engine.dispose()
+    markers = {marker for _, marker, *_ in threads}
+    assert committed <= markers, f"lost: {sorted(committed - markers)[:5]}"
+    for _, marker, messages, runs, steps in threads:
+        assert (messages, runs, steps) == (MESSAGES_PER_TRANSACTION, 1, STEPS_PER_TRANSACTION), marker
+
+
+def test_a_writer_killed_at_random_moments_leaves_every_committed_transaction_whole(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    Store(url).close()
+    chance = random.Random(20261121)
+    committed: set[str] = set()
+    for label in range(KILLS):
+        writer = start(url, f"w{label}")
+        time.sleep(chance.uniform(0.6, 1.2))  # the interpreter starts, then transactions commit
+        committed |= set(kill(writer))
+        check_whole(url, committed)
+    assert len(committed) > KILLS  # the writer did commit work between the kills
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_migration_killed_midway_leaves_the_schema_wholly_old_or_wholly_new(tmp_path: Path, seed: int) -> None:
+    url = f"sqlite:///{tmp_path / 'migrating.db'}"
+    writer = start(url, "migrate")
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "migrating"
+    time.sleep(random.Random(seed).uniform(0, 0.05))  # the upgrade itself takes about 40 ms
+    kill(writer)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            tables = set(sa.inspect(connection).get_table_names())
+            revision = migrate.current(connection)
+    finally:
+        engine.dispose()
+    ours = {table.name for table in metadata.sorted_tables}
+    if revision is None:
+        assert not tables & ours, "a killed migration left part of the new schema"
+    else:
+        assert (revision, ours <= tables) == (migrate.head(), True)
