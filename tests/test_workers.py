@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -298,3 +299,40 @@ def test_a_stale_worker_in_another_process_cannot_overwrite_its_successor(store_
     stale.join(timeout=30)
     assert store.langgraph.runs.get(run.run_id).status == "success"
     store.close()
+
+
+# --- fork ------------------------------------------------------------------------------------------
+
+
+def _session(store: Store) -> object:
+    """Who the database thinks we are: the server process on PostgreSQL, the file on SQLite."""
+    with store.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        return connection.exec_driver_sql("PRAGMA database_list").all()[0][2]
+
+
+def test_a_store_used_after_fork_gets_its_own_connections(store: Store) -> None:
+    parent_session = _session(store)
+    assert store.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    child = os.fork()
+    if child == 0:  # pragma: no cover  (runs in the child)
+        code = 1
+        try:
+            inherited = store.engine.pool.checkedin()  # type: ignore[attr-defined]
+            store.threads.create()
+            own = _session(store)
+            fresh = own != parent_session if store.engine.dialect.name == "postgresql" else True
+            code = 0 if inherited == 0 and fresh and len(store.threads.list()) == 1 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _session(store) == parent_session  # the parent keeps its connection
+    store.threads.create()
+    assert len(store.threads.list()) == 2
+
+
+def test_engine_options_reach_the_connection_pool(store_url: sa.URL) -> None:
+    with Store(store_url, engine_options={"pool_size": 2, "max_overflow": 1}) as opened:
+        assert (opened.engine.pool.size(), opened.engine.pool._max_overflow) == (2, 1)  # type: ignore[attr-defined]

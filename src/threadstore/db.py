@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -62,24 +62,28 @@ def _forget_parent_connections() -> None:
 os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
-def create_engine(url: str | URL, *, synchronous: Synchronous = "NORMAL") -> Engine:
+def create_engine(
+    url: str | URL, *, synchronous: Synchronous = "NORMAL", engine_options: Mapping[str, Any] | None = None
+) -> Engine:
     """Return an engine for `url` set up as threadstore needs it.
 
     Args:
         url: a SQLAlchemy URL (``sqlite:///path``, ``postgresql://...``).
         synchronous: SQLite's durability. NORMAL (WAL) never corrupts the database and loses at
             most the last transactions before a power cut; FULL loses none, at a cost per commit.
+        engine_options: passed on to sqlalchemy.create_engine, e.g. the PostgreSQL pool's
+            ``pool_size``, ``max_overflow``, ``pool_timeout``, ``pool_recycle``.
 
     Raises:
         ValidationError: the URL is not a supported database URL.
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, **{"pool_pre_ping": True, **(engine_options or {})})
         _engines.add(engine)
         return engine
     in_memory = parsed.database in (None, "", ":memory:")
-    options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    options: dict[str, Any] = {"connect_args": {"check_same_thread": False}, **(engine_options or {})}
     if in_memory:
         # Every connection to ":memory:" is a new empty database: share one.
         options["poolclass"] = StaticPool

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.engine import URL, Connection
 
@@ -57,6 +58,7 @@ class Store(Repositories):
         clock: Clock | None = None,
         synchronous: Synchronous = "NORMAL",
         migrate_on_open: bool | None = None,
+        engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         """Open a store.
 
@@ -65,12 +67,13 @@ class Store(Repositories):
             clock: returns the current time as an aware datetime; the system's UTC clock by default.
             synchronous: SQLite durability, NORMAL or FULL (see db.create_engine).
             migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
+            engine_options: passed on to sqlalchemy.create_engine (pool settings and the like).
 
         Raises:
             ValidationError: the URL is not a supported database URL.
         """
         self.url = normalize_url(url if url is not None else DEFAULT_URL)
-        self.engine = create_engine(self.url, synchronous=synchronous)
+        self.engine = create_engine(self.url, synchronous=synchronous, engine_options=engine_options)
         self.clock = clock or system_clock
         self._schema_current = False
         super().__init__(EngineScope(self.engine, self.clock, self._require_current_schema))
