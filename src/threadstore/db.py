@@ -8,6 +8,7 @@ read-then-write meets another writer. PostgreSQL: psycopg 3.
 from __future__ import annotations
 
 import os
+import sqlite3
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -112,17 +113,40 @@ def _configure_sqlite(engine: Engine, *, synchronous: Synchronous, wal: bool) ->
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def map_error(error: exc.DBAPIError) -> ThreadStoreError:
-    """Translate a driver error into threadstore's error tree."""
-    if isinstance(error, exc.IntegrityError):
-        return ConflictError(f"The write conflicts with the stored data: {error.orig}")
-    text = str(error.orig).lower()
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """The base error classes of the installed drivers, for DBAPI calls made outside SQLAlchemy."""
+    errors: list[type[Exception]] = [sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # the postgres extra is not installed
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (exc.DBAPIError, *_driver_errors())
+
+
+def _is_integrity_error(error: BaseException) -> bool:
+    # SQLAlchemy's, sqlite3's and psycopg's integrity errors all carry the DBAPI's class name.
+    return any(cls.__name__ == "IntegrityError" for cls in type(error).__mro__)
+
+
+def map_error(error: Exception) -> ThreadStoreError:
+    """Translate a driver error (SQLAlchemy's wrapper, or the driver's own) into threadstore's tree."""
+    orig: BaseException = error
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        orig = error.orig
+    if _is_integrity_error(orig):
+        return ConflictError(f"The write conflicts with the stored data: {orig}")
+    text = str(orig).lower()
     if "cannot contain nul" in text:
         # PostgreSQL refuses NUL in text even in a lookup; SQLite simply finds nothing.
-        return ValidationError(f"NUL characters are refused: {error.orig}")
+        return ValidationError(f"NUL characters are refused: {orig}")
     if "database is locked" in text or "could not serialize" in text or "deadlock" in text:
-        return ConflictError(f"The database refused the write under contention: {error.orig}")
-    return StorageError(f"The database failed: {error.orig}")
+        return ConflictError(f"The database refused the write under contention: {orig}")
+    return StorageError(f"The database failed: {orig}")
 
 
 @contextmanager
@@ -135,7 +159,7 @@ def translated_errors() -> Iterator[None]:
     """
     try:
         yield
-    except exc.DBAPIError as error:
+    except DATABASE_ERRORS as error:
         raise map_error(error) from error
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from threadstore.errors import ConflictError
+from threadstore.errors import ConflictError, NotFoundError
+from threadstore.fastsql import Statement
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Run
@@ -32,6 +33,16 @@ JsonList = list[dict[str, Any]]
 KIND = "run"
 DEFAULT_EXPIRES_IN = 600
 MAX_EXPIRES_IN = 10 * 365 * 86_400  # ten years
+
+
+def _get_statement(by_thread: bool, for_update: bool) -> Statement:
+    query = sa.select(runs).where(runs.c.id == sa.bindparam("id"))
+    if by_thread:
+        query = query.where(runs.c.thread_id == sa.bindparam("thread_id"))
+    return Statement(locked(query, for_update))
+
+
+_GET = {(by_thread, lock): _get_statement(by_thread, lock) for by_thread in (False, True) for lock in (False, True)}
 
 
 class Runs(RunVerbs):
@@ -113,11 +124,12 @@ class Runs(RunVerbs):
         Raises:
             NotFoundError: there is none.
         """
-        with self._scope.read() as connection:
-            query = sa.select(runs).where(runs.c.id == run_id)
-            if thread_id is not None:
-                query = query.where(runs.c.thread_id == thread_id)
-            return Run.from_row(fetch_one(connection, locked(query, for_update), KIND, run_id))
+        params = {"id": run_id} if thread_id is None else {"id": run_id, "thread_id": thread_id}
+        with self._scope.raw_read() as raw:
+            row = raw.first(_GET[thread_id is not None, for_update], params)
+        if row is None:
+            raise NotFoundError(KIND, run_id)
+        return Run.from_row(row)
 
     def list(
         self,

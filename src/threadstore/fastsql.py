@@ -1,0 +1,124 @@
+"""Hot paths at the speed of hand-written SQL: a Core statement compiled once per dialect and run
+on the DBAPI connection, with JSON and boolean columns converted as SQLAlchemy would.
+
+The SQLModel tables stay the schema and Core builds every statement; only the per-call work
+SQLAlchemy repeats (building the statement, its cache key, the execution context and result
+processing) is skipped. A statement runs in the caller's unit of work: `Raw` wraps the DBAPI
+connection of that unit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import ClauseElement
+
+Decoder = Callable[[Any], Any] | None
+
+
+def _decode_json(value: Any) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _decode_bool(value: Any) -> Any:
+    return value if value is None else bool(value)
+
+
+def _decoder(column_type: sa.types.TypeEngine[Any], dialect: Dialect) -> Decoder:
+    # SQLite hands back JSON as text and booleans as integers; psycopg decodes both itself.
+    if dialect.name != "sqlite":
+        return None
+    if isinstance(column_type, sa.JSON) or isinstance(getattr(column_type, "impl", None), sa.JSON):
+        return _decode_json
+    if isinstance(column_type, sa.Boolean):
+        return _decode_bool
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement compiled for one dialect."""
+
+    sql: str
+    positions: tuple[str, ...] | None  # parameter order for positional paramstyles
+    names: tuple[str, ...]  # result column names
+    decoders: tuple[tuple[int, Callable[[Any], Any]], ...]  # (index, decode) for columns that need it
+
+
+class Statement:
+    """A Core statement, compiled on first use for each dialect."""
+
+    def __init__(self, statement: ClauseElement, *, json_params: Sequence[str] = ()) -> None:
+        self._statement = statement
+        self._json_params = frozenset(json_params)
+        self._prepared: dict[str, Prepared] = {}
+
+    def prepare(self, dialect: Dialect) -> Prepared:
+        prepared = self._prepared.get(dialect.name)
+        if prepared is None:
+            compiled = self._statement.compile(dialect=dialect)
+            columns = list(getattr(self._statement, "exported_columns", ()))
+            decoders = tuple((i, d) for i, c in enumerate(columns) if (d := _decoder(c.type, dialect)) is not None)
+            positional = dialect.paramstyle in ("qmark", "numeric", "format")
+            prepared = Prepared(
+                sql=compiled.string,
+                positions=tuple(getattr(compiled, "positiontup", None) or ()) if positional else None,
+                names=tuple(c.name for c in columns),
+                decoders=decoders,
+            )
+            self._prepared[dialect.name] = prepared
+        return prepared
+
+    def bind(self, prepared: Prepared, params: Mapping[str, Any]) -> Any:
+        values = params
+        if self._json_params:
+            values = {
+                key: json.dumps(value) if key in self._json_params and value is not None else value
+                for key, value in params.items()
+            }
+        if prepared.positions is None:
+            return values
+        return tuple(values[name] for name in prepared.positions)
+
+
+class Raw:
+    """The DBAPI connection of one unit of work."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+
+    def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        """Run `statement`; return the DBAPI cursor."""
+        prepared = statement.prepare(self.dialect)
+        cursor = self.connection.cursor()
+        cursor.execute(prepared.sql, statement.bind(prepared, params or {}))
+        return cursor
+
+    def rows(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run `statement` and return its rows as dicts of decoded values."""
+        prepared = statement.prepare(self.dialect)
+        cursor = self.connection.cursor()
+        cursor.execute(prepared.sql, statement.bind(prepared, params or {}))
+        return [_row(prepared, values) for values in cursor.fetchall()]
+
+    def first(self, statement: Statement, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Run `statement` and return its first row as a dict of decoded values, or None."""
+        prepared = statement.prepare(self.dialect)
+        cursor = self.connection.cursor()
+        cursor.execute(prepared.sql, statement.bind(prepared, params or {}))
+        values = cursor.fetchone()
+        return None if values is None else _row(prepared, values)
+
+
+def _row(prepared: Prepared, values: Sequence[Any]) -> dict[str, Any]:
+    if prepared.decoders:
+        values = list(values)
+        for index, decode in prepared.decoders:
+            values[index] = decode(values[index])
+    return dict(zip(prepared.names, values, strict=True))
