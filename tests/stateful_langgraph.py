@@ -169,6 +169,16 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             if self.expect(refused, end) is not None:
                 self.move(self.runs[run_id], status)
 
+        @rule(run_id=run_ids, status=st.sampled_from(FINISH_STATUSES))
+        def finish_with_a_stale_attempt(self, run_id: str, status: str) -> None:
+            """A worker that lost its lease tries to finish: its successor's claim must stand."""
+            run = self.runs.get(run_id)
+            if run is None or run.attempt < 2:
+                return
+            stale = run.attempt - 1
+            end = lambda: self.store.langgraph.runs.finish(run_id, attempt=stale, status=status)  # noqa: E731
+            self.expect(ConflictError, end)
+
         @rule(run_id=run_ids, action=st.sampled_from(["interrupt", "rollback"]))
         def cancel(self, run_id: str, action: str) -> None:
             if run_id == "run-refused":
@@ -223,8 +233,10 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 THREAD_SHAPE.validate_python(thread.to_api())
 
         @invariant()
-        def at_most_one_running_run_per_thread(self) -> None:
-            running = [r.thread for r in self.runs.values() if r.status == "running"]
+        def the_store_has_at_most_one_running_run_per_thread(self) -> None:
+            with self.store.engine.connect() as connection:
+                query = sa.select(runs.c.thread_id).where(runs.c.status == "running")
+                running = list(connection.execute(query).scalars())
             assert len(running) == len(set(running))
 
     return LangGraphStoreMachine

@@ -117,6 +117,18 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                     enter(message, MESSAGE, status, self.now)
                     message.extra["reason"] = reason
 
+        def holder(self, run_id: str, call_ids: set[str]) -> Tracked | None:
+            """The newest in-progress tool_calls step of the run that holds all of `call_ids`."""
+            holding = [
+                s
+                for s in self.steps.values()
+                if s.parent == run_id
+                and s.status == "in_progress"
+                and s.extra["type"] == "tool_calls"
+                and call_ids <= s.extra["calls"]
+            ]
+            return max(holding, key=lambda s: (s.created_at, s.id)) if holding else None
+
         def expect(self, legal: bool, error: type[Exception], call: Callable[[], Any]) -> Any:
             """Call the store; it must succeed if the model says the call is legal, else raise `error`."""
             try:
@@ -230,11 +242,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 for i in range(count)
             ]
             legal = run.status == "in_progress"
-            held = [
-                s
-                for s in self.steps.values()
-                if s.parent == run_id and s.status == "in_progress" and s.extra["type"] == "tool_calls"
-            ]
+            held = self.holder(run_id, {c["id"] for c in calls})
             if self.expect(
                 legal, InvalidTransitionError, lambda: self.store.runs.require_action(run_id, tool_calls=calls)
             ):
@@ -242,7 +250,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 run.extra["required_action"] = [c["id"] for c in calls]
                 stored = {s.id for s in self.store.run_steps.list(run_id, limit=100)}
                 new = stored - set(self.steps)
-                assert len(new) == (0 if held else 1)
+                assert len(new) == (0 if held is not None else 1)
                 for step_id in new:
                     self.steps[step_id] = Tracked(
                         step_id,
@@ -251,7 +259,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                         _step_stamps(),
                         parent=run_id,
                         thread=run.thread,
-                        extra={"type": "tool_calls"},
+                        extra={"type": "tool_calls", "calls": {c["id"] for c in calls}},
                     )
 
         @rule(run_id=run_ids, correct=st.booleans())
@@ -267,15 +275,11 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 self.expect(False, InvalidTransitionError, submit)
             elif not correct:
                 self.expect(False, ValidationError, submit)
+            elif (step := self.holder(run_id, set(asked))) is None:
+                self.expect(False, ConflictError, submit)  # the calls' step has ended: refused, never dropped
             else:
-                self.expect(True, ValidationError, submit)
-                tool_steps = [
-                    s
-                    for s in self.steps.values()
-                    if s.parent == run_id and s.status == "in_progress" and s.extra["type"] == "tool_calls"
-                ]
-                if tool_steps:
-                    enter(max(tool_steps, key=lambda s: (s.created_at, s.id)), RUN_STEP, "completed", self.now)
+                self.expect(True, ConflictError, submit)
+                enter(step, RUN_STEP, "completed", self.now)
                 self.move_run(run, "queued")
 
         @rule()
@@ -348,9 +352,33 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             if step is None:
                 return "step_refused"
             self.steps[step.id] = Tracked(
-                step.id, self.now, "in_progress", _step_stamps(), parent=run_id, thread=run.thread, extra={"type": kind}
+                step.id,
+                self.now,
+                "in_progress",
+                _step_stamps(),
+                parent=run_id,
+                thread=run.thread,
+                extra={"type": kind, "calls": set(), "details": details},
             )
             return str(step.id)
+
+        @rule(step_id=step_ids)
+        def update_details(self, step_id: str) -> None:
+            step = self.steps.get(step_id)
+            if step is None:
+                return
+            details = step.extra.get("details") or {"type": "tool_calls", "tool_calls": []}
+            update = lambda: self.store.run_steps.update_details(step_id, step_details=details)  # noqa: E731
+            if self.expect(step.status == "in_progress", ConflictError, update) is not None:
+                step.extra["calls"] = set()  # the calls are replaced by the details sent
+
+        @rule(message_id=message_ids)
+        def update_content(self, message_id: str) -> None:
+            message = self.messages.get(message_id)
+            if message is None:
+                return
+            update = lambda: self.store.messages.update_content(message_id, content="more")  # noqa: E731
+            self.expect(message.status == "in_progress", ConflictError, update)
 
         @rule(step_id=step_ids, verb=st.sampled_from(["complete", "fail", "cancel", "expire"]))
         def step_verb(self, step_id: str, verb: str) -> None:
@@ -432,8 +460,10 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                                 assert row["status"] not in rule.statuses, f"{row['id']} lacks {column}"
 
         @invariant()
-        def at_most_one_active_run_per_thread(self) -> None:
-            active = [r.thread for r in self.runs.values() if r.status in RUN.active]
+        def the_store_has_at_most_one_active_run_per_thread(self) -> None:
+            with self.store.engine.connect() as connection:
+                query = sa.select(runs.c.thread_id).where(runs.c.status.in_(RUN.active))
+                active = list(connection.execute(query).scalars())
             assert len(active) == len(set(active))
 
     return OpenAIStoreMachine

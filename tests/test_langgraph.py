@@ -319,3 +319,50 @@ def test_search_binds_metadata_instead_of_splicing_it(store: Store) -> None:
     new_thread(store, user="alice")
     assert store.langgraph.threads.search(metadata={hostile: hostile}) == []
     assert store.langgraph.threads.search(metadata={"user": hostile}) == []
+
+
+STORED = {"tier": 1, "tags": ["a", "b"], "cfg": {"x": 1, "y": 2}, "on": True}
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ({"tier": 1.0}, True),
+        ({"tags": ["a"]}, True),
+        ({"tags": ["c"]}, False),
+        ({"cfg": {"x": 1}}, True),
+        ({"cfg": {"y": 2, "x": 1}}, True),
+        ({"cfg": {"x": 2}}, False),
+        ({"on": True}, True),
+        ({"on": 1}, False),
+        ({"tier": 1, "cfg": {"x": 1}}, True),
+    ],
+)
+def test_search_matches_postgres_containment_on_every_backend(store: Store, query: dict[str, Any], found: bool) -> None:
+    thread = new_thread(store, **STORED)
+    assert [t.thread_id for t in store.langgraph.threads.search(metadata=query)] == ([thread] if found else [])
+
+
+def test_search_pages_after_filtering_nested_metadata(store: Store, clock: FakeClock) -> None:
+    matching = []
+    for index in range(6):
+        clock.advance(1)
+        thread = new_thread(store, cfg={"even": index % 2 == 0})
+        if index % 2 == 0:
+            matching.append(thread)
+    page = store.langgraph.threads.search(metadata={"cfg": {"even": True}}, limit=2, offset=1, sort_order="asc")
+    assert [t.thread_id for t in page] == matching[1:3]
+
+
+def test_a_taken_run_id_is_refused_before_the_strategy_touches_anything(store: Store) -> None:
+    claimed = running(store)
+    with pytest.raises(ConflictError, match="already exists"):
+        store.langgraph.runs.create(
+            claimed.thread_id, assistant_id="agent", multitask_strategy="rollback", run_id=claimed.run_id
+        )
+    assert store.langgraph.runs.get(claimed.run_id).status == "running"
+
+
+def test_search_refuses_a_filter_that_is_not_an_object(store: Store) -> None:
+    with pytest.raises(ValidationError):
+        store.langgraph.threads.search(metadata=[])  # type: ignore[arg-type]

@@ -313,3 +313,35 @@ def test_runs_on_different_threads_may_be_active_together(store: Store) -> None:
     for _ in range(3):
         store.runs.create(thread_id(store), assistant_id=assistant)
     assert store.runs.claim_next() is not None
+
+
+def test_submitting_outputs_after_the_tool_calls_step_ended_is_refused_and_writes_nothing(store: Store) -> None:
+    run = run_in(store, "requires_action")
+    (step,) = store.run_steps.list(run.id)
+    store.run_steps.complete(step.id)
+    with pytest.raises(ConflictError, match="no in-progress tool_calls step holds them"):
+        store.runs.submit_tool_outputs(run.id, tool_outputs=[{"tool_call_id": "call_1", "output": "x"}])
+    assert store.runs.get(run.id).status == "requires_action"
+
+
+def test_require_action_records_calls_in_a_new_step_when_no_step_holds_them_all(store: Store) -> None:
+    run = run_in(store, "in_progress")
+    other = store.run_steps.create(run.id, step_details={"type": "tool_calls", "tool_calls": []})
+    store.runs.require_action(run.id, tool_calls=[CALL])
+    steps = {step.id: step for step in store.run_steps.list(run.id)}
+    assert steps[other.id].step_details["tool_calls"] == []
+    (holder,) = [s for s in steps.values() if s.id != other.id]
+    assert [c["id"] for c in holder.step_details["tool_calls"]] == ["call_1"]
+
+
+def test_a_run_that_has_ended_can_write_no_more_messages(store: Store) -> None:
+    run = run_in(store, "completed")
+    with pytest.raises(ConflictError, match="can write no more messages"):
+        store.messages.create(run.thread_id, role="assistant", content="late", run_id=run.id, status="in_progress")
+
+
+def test_a_deleted_assistant_cannot_author_messages(store: Store) -> None:
+    assistant = assistant_id(store)
+    store.assistants.delete(assistant)
+    with pytest.raises(NotFoundError):
+        store.messages.create(thread_id(store), role="assistant", content="x", assistant_id=assistant)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from threadstore.errors import ConflictError, StorageError, ThreadStoreError, ValidationError
+from threadstore.validation import check_choice
 
 Synchronous = Literal["NORMAL", "FULL"]
 WRITE_OPTION = "threadstore_write"
@@ -79,6 +80,7 @@ def create_engine(
         ValidationError: the URL is not a supported database URL.
     """
     parsed = normalize_url(url)
+    synchronous = check_choice("synchronous", synchronous, ("NORMAL", "FULL"))
     if parsed.get_backend_name() == "postgresql":
         engine = sa.create_engine(parsed, **{"pool_pre_ping": True, **(engine_options or {})})
         _engines.add(engine)

@@ -122,6 +122,8 @@ class LangGraphRuns:
             # Lock the thread so that two creates on it decide their strategies one after the other.
             locked = sa.select(threads.c.thread_id).where(threads.c.thread_id == thread_id).with_for_update()
             fetch_one(connection, locked, "langgraph thread", thread_id)
+            if connection.execute(_select(values["run_id"])).first() is not None:
+                raise ConflictError(f"Run {values['run_id']} already exists.")  # before any strategy writes
             now = self._scope.now_micros()
             self._apply_strategy(connection, thread_id, values["multitask_strategy"], now)
             values.update(thread_id=thread_id, created_at=now, updated_at=now, status=RUN.initial, attempt=0)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from threadstore.errors import ConflictError
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphThread
-from threadstore.langgraph.filters import contains
+from threadstore.langgraph.filters import contains, json_contains, needs_python
 from threadstore.langgraph.models import threads
 from threadstore.langgraph.states import THREAD_SORT_FIELDS, THREAD_STATUSES
 from threadstore.rows import fetch_one, locked
@@ -89,7 +89,10 @@ class LangGraphThreads:
         patch = None if metadata is _UNSET else check_json_object("metadata", metadata)
         state = _UNSET if values is _UNSET else (None if values is None else check_json_object("values", values))
         with self._scope.write() as connection:
-            current = LangGraphThread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+            # Locked, so that two merges of one thread's metadata cannot lose each other's keys.
+            current = LangGraphThread.from_row(
+                fetch_one(connection, _select(thread_id).with_for_update(), KIND, thread_id)
+            )
             changes: dict[str, Any] = {"updated_at": self._scope.now_micros()}
             if patch is not None:
                 changes["metadata"] = {**current.metadata, **patch}
@@ -126,12 +129,12 @@ class LangGraphThreads:
         Raises:
             ValidationError: a bad filter, status, limit, offset or sort.
         """
-        conditions = []
+        wanted = {
+            "metadata": None if metadata is None else check_json_object("metadata", metadata),
+            "values": None if values is None else check_json_object("values", values),
+        }
         dialect = self._scope.dialect
-        if metadata:
-            conditions.append(contains(threads.c.metadata, check_json_object("metadata", metadata), dialect))
-        if values:
-            conditions.append(contains(threads.c["values"], check_json_object("values", values), dialect))
+        conditions = [contains(threads.c[name], filt, dialect) for name, filt in wanted.items() if filt]
         if status is not None:
             conditions.append(threads.c.status == check_choice("status", status, THREAD_STATUSES))
         if ids is not None:
@@ -143,12 +146,18 @@ class LangGraphThreads:
             if direction == "asc"
             else [column.desc(), threads.c.thread_id.desc()]
         )
-        query = (
-            sa.select(threads)
-            .where(*conditions)
-            .order_by(*ordering)
-            .limit(check_int("limit", limit, minimum=1, maximum=1000))
-            .offset(check_int("offset", offset, minimum=0))
-        )
+        first = check_int("offset", offset, minimum=0)
+        count = check_int("limit", limit, minimum=1, maximum=1000)
+        query = sa.select(threads).where(*conditions).order_by(*ordering)
+        nested = {name: filt for name, filt in wanted.items() if filt and needs_python(filt, dialect)}
         with self._scope.read() as connection:
-            return [LangGraphThread.from_row(row._mapping) for row in connection.execute(query)]
+            if not nested:
+                rows = connection.execute(query.limit(count).offset(first))
+                return [LangGraphThread.from_row(row._mapping) for row in rows]
+            # SQLite cannot test nested containment in SQL: filter here, before the page is cut.
+            found = [
+                LangGraphThread.from_row(row._mapping)
+                for row in connection.execute(query)
+                if all(json_contains(row._mapping[name], filt) for name, filt in nested.items())
+            ]
+            return found[first : first + count]

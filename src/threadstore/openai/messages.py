@@ -14,8 +14,8 @@ from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Message
 from threadstore.openai.models import assistants, messages, runs, threads
-from threadstore.openai.queries import active_run_id
-from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES
+from threadstore.openai.queries import active_run_id, load_run, lock_thread
+from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
 from threadstore.rows import delete_one, fetch_one, locked, require, update_one
 from threadstore.scope import Scope
@@ -85,19 +85,23 @@ _attachments = content.attachments
 
 
 def insert_message(connection: Connection, now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
-    """Write `message` into an existing thread and return the stored values.
+    """Write `message` into a thread the caller has locked (queries.lock_thread) and return the
+    stored values.
 
     Raises:
-        ConflictError: the thread has an active run and the message is not written by it.
+        ConflictError: the thread has an active run and the message is not written by it, or the
+            message names a run that has ended.
         NotFoundError: its assistant or run does not exist (the run: not in this thread).
     """
     active = active_run_id(connection, thread_id)
     if active is not None and active != message.run_id:
         raise ConflictError(f"Can't add messages to {thread_id} while a run {active} is active.")
     if message.assistant_id is not None:
-        require(connection, assistants, "assistant", message.assistant_id)
+        require(connection, assistants, "assistant", message.assistant_id, assistants.c.deleted_at.is_(None))
     if message.run_id is not None:
-        require(connection, runs, "run", message.run_id, runs.c.thread_id == thread_id)
+        run = load_run(connection, message.run_id, runs.c.thread_id == thread_id, for_update=True)
+        if run.status not in RUN.active:
+            raise ConflictError(f"Run {run.id} is {run.status}; it can write no more messages.")
     values: dict[str, Any] = {
         "id": new_id("msg"),
         "created_at": now,
@@ -158,7 +162,8 @@ class Messages:
         Raises:
             ValidationError: a field breaks the API's rules; nothing is written.
             NotFoundError: the thread, assistant or run does not exist.
-            ConflictError: the thread has an active run that is not writing this message.
+            ConflictError: the thread has an active run that is not writing this message, or the
+                run named has ended.
         """
         message = MessageInput.check(
             role=role,
@@ -170,7 +175,7 @@ class Messages:
             status=status,
         )
         with self._scope.write() as connection:
-            require(connection, threads, "thread", thread_id)
+            lock_thread(connection, thread_id)
             return Message.from_row(insert_message(connection, self._scope.now(), thread_id, message))
 
     def get(self, message_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Message:

@@ -10,9 +10,9 @@ from sqlalchemy.engine import Connection
 
 from threadstore.ids import new_id
 from threadstore.openai.api import Run, RunStep
-from threadstore.openai.models import run_step_details, run_step_last_errors, run_step_usages, run_steps, runs
+from threadstore.openai.models import run_step_details, run_step_last_errors, run_step_usages, run_steps, runs, threads
 from threadstore.openai.states import RUN, RUN_STEP
-from threadstore.rows import fetch_one
+from threadstore.rows import fetch_one, locked
 
 STEP_QUERY = (
     sa.select(
@@ -31,14 +31,27 @@ STEP_QUERY = (
 )
 
 
-def load_run(connection: Connection, run_id: str, *where: Any) -> Run:
-    """The run with this id.
+def load_run(connection: Connection, run_id: str, *where: Any, for_update: bool = False) -> Run:
+    """The run with this id; `for_update` locks it until the unit of work ends.
 
     Raises:
         NotFoundError: there is none.
     """
     query = sa.select(runs).where(runs.c.id == run_id, *where)
-    return Run.from_row(fetch_one(connection, query, "run", run_id))
+    return Run.from_row(fetch_one(connection, locked(query, for_update), "run", run_id))
+
+
+def lock_thread(connection: Connection, thread_id: str) -> None:
+    """Lock a thread's row until the unit of work ends, so that writes that must see the thread's
+    runs and messages as they are (the thread lock) happen one at a time on PostgreSQL; a SQLite
+    write transaction is exclusive already.
+
+    Raises:
+        NotFoundError: there is no such thread.
+    """
+    fetch_one(
+        connection, sa.select(threads.c.id).where(threads.c.id == thread_id).with_for_update(), "thread", thread_id
+    )
 
 
 def active_run_id(connection: Connection, thread_id: str) -> str | None:

@@ -40,7 +40,7 @@ class RunSteps:
         details = content.step_details(step_details)
         meta = check_metadata(metadata)
         with self._scope.write() as connection:
-            run = load_run(connection, run_id)
+            run = load_run(connection, run_id, for_update=True)  # a run that is ending waits for us, or we for it
             if run.status != "in_progress":
                 raise ConflictError(f"Run {run_id} is {run.status}; steps are added only while it is in_progress.")
             if details["type"] == "message_creation":

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from threadstore.errors import InvalidTransitionError, ValidationError
+from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Run
@@ -118,15 +118,18 @@ def _tool_outputs(tool_outputs: object) -> dict[str, str]:
     return outputs
 
 
-def _tool_calls_step(connection: Connection, run_id: str) -> tuple[str, list[Json]] | None:
-    row = connection.execute(
+def _step_holding(connection: Connection, run_id: str, call_ids: set[str]) -> tuple[str, list[Json]] | None:
+    """The run's newest in-progress tool_calls step that holds every one of `call_ids`."""
+    rows = connection.execute(
         sa.select(run_steps.c.id, run_step_details.c.tool_calls)
         .join(run_step_details, run_step_details.c.step_id == run_steps.c.id)
         .where(run_steps.c.run_id == run_id, run_steps.c.status == "in_progress", run_steps.c.type == "tool_calls")
         .order_by(run_steps.c.created_at.desc(), run_steps.c.id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else (row.id, list(row.tool_calls))
+    ).all()
+    for row in rows:
+        if call_ids <= {call["id"] for call in row.tool_calls}:
+            return row.id, list(row.tool_calls)
+    return None
 
 
 def _set_tool_calls(connection: Connection, step_id: str, tool_calls: list[Json]) -> None:
@@ -183,8 +186,8 @@ class RunVerbs:
     def require_action(self, run_id: str, *, tool_calls: list[Json]) -> Run:
         """in_progress → requires_action, asking for the outputs of function `tool_calls`
         (each `{"id"?, "type": "function", "function": {"name", "arguments"}}`). The calls are
-        recorded in the run's in-progress tool_calls step (added to it if it lacks them), or
-        in a new such step, in the same transaction.
+        recorded in the run's in-progress tool_calls step that already holds them all, or else
+        in a new tool_calls step, in the same transaction.
 
         Raises:
             ValidationError: malformed or duplicate calls; nothing is written.
@@ -196,14 +199,9 @@ class RunVerbs:
         with self._scope.write() as connection:
             now = self._scope.now()
             run = move_run(connection, run_id, "requires_action", now, values={"required_action": action})
-            step = _tool_calls_step(connection, run_id)
-            recorded = [{**call, "function": {**call["function"], "output": None}} for call in calls]
-            if step is None:
+            if _step_holding(connection, run_id, {call["id"] for call in calls}) is None:
+                recorded = [{**call, "function": {**call["function"], "output": None}} for call in calls]
                 insert_step(connection, now, run, {"type": "tool_calls", "tool_calls": recorded}, {})
-            else:
-                step_id, held = step
-                known = {call["id"] for call in held}
-                _set_tool_calls(connection, step_id, held + [c for c in recorded if c["id"] not in known])
             return run
 
     def submit_tool_outputs(self, run_id: str, *, tool_outputs: list[Json]) -> Run:
@@ -215,26 +213,31 @@ class RunVerbs:
             ValidationError: an output missing, extra, or for a call the run did not ask for;
                 nothing is written.
             NotFoundError: no such run. InvalidTransitionError: it does not require action.
-            ConflictError: another writer moved it first.
+            ConflictError: another writer moved it first, or the step holding the calls has
+                ended or lost them (nothing is written; the outputs are never dropped silently).
         """
         outputs = _tool_outputs(tool_outputs)
         with self._scope.write() as connection:
-            run = load_run(connection, run_id)
+            run = load_run(connection, run_id, for_update=True)
             if run.status != "requires_action" or run.required_action is None:
                 raise InvalidTransitionError("run", run_id, run.status, "queued")
             asked = {call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]}
             if set(outputs) != asked:
                 raise ValidationError(f"tool_outputs must answer exactly {sorted(asked)}; got {sorted(outputs)}.")
+            step = _step_holding(connection, run_id, asked)
+            if step is None:
+                raise ConflictError(
+                    f"Run {run_id} asked for {sorted(asked)}, but no in-progress tool_calls step holds them any "
+                    "more (it was completed or its calls were replaced); nothing was written."
+                )
             now = self._scope.now()
             queued = move_run(connection, run_id, "queued", now, sources={"requires_action"})
-            step = _tool_calls_step(connection, run_id)
-            if step is not None:
-                step_id, held = step
-                for call in held:
-                    if call["id"] in outputs and call["type"] == "function":
-                        call["function"] = {**call["function"], "output": outputs[call["id"]]}
-                _set_tool_calls(connection, step_id, held)
-                transition(connection, run_steps, RUN_STEP, step_id, "completed", now)
+            step_id, held = step
+            for call in held:
+                if call["id"] in outputs:
+                    call["function"] = {**call["function"], "output": outputs[call["id"]]}
+            _set_tool_calls(connection, step_id, held)
+            transition(connection, run_steps, RUN_STEP, step_id, "completed", now)
             return queued
 
     def cancel(self, run_id: str) -> Run:
@@ -247,7 +250,7 @@ class RunVerbs:
             ConflictError: another writer moved it first.
         """
         with self._scope.write() as connection:
-            status = load_run(connection, run_id).status
+            status = load_run(connection, run_id, for_update=True).status
             now = self._scope.now()
             if status == "in_progress":
                 return move_run(connection, run_id, "cancelling", now, sources={"in_progress"})

@@ -13,7 +13,7 @@ from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Run
 from threadstore.openai.models import assistants, runs, threads
-from threadstore.openai.queries import active_run_id, load_run
+from threadstore.openai.queries import active_run_id, load_run, lock_thread
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
@@ -100,7 +100,7 @@ class Runs(RunVerbs):
         }
         lifetime = check_int("expires_in", expires_in, minimum=1, maximum=MAX_EXPIRES_IN)
         with self._scope.write() as connection:
-            require(connection, threads, "thread", thread_id)
+            lock_thread(connection, thread_id)
             active = active_run_id(connection, thread_id)
             if active is not None:
                 raise ConflictError(f"Thread {thread_id} already has an active run {active}.")
