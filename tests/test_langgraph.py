@@ -366,3 +366,18 @@ def test_a_taken_run_id_is_refused_before_the_strategy_touches_anything(store: S
 def test_search_refuses_a_filter_that_is_not_an_object(store: Store) -> None:
     with pytest.raises(ValidationError):
         store.langgraph.threads.search(metadata=[])  # type: ignore[arg-type]
+
+
+def test_threads_list_pages_newest_first(store: Store, clock: FakeClock) -> None:
+    made = []
+    for _ in range(3):
+        clock.advance(1)
+        made.append(new_thread(store))
+    assert [t.thread_id for t in store.langgraph.threads.list(limit=2, offset=1)] == [made[1], made[0]]
+
+
+def test_run_update_merges_metadata(store: Store, clock: FakeClock) -> None:
+    run = store.langgraph.runs.create(new_thread(store), assistant_id="agent", metadata={"a": 1})
+    clock.advance(1)
+    updated = store.langgraph.runs.update(run.run_id, metadata={"b": 2})
+    assert (updated.metadata, updated.updated_at) == ({"a": 1, "b": 2}, run.updated_at + 1_000_000)

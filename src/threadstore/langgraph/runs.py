@@ -180,6 +180,23 @@ class LangGraphRuns:
             )
             return [LangGraphRun.from_row(row._mapping) for row in connection.execute(query)]
 
+    def update(self, run_id: str, *, metadata: dict[str, Any]) -> LangGraphRun:
+        """Merge `metadata` into the run's, moving `updated_at`.
+
+        Raises:
+            ValidationError: bad metadata; nothing is written.
+            NotFoundError: there is no such run.
+        """
+        patch = check_json_object("metadata", metadata)
+        with self._scope.write() as connection:
+            current = LangGraphRun.from_row(fetch_one(connection, _select(run_id).with_for_update(), KIND, run_id))
+            connection.execute(
+                sa.update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(metadata={**current.metadata, **patch}, updated_at=self._scope.now_micros())
+            )
+            return LangGraphRun.from_row(fetch_one(connection, _select(run_id), KIND, run_id))
+
     def delete(self, run_id: str) -> None:
         """Delete a run, whatever its status, and re-derive its thread's status.
 

@@ -18,6 +18,7 @@ from threadstore.scope import Scope
 from threadstore.validation import check_choice, check_int, check_json_object, check_list, check_uuid
 
 KIND = "langgraph thread"
+SearchResult = list[LangGraphThread]
 _UNSET: Any = object()
 
 
@@ -101,6 +102,14 @@ class LangGraphThreads:
             connection.execute(sa.update(threads).where(threads.c.thread_id == thread_id).values(**changes))
             return LangGraphThread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
 
+    def list(self, *, limit: int = 10, offset: int = 0) -> SearchResult:
+        """Threads, newest first, with limit/offset (a search without filters).
+
+        Raises:
+            ValidationError: a bad limit or offset.
+        """
+        return self.search(limit=limit, offset=offset)
+
     def delete(self, thread_id: str) -> None:
         """Delete a thread and its runs.
 
@@ -122,7 +131,7 @@ class LangGraphThreads:
         offset: int = 0,
         sort_by: str = "created_at",
         sort_order: str = "desc",
-    ) -> list[LangGraphThread]:
+    ) -> SearchResult:
         """Threads whose metadata and values contain the given ones, with the given status and ids,
         sorted and paged with limit/offset as the LangGraph API does.
 

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
-from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Run
 from threadstore.openai.models import messages, run_step_details, run_steps, runs
@@ -83,28 +82,24 @@ def _usage_values(usage: object) -> Json:
 
 
 def _function_calls(tool_calls: object) -> list[Json]:
-    calls = check_list("tool_calls", tool_calls)
-    if not calls:
-        raise ValidationError("tool_calls must name at least one function call.")
-    checked = []
-    for i, call in enumerate(calls):
-        call = check_mapping(f"tool_calls[{i}]", call)
-        if call.get("type", "function") != "function":
-            raise ValidationError(f"tool_calls[{i}] must be a function call.")
-        function = check_mapping(f"tool_calls[{i}].function", call.get("function"))
-        checked.append(
-            {
-                "id": check_string(f"tool_calls[{i}].id", call.get("id") or new_id("call")),
-                "type": "function",
-                "function": {
-                    "name": check_string(f"tool_calls[{i}].function.name", function.get("name")),
-                    "arguments": check_string(f"tool_calls[{i}].function.arguments", function.get("arguments", "")),
-                },
-            }
-        )
-    if len({c["id"] for c in checked}) != len(checked):
+    """The function calls a run asks outputs for, in the shape of required_action."""
+    given = [
+        {"type": "function", **call} if isinstance(call, dict) else call
+        for call in check_list("tool_calls", tool_calls)
+    ]
+    calls = content.tool_calls(given)
+    if not calls or any(call["type"] != "function" for call in calls):
+        raise ValidationError("tool_calls must be one or more function calls.")
+    if len({call["id"] for call in calls}) != len(calls):
         raise ValidationError("tool_calls ids must be distinct.")
-    return checked
+    return [
+        {
+            "id": c["id"],
+            "type": "function",
+            "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+        }
+        for c in calls
+    ]
 
 
 def _tool_outputs(tool_outputs: object) -> dict[str, str]:
