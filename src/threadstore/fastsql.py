@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 Decoder = Callable[[Any], Any] | None
@@ -33,11 +34,15 @@ def _decoder(column_type: sa.types.TypeEngine[Any], dialect: Dialect) -> Decoder
     # SQLite hands back JSON as text and booleans as integers; psycopg decodes both itself.
     if dialect.name != "sqlite":
         return None
-    if isinstance(column_type, sa.JSON) or isinstance(getattr(column_type, "impl", None), sa.JSON):
+    if _is_json(column_type):
         return _decode_json
     if isinstance(column_type, sa.Boolean):
         return _decode_bool
     return None
+
+
+def _is_json(column_type: sa.types.TypeEngine[Any]) -> bool:
+    return isinstance(column_type, sa.JSON) or isinstance(getattr(column_type, "impl", None), sa.JSON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class Prepared:
     """A statement compiled for one dialect."""
 
     sql: str
+    defaults: dict[str, Any]  # values of the statement's own literals (e.g. status IN (...))
+    json_params: frozenset[str]  # parameters sent as JSON text
     positions: tuple[str, ...] | None  # parameter order for positional paramstyles
     names: tuple[str, ...]  # result column names
     decoders: tuple[tuple[int, Callable[[Any], Any]], ...]  # (index, decode) for columns that need it
@@ -53,21 +60,22 @@ class Prepared:
 class Statement:
     """A Core statement, compiled on first use for each dialect."""
 
-    def __init__(self, statement: ClauseElement, *, json_params: Sequence[str] = ()) -> None:
+    def __init__(self, statement: ClauseElement) -> None:
         self._statement = statement
-        self._json_params = frozenset(json_params)
         self._prepared: dict[str, Prepared] = {}
 
     def prepare(self, dialect: Dialect) -> Prepared:
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
-            compiled = self._statement.compile(dialect=dialect)
+            compiled = cast(SQLCompiler, self._statement.compile(dialect=dialect))
             columns = list(getattr(self._statement, "exported_columns", ()))
             decoders = tuple((i, d) for i, c in enumerate(columns) if (d := _decoder(c.type, dialect)) is not None)
             positional = dialect.paramstyle in ("qmark", "numeric", "format")
             prepared = Prepared(
                 sql=compiled.string,
-                positions=tuple(getattr(compiled, "positiontup", None) or ()) if positional else None,
+                defaults={k: v for k, v in (compiled.construct_params(_check=False) or {}).items() if v is not None},
+                json_params=frozenset(name for name, bind in compiled.binds.items() if _is_json(bind.type)),
+                positions=tuple(compiled.positiontup or ()) if positional else None,
                 names=tuple(c.name for c in columns),
                 decoders=decoders,
             )
@@ -75,11 +83,11 @@ class Statement:
         return prepared
 
     def bind(self, prepared: Prepared, params: Mapping[str, Any]) -> Any:
-        values = params
-        if self._json_params:
+        values = {**prepared.defaults, **params} if prepared.defaults else params
+        if prepared.json_params:
             values = {
-                key: json.dumps(value) if key in self._json_params and value is not None else value
-                for key, value in params.items()
+                key: json.dumps(value) if key in prepared.json_params and value is not None else value
+                for key, value in values.items()
             }
         if prepared.positions is None:
             return values
@@ -122,3 +130,17 @@ def _row(prepared: Prepared, values: Sequence[Any]) -> dict[str, Any]:
         for index, decode in prepared.decoders:
             values[index] = decode(values[index])
     return dict(zip(prepared.names, values, strict=True))
+
+
+def insert(table: sa.Table) -> Statement:
+    """INSERT of a whole row of `table`, every column a parameter named after it."""
+    return Statement(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in table.c}))
+
+
+def one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:
+    """`column IN ('a', 'b')` with the values written into the SQL: an expanding IN parameter
+    would need compiling per call. Only for threadstore's own identifiers, never user input."""
+    for value in values:
+        if not value.replace("_", "").isalnum():
+            raise ValueError(f"not an identifier: {value!r}")
+    return column.in_([sa.literal_column(f"'{value}'") for value in sorted(values)])

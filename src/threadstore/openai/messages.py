@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from threadstore.errors import ConflictError, ValidationError
+from threadstore.errors import ConflictError, NotFoundError, ValidationError
+from threadstore.fastsql import Raw, insert
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Message
-from threadstore.openai.models import assistants, messages, runs, threads
-from threadstore.openai.queries import active_run_id, load_run, lock_thread
+from threadstore.openai.models import messages, threads
+from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, raw_lock_thread
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
 from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
 from threadstore.rows import delete_one, fetch_one, locked, require, update_one
@@ -84,24 +84,26 @@ _content = content.message_content
 _attachments = content.attachments
 
 
-def insert_message(connection: Connection, now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
-    """Write `message` into a thread the caller has locked (queries.lock_thread) and return the
-    stored values.
+def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
+    """Write `message` into a thread the caller has locked (queries.raw_lock_thread) and return
+    the stored values.
 
     Raises:
         ConflictError: the thread has an active run and the message is not written by it, or the
             message names a run that has ended.
         NotFoundError: its assistant or run does not exist (the run: not in this thread).
     """
-    active = active_run_id(connection, thread_id)
-    if active is not None and active != message.run_id:
-        raise ConflictError(f"Can't add messages to {thread_id} while a run {active} is active.")
-    if message.assistant_id is not None:
-        require(connection, assistants, "assistant", message.assistant_id, assistants.c.deleted_at.is_(None))
+    active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
+    if active is not None and active["id"] != message.run_id:
+        raise ConflictError(f"Can't add messages to {thread_id} while a run {active['id']} is active.")
+    if message.assistant_id is not None and raw.first(LIVE_ASSISTANT, {"id": message.assistant_id}) is None:
+        raise NotFoundError("assistant", message.assistant_id)
     if message.run_id is not None:
-        run = load_run(connection, message.run_id, runs.c.thread_id == thread_id, for_update=True)
-        if run.status not in RUN.active:
-            raise ConflictError(f"Run {run.id} is {run.status}; it can write no more messages.")
+        run = raw.first(RUN_OF_THREAD_LOCKED, {"id": message.run_id, "thread_id": thread_id})
+        if run is None:
+            raise NotFoundError("run", message.run_id)
+        if run["status"] not in RUN.active:
+            raise ConflictError(f"Run {run['id']} is {run['status']}; it can write no more messages.")
     values: dict[str, Any] = {
         "id": new_id("msg"),
         "created_at": now,
@@ -117,8 +119,11 @@ def insert_message(connection: Connection, now: int, thread_id: str, message: Me
         "attachments": message.attachments,
         "metadata": message.metadata,
     }
-    connection.execute(sa.insert(messages).values(**values))
+    raw.execute(INSERT_MESSAGE, values)
     return values
+
+
+INSERT_MESSAGE = insert(messages)
 
 
 def _in_thread(message_id: str, thread_id: str | None) -> list[Any]:
@@ -174,9 +179,9 @@ class Messages:
             run_id=run_id,
             status=status,
         )
-        with self._scope.write() as connection:
-            lock_thread(connection, thread_id)
-            return Message.from_row(insert_message(connection, self._scope.now(), thread_id, message))
+        with self._scope.raw_write() as raw:
+            raw_lock_thread(raw, thread_id)
+            return Message.from_row(insert_message(raw, self._scope.now(), thread_id, message))
 
     def get(self, message_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Message:
         """The message with this id (in this thread, if `thread_id` is given). In a transaction,

@@ -8,9 +8,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from threadstore.errors import NotFoundError
+from threadstore.fastsql import Raw, Statement, one_of
 from threadstore.ids import new_id
 from threadstore.openai.api import Run, RunStep
-from threadstore.openai.models import run_step_details, run_step_last_errors, run_step_usages, run_steps, runs, threads
+from threadstore.openai.models import (
+    assistants,
+    run_step_details,
+    run_step_last_errors,
+    run_step_usages,
+    run_steps,
+    runs,
+    threads,
+)
 from threadstore.openai.states import RUN, RUN_STEP
 from threadstore.rows import fetch_one, locked
 
@@ -105,3 +115,28 @@ def record_step_end(
     if error is not None:
         code, message = error
         connection.execute(sa.insert(run_step_last_errors).values(step_id=step_id, code=code, message=message))
+
+
+# The message write path, as statements compiled once (fastsql).
+LOCK_THREAD = Statement(sa.select(threads.c.id).where(threads.c.id == sa.bindparam("id")).with_for_update())
+ACTIVE_RUN = Statement(
+    sa.select(runs.c.id).where(runs.c.thread_id == sa.bindparam("thread_id"), one_of(runs.c.status, sorted(RUN.active)))
+)
+RUN_OF_THREAD_LOCKED = Statement(
+    sa.select(runs.c.id, runs.c.status)
+    .where(runs.c.id == sa.bindparam("id"), runs.c.thread_id == sa.bindparam("thread_id"))
+    .with_for_update()
+)
+LIVE_ASSISTANT = Statement(
+    sa.select(assistants.c.id).where(assistants.c.id == sa.bindparam("id"), assistants.c.deleted_at.is_(None))
+)
+
+
+def raw_lock_thread(raw: Raw, thread_id: str) -> None:
+    """lock_thread on the fast path.
+
+    Raises:
+        NotFoundError: there is no such thread.
+    """
+    if raw.first(LOCK_THREAD, {"id": thread_id}) is None:
+        raise NotFoundError("thread", thread_id)

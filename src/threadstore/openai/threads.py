@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from threadstore.fastsql import insert
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Thread
@@ -19,6 +20,9 @@ from threadstore.validation import check_list, check_mapping, check_metadata
 
 KIND = "thread"
 _UNSET: Any = object()
+
+
+INSERT_THREAD = insert(threads)
 
 
 class Threads:
@@ -48,12 +52,12 @@ class Threads:
             MessageInput.from_mapping(check_mapping(f"messages[{i}]", m))
             for i, m in enumerate(check_list("messages", [] if messages is None else messages))
         ]
-        with self._scope.write() as connection:
+        with self._scope.raw_write() as raw:
             now = self._scope.now()
             values.update(id=new_id("thread"), created_at=now)
-            connection.execute(sa.insert(threads).values(**values))
+            raw.execute(INSERT_THREAD, values)
             for message in initial:
-                insert_message(connection, now, values["id"], message)
+                insert_message(raw, now, values["id"], message)
         return Thread.from_row(values)
 
     def get(self, thread_id: str, *, for_update: bool = False) -> Thread:
