@@ -144,3 +144,8 @@ def one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnEle
         if not value.replace("_", "").isalnum():
             raise ValueError(f"not an identifier: {value!r}")
     return column.in_([sa.literal_column(f"'{value}'") for value in sorted(values)])
+
+
+def exists(table: sa.Table) -> Statement:
+    """Whether `table` has a row with the id in parameter `id`."""
+    return Statement(sa.select(table.c.id).where(table.c.id == sa.bindparam("id")))

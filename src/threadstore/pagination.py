@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
 from threadstore.errors import ValidationError
+from threadstore.fastsql import Raw, Statement
 from threadstore.validation import check_choice, check_int, check_optional_string
 
 Order = Literal["asc", "desc"]
@@ -93,57 +93,67 @@ def list_params(limit: object, order: object, after: object, before: object) -> 
     )
 
 
-def fetch_page(
-    connection: Connection,
-    query: Select[Any],
-    table: sa.Table,
-    scope: Sequence[ColumnElement[bool]],
-    params: ListParams,
-    load: Callable[[Mapping[Any, Any]], T],
-) -> Page[T]:
-    """Run `query` restricted to `scope` as one keyset page of `table`'s rows.
+class Lister:
+    """One kind of list: `query` over `table`, scoped by equality on `scope` columns (each may be
+    left out of a call) and filtered by `where`. Its statements are compiled once per shape of
+    call (fastsql): which scope columns, which order, which cursors."""
 
-    Args:
-        connection: the unit of work's connection.
-        query: a SELECT over `table` (and whatever it joins) that `load` turns into objects.
-        table: the listed table; it has `created_at` and `id` columns.
-        scope: conditions that define the list (e.g. thread_id = ...); cursors must lie in it.
-        params: validated list arguments.
-        load: builds one object from one row.
+    def __init__(
+        self,
+        query: Select[Any],
+        table: sa.Table,
+        scope: Sequence[str] = (),
+        where: Sequence[ColumnElement[bool]] = (),
+    ) -> None:
+        self._query = query
+        self._table = table
+        self._scope = tuple(scope)
+        self._where = tuple(where)
+        self._statements: dict[tuple[Any, ...], Statement] = {}
 
-    Raises:
-        ValidationError: a cursor is not the id of an object in this list.
-    """
-    key = sa.tuple_(table.c.created_at, table.c.id)
-    conditions = list(scope)
-    backward = params.before is not None and params.after is None
-    ascending = (params.order == "asc") != backward
-    if params.after is not None:
-        position = _cursor(connection, table, scope, params.after, "after")
-        conditions.append(key > position if params.order == "asc" else key < position)
-    if params.before is not None:
-        position = _cursor(connection, table, scope, params.before, "before")
-        conditions.append(key < position if params.order == "asc" else key > position)
-    columns = (table.c.created_at, table.c.id)
-    ordering = [c.asc() if ascending else c.desc() for c in columns]
-    rows = connection.execute(query.where(*conditions).order_by(*ordering).limit(params.limit + 1)).all()
-    has_more = len(rows) > params.limit
-    items = [load(row._mapping) for row in rows[: params.limit]]
-    if backward:
-        items.reverse()
-    return Page(data=items, has_more=has_more)
+    def page(self, raw: Raw, scope: Mapping[str, Any], params: ListParams, load: Callable[[Any], T]) -> Page[T]:
+        """One keyset page of the list.
 
+        Raises:
+            ValidationError: a cursor is not the id of an object in this list.
+        """
+        keys = tuple(name for name in self._scope if scope.get(name) is not None)
+        values: dict[str, Any] = {f"scope_{name}": scope[name] for name in keys}
+        for name, cursor in (("after", params.after), ("before", params.before)):
+            if cursor is not None:
+                found = raw.first(self._statement(("cursor", keys)), {**values, "cursor": cursor})
+                if found is None:
+                    raise ValidationError(f"{name}={cursor!r} is not the id of an object in this list.")
+                values.update({f"{name}_created": found["created_at"], f"{name}_id": cursor})
+        backward = params.before is not None and params.after is None
+        shape = ("page", keys, params.order, params.after is not None, params.before is not None)
+        rows = raw.rows(self._statement(shape), {**values, "limit": params.limit + 1})
+        items = [load(row) for row in rows[: params.limit]]
+        if backward:
+            items.reverse()
+        return Page(data=items, has_more=len(rows) > params.limit)
 
-def _cursor(
-    connection: Connection,
-    table: sa.Table,
-    scope: Sequence[ColumnElement[bool]],
-    object_id: str,
-    name: str,
-) -> ColumnElement[Any]:
-    found = connection.execute(
-        sa.select(table.c.created_at).where(table.c.id == object_id, *scope)
-    ).scalar_one_or_none()
-    if found is None:
-        raise ValidationError(f"{name}={object_id!r} is not the id of an object in this list.")
-    return sa.tuple_(sa.literal(found), sa.literal(object_id))
+    def _statement(self, shape: tuple[Any, ...]) -> Statement:
+        statement = self._statements.get(shape)
+        if statement is None:
+            statement = self._statements[shape] = Statement(self._build(shape))
+        return statement
+
+    def _build(self, shape: tuple[Any, ...]) -> Select[Any]:
+        table = self._table
+        conditions = [table.c[name] == sa.bindparam(f"scope_{name}") for name in shape[1]]
+        conditions += self._where
+        if shape[0] == "cursor":
+            return sa.select(table.c.created_at).where(table.c.id == sa.bindparam("cursor"), *conditions)
+        _, _, order, after, before = shape
+        key = sa.tuple_(table.c.created_at, table.c.id)
+        for name, present, forward in (("after", after, True), ("before", before, False)):
+            if present:
+                position = sa.tuple_(
+                    sa.bindparam(f"{name}_created", type_=sa.BigInteger), sa.bindparam(f"{name}_id", type_=sa.String)
+                )
+                conditions.append(key > position if (order == "asc") == forward else key < position)
+        ascending = (order == "asc") != (before and not after)
+        ordering = [c.asc() if ascending else c.desc() for c in (table.c.created_at, table.c.id)]
+        limit = sa.bindparam("limit", type_=sa.Integer)
+        return self._query.where(*conditions).order_by(*ordering).limit(limit)

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from threadstore.errors import NotFoundError
+from threadstore.fastsql import Raw, Statement, exists
 
 
 def fetch_one(connection: Connection, query: Select[Any], kind: str, object_id: str) -> Mapping[Any, Any]:
@@ -61,3 +62,19 @@ def delete_one(connection: Connection, table: sa.Table, kind: str, object_id: st
 def locked(query: Select[Any], for_update: bool) -> Select[Any]:
     """`query`, locking the rows it reads until the transaction ends when `for_update` is set."""
     return query.with_for_update() if for_update else query
+
+
+_EXISTS: dict[str, Statement] = {}
+
+
+def raw_require(raw: Raw, table: sa.Table, kind: str, object_id: str) -> None:
+    """`require` on the fast path (fastsql).
+
+    Raises:
+        NotFoundError: `table` has no row with `object_id`.
+    """
+    statement = _EXISTS.get(table.name)
+    if statement is None:
+        statement = _EXISTS[table.name] = exists(table)
+    if raw.first(statement, {"id": object_id}) is None:
+        raise NotFoundError(kind, object_id)

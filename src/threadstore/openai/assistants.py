@@ -11,7 +11,7 @@ from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Assistant, Deleted
 from threadstore.openai.models import assistants
-from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
+from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
 from threadstore.rows import fetch_one, locked, update_one
 from threadstore.scope import Scope
 from threadstore.validation import (
@@ -73,6 +73,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 def _fields(**given: Any) -> dict[str, Any]:
     """Check the fields a client may set; those left _UNSET are not returned."""
     return {key: _CHECKS[key](value) for key, value in given.items() if value is not _UNSET}
+
+
+_LIST = Lister(sa.select(*_columns), assistants, where=[_live])
 
 
 class Assistants:
@@ -137,8 +140,8 @@ class Assistants:
             ValidationError: a bad limit, order or cursor.
         """
         params = list_params(limit, order, after, before)
-        with self._scope.read() as connection:
-            return fetch_page(connection, sa.select(*_columns), assistants, [_live], params, Assistant.from_row)
+        with self._scope.raw_read() as raw:
+            return _LIST.page(raw, {}, params, Assistant.from_row)
 
     def update(
         self,

@@ -16,8 +16,8 @@ from threadstore.openai.api import Deleted, Message
 from threadstore.openai.models import messages, threads
 from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, raw_lock_thread
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
-from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
-from threadstore.rows import delete_one, fetch_one, locked, require, update_one
+from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
+from threadstore.rows import delete_one, fetch_one, locked, raw_require, require, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
 from threadstore.validation import check_choice, check_metadata, check_optional_string
@@ -124,6 +124,7 @@ def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) ->
 
 
 INSERT_MESSAGE = insert(messages)
+_LIST = Lister(sa.select(messages), messages, scope=("thread_id", "run_id"))
 
 
 def _in_thread(message_id: str, thread_id: str | None) -> list[Any]:
@@ -211,12 +212,10 @@ class Messages:
             NotFoundError: the thread does not exist.
         """
         params = list_params(limit, order, after, before)
-        scope = [messages.c.thread_id == thread_id]
-        if run_id is not None:
-            scope.append(messages.c.run_id == check_optional_string("run_id", run_id))
-        with self._scope.read() as connection:
-            require(connection, threads, "thread", thread_id)
-            return fetch_page(connection, sa.select(messages), messages, scope, params, Message.from_row)
+        scope = {"thread_id": thread_id, "run_id": check_optional_string("run_id", run_id)}
+        with self._scope.raw_read() as raw:
+            raw_require(raw, threads, "thread", thread_id)
+            return _LIST.page(raw, scope, params, Message.from_row)
 
     def update(self, message_id: str, *, metadata: dict[str, str] | None, thread_id: str | None = None) -> Message:
         """Replace a message's metadata.

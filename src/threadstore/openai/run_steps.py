@@ -12,13 +12,14 @@ from threadstore.openai.api import Deleted, RunStep
 from threadstore.openai.models import messages, run_step_details, run_steps, runs
 from threadstore.openai.queries import STEP_QUERY, details_values, insert_step, load_run, load_step, record_step_end
 from threadstore.openai.states import RUN_STEP, STEP_ERROR_CODES
-from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
-from threadstore.rows import delete_one, require, update_one
+from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
+from threadstore.rows import delete_one, raw_require, require, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
 from threadstore.validation import check_metadata
 
 KIND = "run step"
+_LIST = Lister(STEP_QUERY, run_steps, scope=("run_id",))
 
 
 class RunSteps:
@@ -75,10 +76,9 @@ class RunSteps:
             NotFoundError: the run does not exist.
         """
         params = list_params(limit, order, after, before)
-        with self._scope.read() as connection:
-            require(connection, runs, "run", run_id)
-            scope = [run_steps.c.run_id == run_id]
-            return fetch_page(connection, STEP_QUERY, run_steps, scope, params, RunStep.from_row)
+        with self._scope.raw_read() as raw:
+            raw_require(raw, runs, "run", run_id)
+            return _LIST.page(raw, {"run_id": run_id}, params, RunStep.from_row)
 
     def update(self, step_id: str, *, metadata: dict[str, str] | None) -> RunStep:
         """Replace a step's metadata.

@@ -16,8 +16,8 @@ from threadstore.openai.models import assistants, runs, threads
 from threadstore.openai.queries import active_run_id, load_run, lock_thread
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
-from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
-from threadstore.rows import delete_one, fetch_one, locked, require, update_one
+from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
+from threadstore.rows import delete_one, fetch_one, locked, raw_require, update_one
 from threadstore.scope import Scope
 from threadstore.validation import (
     MAX_INT32,
@@ -42,6 +42,7 @@ def _get_statement(by_thread: bool, for_update: bool) -> Statement:
     return Statement(locked(query, for_update))
 
 
+_LIST = Lister(sa.select(runs), runs, scope=("thread_id",))
 _GET = {(by_thread, lock): _get_statement(by_thread, lock) for by_thread in (False, True) for lock in (False, True)}
 
 
@@ -147,10 +148,9 @@ class Runs(RunVerbs):
             NotFoundError: the thread does not exist.
         """
         params = list_params(limit, order, after, before)
-        with self._scope.read() as connection:
-            require(connection, threads, "thread", thread_id)
-            scope = [runs.c.thread_id == thread_id]
-            return fetch_page(connection, sa.select(runs), runs, scope, params, Run.from_row)
+        with self._scope.raw_read() as raw:
+            raw_require(raw, threads, "thread", thread_id)
+            return _LIST.page(raw, {"thread_id": thread_id}, params, Run.from_row)
 
     def update(self, run_id: str, *, metadata: dict[str, str] | None) -> Run:
         """Replace a run's metadata, the only field a client may change.

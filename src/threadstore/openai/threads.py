@@ -13,7 +13,7 @@ from threadstore.openai import content
 from threadstore.openai.api import Deleted, Thread
 from threadstore.openai.messages import MessageInput, insert_message
 from threadstore.openai.models import threads
-from threadstore.pagination import DEFAULT_LIMIT, Page, fetch_page, list_params
+from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
 from threadstore.rows import delete_one, fetch_one, locked, update_one
 from threadstore.scope import Scope
 from threadstore.validation import check_list, check_mapping, check_metadata
@@ -22,6 +22,7 @@ KIND = "thread"
 _UNSET: Any = object()
 
 
+_LIST = Lister(sa.select(threads), threads)
 INSERT_THREAD = insert(threads)
 
 
@@ -80,8 +81,8 @@ class Threads:
             ValidationError: a bad limit, order or cursor.
         """
         params = list_params(limit, order, after, before)
-        with self._scope.read() as connection:
-            return fetch_page(connection, sa.select(threads), threads, [], params, Thread.from_row)
+        with self._scope.raw_read() as raw:
+            return _LIST.page(raw, {}, params, Thread.from_row)
 
     def update(
         self,
