@@ -110,9 +110,14 @@ def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield sa.make_url(f"sqlite:///{path}")
         return
-    schema = request.getfixturevalue("postgres_session_schema")
-    url = postgres_url_in_schema(schema)
+    url = postgres_url_in_schema(request.getfixturevalue("postgres_session_schema"))
+    empty_postgres(url)  # whatever an earlier test left, this one starts empty
     yield url
+    empty_postgres(url)
+
+
+def empty_postgres(url: sa.URL) -> None:
+    """Delete every row of threadstore's tables in the schema `url` points at."""
     engine = create_engine(url)
     with engine.begin() as connection:
         tables = ", ".join(table.name for table in metadata.sorted_tables)

@@ -19,13 +19,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.conftest import FakeClock, postgres_url_in_schema
+from tests.conftest import FakeClock, empty_postgres, postgres_url_in_schema
 from tests.stateful_openai import make_machine
 from threadstore import Store
-from threadstore.db import create_engine
 from threadstore.lifecycle import Machine
 from threadstore.openai import run_verbs
-from threadstore.schema import metadata
 
 EXAMPLES = int(os.environ.get("THREADSTORE_STATEFUL_EXAMPLES", 300 if os.environ.get("CI") else 50))
 SETTINGS = settings(
@@ -55,15 +53,12 @@ def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
 
         return open_sqlite
     url = postgres_url_in_schema(request.getfixturevalue("postgres_session_schema"))
-    tables = ", ".join(table.name for table in metadata.sorted_tables)
 
     def open_postgres(clock: FakeClock) -> Store:
-        engine = create_engine(url)
-        with engine.begin() as connection:
-            connection.exec_driver_sql(f"TRUNCATE {tables} CASCADE")
-        engine.dispose()
+        empty_postgres(url)
         return Store(url, clock=clock)
 
+    request.addfinalizer(lambda: empty_postgres(url))  # leave nothing for the next test
     return open_postgres
 
 

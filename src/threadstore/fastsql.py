@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -73,7 +73,7 @@ class Statement:
             positional = dialect.paramstyle in ("qmark", "numeric", "format")
             prepared = Prepared(
                 sql=compiled.string,
-                defaults={k: v for k, v in (compiled.construct_params(_check=False) or {}).items() if v is not None},
+                defaults={name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required},
                 json_params=frozenset(name for name, bind in compiled.binds.items() if _is_json(bind.type)),
                 positions=tuple(compiled.positiontup or ()) if positional else None,
                 names=tuple(c.name for c in columns),
@@ -149,3 +149,10 @@ def one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnEle
 def exists(table: sa.Table) -> Statement:
     """Whether `table` has a row with the id in parameter `id`."""
     return Statement(sa.select(table.c.id).where(table.c.id == sa.bindparam("id")))
+
+
+def raw_of(connection: Raw | Connection) -> Raw:
+    """The DBAPI connection of a unit of work, from SQLAlchemy's Connection or already raw."""
+    if isinstance(connection, Raw):
+        return connection
+    return Raw(connection.connection.dbapi_connection, connection.dialect)

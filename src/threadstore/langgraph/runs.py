@@ -294,7 +294,7 @@ class LangGraphRuns:
                     now,
                     sources={"running"},
                     values={"updated_at": now},
-                    where=[runs.c.attempt == claim],
+                    where={"attempt": claim},
                 )
             except (ConflictError, InvalidTransitionError) as error:
                 raise _refusal(connection, run_id, claim, target) from error

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadstore.errors import NotFoundError
-from threadstore.fastsql import Raw, Statement, one_of
+from threadstore.fastsql import Raw, Statement, insert, one_of, raw_of
 from threadstore.ids import new_id
 from threadstore.openai.api import Run, RunStep
 from threadstore.openai.models import (
@@ -106,15 +106,20 @@ def insert_step(connection: Connection, now: int, run: Run, details: dict[str, A
     return step_id
 
 
+INSERT_USAGE = insert(run_step_usages)
+INSERT_LAST_ERROR = insert(run_step_last_errors)
+
+
 def record_step_end(
-    connection: Connection, step_id: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None
+    connection: Connection | Raw, step_id: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None
 ) -> None:
     """Write the usage and last error of a step that has just ended."""
+    raw = raw_of(connection)
     if usage is not None:
-        connection.execute(sa.insert(run_step_usages).values(step_id=step_id, **usage))
+        raw.execute(INSERT_USAGE, {"step_id": step_id, **usage})
     if error is not None:
         code, message = error
-        connection.execute(sa.insert(run_step_last_errors).values(step_id=step_id, code=code, message=message))
+        raw.execute(INSERT_LAST_ERROR, {"step_id": step_id, "code": code, "message": message})
 
 
 # The message write path, as statements compiled once (fastsql).

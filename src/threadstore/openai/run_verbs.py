@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
+from threadstore.fastsql import Raw, Statement, raw_of
 from threadstore.openai import content
 from threadstore.openai.api import Run
 from threadstore.openai.models import messages, run_step_details, run_steps, runs
@@ -31,7 +32,7 @@ Json = dict[str, Any]
 
 
 def move_run(
-    connection: Connection,
+    connection: Connection | Raw,
     run_id: str,
     target: str,
     now: int,
@@ -50,28 +51,37 @@ def move_run(
     return run
 
 
-def _end_children(connection: Connection, run: Run, now: int) -> None:
-    step_status = STEP_STATUS_WHEN_RUN_ENDS[run.status]
-    ended = (
-        connection.execute(
-            sa.update(run_steps)
-            .where(run_steps.c.run_id == run.id, run_steps.c.status == RUN_STEP.initial)
-            .values(**changes(RUN_STEP, step_status, now, run_steps))
-            .returning(run_steps.c.id)
-        )
-        .scalars()
-        .all()
+def _end_statements(run_status: str) -> tuple[Statement, Statement]:
+    """The two UPDATEs that end a run's in-progress steps and messages when it ends in `run_status`."""
+    now = sa.bindparam("now", type_=sa.BigInteger)
+    run_id: sa.BindParameter[str] = sa.bindparam("run_id")
+    message_status, reason = MESSAGE_END_WHEN_RUN_ENDS[run_status]
+    steps = (
+        sa.update(run_steps)
+        .where(run_steps.c.run_id == run_id, run_steps.c.status == RUN_STEP.initial)
+        .values(**changes(RUN_STEP, STEP_STATUS_WHEN_RUN_ENDS[run_status], now, run_steps))
+        .returning(run_steps.c.id)
     )
-    if step_status == "failed" and run.last_error is not None:
-        code = run.last_error.code if run.last_error.code in STEP_ERROR_CODES else "server_error"
-        for step_id in ended:
-            record_step_end(connection, step_id, usage=None, error=(code, run.last_error.message))
-    message_status, reason = MESSAGE_END_WHEN_RUN_ENDS[run.status]
-    connection.execute(
+    messages_ = (
         sa.update(messages)
-        .where(messages.c.run_id == run.id, messages.c.status == MESSAGE.initial)
+        .where(messages.c.run_id == run_id, messages.c.status == MESSAGE.initial)
         .values(**changes(MESSAGE, message_status, now, messages), incomplete_reason=reason)
     )
+    return Statement(steps), Statement(messages_)
+
+
+_END = {status: _end_statements(status) for status in RUN.terminal}
+
+
+def _end_children(connection: Connection | Raw, run: Run, now: int) -> None:
+    raw = raw_of(connection)
+    end_steps, end_messages = _END[run.status]
+    ended = [row["id"] for row in raw.rows(end_steps, {"run_id": run.id, "now": now})]
+    if STEP_STATUS_WHEN_RUN_ENDS[run.status] == "failed" and run.last_error is not None:
+        code = run.last_error.code if run.last_error.code in STEP_ERROR_CODES else "server_error"
+        for step_id in ended:
+            record_step_end(raw, step_id, usage=None, error=(code, run.last_error.message))
+    raw.execute(end_messages, {"run_id": run.id, "now": now})
 
 
 def _usage_values(usage: object) -> Json:
@@ -139,8 +149,8 @@ class RunVerbs:
     _scope: Scope
 
     def _move(self, run_id: str, target: str, *, sources: set[str] | None = None, values: Json | None = None) -> Run:
-        with self._scope.write() as connection:
-            return move_run(connection, run_id, target, self._scope.now(), sources=sources, values=values)
+        with self._scope.raw_write() as raw:
+            return move_run(raw, run_id, target, self._scope.now(), sources=sources, values=values)
 
     def start(self, run_id: str) -> Run:
         """queued → in_progress; `started_at` is stamped the first time.

@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from threadstore.errors import ConflictError, NotFoundError
-from threadstore.fastsql import Statement
+from threadstore.fastsql import Raw, Statement, insert
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Run
 from threadstore.openai.models import assistants, runs, threads
-from threadstore.openai.queries import active_run_id, load_run, lock_thread
+from threadstore.openai.queries import ACTIVE_RUN, load_run, raw_lock_thread
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
-from threadstore.rows import delete_one, fetch_one, locked, raw_require, update_one
+from threadstore.rows import delete_one, locked, raw_require, update_one
 from threadstore.scope import Scope
 from threadstore.validation import (
     MAX_INT32,
@@ -100,12 +99,12 @@ class Runs(RunVerbs):
             "parallel_tool_calls": check_bool("parallel_tool_calls", parallel_tool_calls),
         }
         lifetime = check_int("expires_in", expires_in, minimum=1, maximum=MAX_EXPIRES_IN)
-        with self._scope.write() as connection:
-            lock_thread(connection, thread_id)
-            active = active_run_id(connection, thread_id)
+        with self._scope.raw_write() as raw:
+            raw_lock_thread(raw, thread_id)
+            active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
             if active is not None:
-                raise ConflictError(f"Thread {thread_id} already has an active run {active}.")
-            values.update(_with_defaults(connection, assistant_id, given))
+                raise ConflictError(f"Thread {thread_id} already has an active run {active['id']}.")
+            values.update(_with_defaults(raw, assistant_id, given))
             now = self._scope.now()
             values.update(
                 id=new_id("run"),
@@ -115,8 +114,9 @@ class Runs(RunVerbs):
                 status=RUN.initial,
                 expires_at=now + lifetime,
             )
-            connection.execute(sa.insert(runs).values(**values))
-            return load_run(connection, values["id"])
+            row = {**_EMPTY_RUN, **values}
+            raw.execute(_INSERT, row)
+            return Run.from_row(row)
 
     def get(self, run_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Run:
         """The run with this id (in this thread, if `thread_id` is given). In a transaction,
@@ -175,9 +175,17 @@ class Runs(RunVerbs):
         return Deleted(run_id, "thread.run.deleted")
 
 
-def _with_defaults(connection: Connection, assistant_id: str, given: dict[str, Any]) -> dict[str, Any]:
-    query = sa.select(assistants).where(assistants.c.id == assistant_id, assistants.c.deleted_at.is_(None))
-    assistant = fetch_one(connection, query, "assistant", assistant_id)
+_INSERT = insert(runs)
+_EMPTY_RUN = {column.name: None for column in runs.c}
+_ASSISTANT = Statement(
+    sa.select(assistants).where(assistants.c.id == sa.bindparam("id"), assistants.c.deleted_at.is_(None))
+)
+
+
+def _with_defaults(raw: Raw, assistant_id: str, given: dict[str, Any]) -> dict[str, Any]:
+    assistant = raw.first(_ASSISTANT, {"id": assistant_id})
+    if assistant is None:
+        raise NotFoundError("assistant", assistant_id)
     defaults = {
         "model": assistant["model"],
         "instructions": assistant["instructions"] or "",
