@@ -213,3 +213,26 @@ def test_objects_stay_readable_after_their_transaction(store: Store) -> None:
     with store.transaction() as tx:
         run = tx.runs.create(tx.threads.create().id, assistant_id=assistant)
     assert run.to_api()["status"] == "queued"
+
+
+def test_create_many_adds_messages_in_order_in_one_transaction(store: Store) -> None:
+    thread = thread_id(store)
+    made = store.messages.create_many(thread, [{"role": "user", "content": str(i)} for i in range(50)])
+    listed = store.messages.list(thread, order="asc", limit=100)
+    assert [m.id for m in listed] == [m.id for m in made]
+    assert [m.content[0]["text"]["value"] for m in listed] == [str(i) for i in range(50)]
+
+
+def test_create_many_with_one_bad_message_writes_none(store: Store) -> None:
+    from threadstore import ValidationError
+
+    thread = thread_id(store)
+    with pytest.raises(ValidationError):
+        store.messages.create_many(thread, [{"role": "user", "content": "ok"}, {"role": "robot", "content": "x"}])
+    assert len(store.messages.list(thread)) == 0
+
+
+def test_create_many_is_refused_while_a_run_is_active(store: Store) -> None:
+    run = run_in(store, "queued")
+    with pytest.raises(ConflictError):
+        store.messages.create_many(run.thread_id, [{"role": "user", "content": "x"}])

@@ -108,6 +108,11 @@ class Raw:
         cursor.execute(prepared.sql, statement.bind(prepared, params or {}))
         return cursor
 
+    def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run `statement` once for each of `rows` (the driver's executemany)."""
+        prepared = statement.prepare(self.dialect)
+        self.connection.cursor().executemany(prepared.sql, [statement.bind(prepared, row) for row in rows])
+
     def rows(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run `statement` and return its rows as dicts of decoded values."""
         prepared = statement.prepare(self.dialect)

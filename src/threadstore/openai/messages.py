@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
 from threadstore.rows import delete_one, fetch_one, locked, raw_require, require, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
-from threadstore.validation import check_choice, check_metadata, check_optional_string
+from threadstore.validation import check_choice, check_list, check_mapping, check_metadata, check_optional_string
 
 JsonList = list[dict[str, Any]]
 KIND = "message"
@@ -104,7 +104,13 @@ def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) ->
             raise NotFoundError("run", message.run_id)
         if run["status"] not in RUN.active:
             raise ConflictError(f"Run {run['id']} is {run['status']}; it can write no more messages.")
-    values: dict[str, Any] = {
+    values = _row(now, thread_id, message)
+    raw.execute(INSERT_MESSAGE, values)
+    return values
+
+
+def _row(now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
+    return {
         "id": new_id("msg"),
         "created_at": now,
         "thread_id": thread_id,
@@ -119,8 +125,6 @@ def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) ->
         "attachments": message.attachments,
         "metadata": message.metadata,
     }
-    raw.execute(INSERT_MESSAGE, values)
-    return values
 
 
 INSERT_MESSAGE = insert(messages)
@@ -183,6 +187,34 @@ class Messages:
         with self._scope.raw_write() as raw:
             raw_lock_thread(raw, thread_id)
             return Message.from_row(insert_message(raw, self._scope.now(), thread_id, message))
+
+    def create_many(self, thread_id: str, messages: Sequence[Mapping[str, Any]]) -> list[Message]:
+        """Add many messages to a thread at once (an import), in their order, in one transaction.
+        Each is a mapping of `role`, `content`, and optionally `attachments` and `metadata`, and is
+        checked exactly as `create` checks it.
+
+        Args:
+            thread_id: the thread.
+            messages: the messages, oldest first.
+
+        Raises:
+            ValidationError: any message breaks the API's rules; nothing is written.
+            NotFoundError: the thread does not exist.
+            ConflictError: the thread has an active run.
+        """
+        checked = [
+            MessageInput.from_mapping(check_mapping(f"messages[{i}]", m))
+            for i, m in enumerate(check_list("messages", messages))
+        ]
+        with self._scope.raw_write() as raw:
+            raw_lock_thread(raw, thread_id)
+            active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
+            if active is not None:
+                raise ConflictError(f"Can't add messages to {thread_id} while a run {active['id']} is active.")
+            now = self._scope.now()
+            rows = [_row(now, thread_id, message) for message in checked]
+            raw.execute_many(INSERT_MESSAGE, rows)
+        return [Message.from_row(row) for row in rows]
 
     def get(self, message_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Message:
         """The message with this id (in this thread, if `thread_id` is given). In a transaction,

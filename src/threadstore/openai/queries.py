@@ -14,6 +14,7 @@ from threadstore.ids import new_id
 from threadstore.openai.api import Run, RunStep
 from threadstore.openai.models import (
     assistants,
+    messages,
     run_step_details,
     run_step_last_errors,
     run_step_usages,
@@ -70,14 +71,27 @@ def active_run_id(connection: Connection, thread_id: str) -> str | None:
     return connection.execute(query).scalar_one_or_none()
 
 
-def load_step(connection: Connection, step_id: str, *where: Any) -> RunStep:
-    """The step with this id, with its details, last error and usage.
+_STEP = {
+    by_run: Statement(
+        STEP_QUERY.where(
+            run_steps.c.id == sa.bindparam("id"), *([run_steps.c.run_id == sa.bindparam("run_id")] if by_run else [])
+        )
+    )
+    for by_run in (False, True)
+}
+
+
+def load_step(connection: Connection | Raw, step_id: str, *, run_id: str | None = None) -> RunStep:
+    """The step with this id (of this run, if `run_id` is given), with its details, last error and usage.
 
     Raises:
         NotFoundError: there is none.
     """
-    query = STEP_QUERY.where(run_steps.c.id == step_id, *where)
-    return RunStep.from_row(fetch_one(connection, query, "run step", step_id))
+    params = {"id": step_id} if run_id is None else {"id": step_id, "run_id": run_id}
+    row = raw_of(connection).first(_STEP[run_id is not None], params)
+    if row is None:
+        raise NotFoundError("run step", step_id)
+    return RunStep.from_row(row)
 
 
 def details_values(details: dict[str, Any]) -> dict[str, Any]:
@@ -87,23 +101,39 @@ def details_values(details: dict[str, Any]) -> dict[str, Any]:
     return {"type": details["type"], "message_id": None, "tool_calls": details["tool_calls"]}
 
 
-def insert_step(connection: Connection, now: int, run: Run, details: dict[str, Any], metadata: dict[str, str]) -> str:
+_INSERT_STEP = insert(run_steps)
+_INSERT_DETAILS = insert(run_step_details)
+_EMPTY_STEP = {column.name: None for column in run_steps.c}
+
+
+def insert_step(
+    connection: Connection | Raw, now: int, run: Run, details: dict[str, Any], metadata: dict[str, str]
+) -> str:
     """Write an in-progress step of `run` with checked `details`; return its id."""
+    raw = raw_of(connection)
     step_id = new_id("step")
-    connection.execute(
-        sa.insert(run_steps).values(
-            id=step_id,
-            created_at=now,
-            run_id=run.id,
-            thread_id=run.thread_id,
-            assistant_id=run.assistant_id,
-            type=details["type"],
-            status=RUN_STEP.initial,
-            metadata=metadata,
-        )
-    )
-    connection.execute(sa.insert(run_step_details).values(step_id=step_id, **details_values(details)))
+    step = {
+        **_EMPTY_STEP,
+        "id": step_id,
+        "created_at": now,
+        "run_id": run.id,
+        "thread_id": run.thread_id,
+        "assistant_id": run.assistant_id,
+        "type": details["type"],
+        "status": RUN_STEP.initial,
+        "metadata": metadata,
+    }
+    raw.execute(_INSERT_STEP, step)
+    raw.execute(_INSERT_DETAILS, {"step_id": step_id, **details_values(details)})
     return step_id
+
+
+RUN_LOCKED = Statement(sa.select(runs).where(runs.c.id == sa.bindparam("id")).with_for_update())
+MESSAGE_IN_THREAD = Statement(
+    sa.select(messages.c.id).where(
+        messages.c.id == sa.bindparam("id"), messages.c.thread_id == sa.bindparam("thread_id")
+    )
+)
 
 
 INSERT_USAGE = insert(run_step_usages)

@@ -6,14 +6,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from threadstore.errors import ConflictError, ValidationError
+from threadstore.errors import ConflictError, NotFoundError, ValidationError
 from threadstore.openai import content
-from threadstore.openai.api import Deleted, RunStep
-from threadstore.openai.models import messages, run_step_details, run_steps, runs
-from threadstore.openai.queries import STEP_QUERY, details_values, insert_step, load_run, load_step, record_step_end
+from threadstore.openai.api import Deleted, Run, RunStep
+from threadstore.openai.models import run_step_details, run_steps, runs
+from threadstore.openai.queries import (
+    MESSAGE_IN_THREAD,
+    RUN_LOCKED,
+    STEP_QUERY,
+    details_values,
+    insert_step,
+    load_step,
+    record_step_end,
+)
 from threadstore.openai.states import RUN_STEP, STEP_ERROR_CODES
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
-from threadstore.rows import delete_one, raw_require, require, update_one
+from threadstore.rows import delete_one, raw_require, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
 from threadstore.validation import check_metadata
@@ -40,15 +48,19 @@ class RunSteps:
         """
         details = content.step_details(step_details)
         meta = check_metadata(metadata)
-        with self._scope.write() as connection:
-            run = load_run(connection, run_id, for_update=True)  # a run that is ending waits for us, or we for it
+        with self._scope.raw_write() as raw:
+            found = raw.first(RUN_LOCKED, {"id": run_id})  # a run that is ending waits for us, or we for it
+            if found is None:
+                raise NotFoundError("run", run_id)
+            run = Run.from_row(found)
             if run.status != "in_progress":
                 raise ConflictError(f"Run {run_id} is {run.status}; steps are added only while it is in_progress.")
             if details["type"] == "message_creation":
                 message_id = details["message_creation"]["message_id"]
-                require(connection, messages, "message", message_id, messages.c.thread_id == run.thread_id)
-            step_id = insert_step(connection, self._scope.now(), run, details, meta)
-            return load_step(connection, step_id)
+                if raw.first(MESSAGE_IN_THREAD, {"id": message_id, "thread_id": run.thread_id}) is None:
+                    raise NotFoundError("message", message_id)
+            step_id = insert_step(raw, self._scope.now(), run, details, meta)
+            return load_step(raw, step_id)
 
     def get(self, step_id: str, *, run_id: str | None = None) -> RunStep:
         """The step with this id (of this run, if `run_id` is given).
@@ -56,9 +68,8 @@ class RunSteps:
         Raises:
             NotFoundError: there is none.
         """
-        where = [] if run_id is None else [run_steps.c.run_id == run_id]
-        with self._scope.read() as connection:
-            return load_step(connection, step_id, *where)
+        with self._scope.raw_read() as raw:
+            return load_step(raw, step_id, run_id=run_id)
 
     def list(
         self,
@@ -154,10 +165,10 @@ class RunSteps:
         self, step_id: str, target: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None = None
     ) -> RunStep:
         checked_usage = content.usage(usage)
-        with self._scope.write() as connection:
-            transition(connection, run_steps, RUN_STEP, step_id, target, self._scope.now())
-            record_step_end(connection, step_id, usage=checked_usage, error=error)
-            return load_step(connection, step_id)
+        with self._scope.raw_write() as raw:
+            transition(raw, run_steps, RUN_STEP, step_id, target, self._scope.now())
+            record_step_end(raw, step_id, usage=checked_usage, error=error)
+            return load_step(raw, step_id)
 
     def delete(self, step_id: str) -> Deleted:
         """Delete a step with its details, last error and usage.

@@ -73,6 +73,28 @@ def _end_statements(run_status: str) -> tuple[Statement, Statement]:
 _END = {status: _end_statements(status) for status in RUN.terminal}
 
 
+def _claim_statement() -> Statement:
+    now = sa.bindparam("now", type_=sa.BigInteger)
+    oldest = (
+        sa.select(runs.c.id)
+        .where(runs.c.status == "queued", runs.c.expires_at > now)
+        .order_by(runs.c.created_at, runs.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claim = (
+        sa.update(runs)
+        .where(runs.c.id == oldest, runs.c.status == "queued")
+        .values(**changes(RUN, "in_progress", now, runs))
+        .returning(*runs.c)
+    )
+    return Statement(claim)
+
+
+_CLAIM = _claim_statement()
+
+
 def _end_children(connection: Connection | Raw, run: Run, now: int) -> None:
     raw = raw_of(connection)
     end_steps, end_messages = _END[run.status]
@@ -170,23 +192,9 @@ class RunVerbs:
         Raises:
             ConflictError, StorageError: the database refused the work.
         """
-        with self._scope.write() as connection:
-            now = self._scope.now()
-            oldest = (
-                sa.select(runs.c.id)
-                .where(runs.c.status == "queued", runs.c.expires_at > now)
-                .order_by(runs.c.created_at, runs.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            row = connection.execute(
-                sa.update(runs)
-                .where(runs.c.id == oldest, runs.c.status == "queued")
-                .values(**changes(RUN, "in_progress", now, runs))
-                .returning(*runs.c)
-            ).first()
-            return None if row is None else Run.from_row(row._mapping)
+        with self._scope.raw_write() as raw:
+            row = raw.first(_CLAIM, {"now": self._scope.now()})
+            return None if row is None else Run.from_row(row)
 
     def require_action(self, run_id: str, *, tool_calls: list[Json]) -> Run:
         """in_progress → requires_action, asking for the outputs of function `tool_calls`
