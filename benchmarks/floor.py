@@ -198,3 +198,109 @@ class Floor:
             "last_id": data[-1]["id"] if data else None,
             "has_more": len(rows) > limit,
         }
+
+    def claim_next(self, now: int) -> dict[str, Any] | None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute(
+            "UPDATE runs SET status = 'in_progress', started_at = coalesce(started_at, ?), required_action = NULL"
+            " WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND expires_at > ?"
+            " ORDER BY created_at, id LIMIT 1) AND status = 'queued' RETURNING *",
+            (now, now),
+        ).fetchone()
+        db.execute("COMMIT")
+        return None if row is None else run_api(row)
+
+    def step_lifecycle(self, run_id: str, now: int) -> dict[str, Any]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        run = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        step_id = new_id("step")
+        db.execute(
+            "INSERT INTO run_steps (id, created_at, run_id, thread_id, assistant_id, type, status, metadata)"
+            " VALUES (?,?,?,?,?,'tool_calls','in_progress','{}')",
+            (step_id, now, run_id, run["thread_id"], run["assistant_id"]),
+        )
+        db.execute(
+            "INSERT INTO run_step_details (step_id, type, tool_calls) VALUES (?, 'tool_calls', ?)",
+            (step_id, json.dumps([])),
+        )
+        step_api(db.execute(STEP_SQL, (step_id,)).fetchone())
+        db.execute("COMMIT")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "UPDATE run_steps SET status = 'completed', completed_at = ? WHERE id = ? AND status = 'in_progress'"
+            " RETURNING *",
+            (now, step_id),
+        ).fetchone()
+        db.execute(
+            "INSERT INTO run_step_usages (step_id, prompt_tokens, completion_tokens, total_tokens)"
+            " VALUES (?, 10, 5, 15)",
+            (step_id,),
+        )
+        row = db.execute(STEP_SQL, (step_id,)).fetchone()
+        db.execute("COMMIT")
+        return step_api(row)
+
+    def import_messages(self, thread_id: str, texts: list[str], now: int) -> list[dict[str, Any]]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("SELECT id FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        db.execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
+        rows = [
+            (
+                new_id("msg"),
+                now,
+                thread_id,
+                "completed",
+                None,
+                now,
+                None,
+                "user",
+                json.dumps([{"type": "text", "text": {"value": text, "annotations": []}}]),
+                None,
+                None,
+                "[]",
+                "{}",
+            )
+            for text in texts
+        ]
+        db.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.execute("COMMIT")
+        return [message_api(row) for row in rows]
+
+
+STEP_SQL = (
+    "SELECT s.*, d.message_id, d.tool_calls, e.code, e.message, u.prompt_tokens, u.completion_tokens,"
+    " u.total_tokens FROM run_steps s JOIN run_step_details d ON d.step_id = s.id"
+    " LEFT JOIN run_step_last_errors e ON e.step_id = s.id LEFT JOIN run_step_usages u ON u.step_id = s.id"
+    " WHERE s.id = ?"
+)
+
+
+def step_api(row: sqlite3.Row) -> dict[str, Any]:
+    total = row["total_tokens"]
+    return {
+        "id": row["id"],
+        "object": "thread.run.step",
+        "created_at": row["created_at"],
+        "assistant_id": row["assistant_id"],
+        "thread_id": row["thread_id"],
+        "run_id": row["run_id"],
+        "type": row["type"],
+        "status": row["status"],
+        "step_details": {"type": "tool_calls", "tool_calls": json.loads(row["tool_calls"])},
+        "last_error": None if row["code"] is None else {"code": row["code"], "message": row["message"]},
+        "expired_at": row["expired_at"],
+        "cancelled_at": row["cancelled_at"],
+        "failed_at": row["failed_at"],
+        "completed_at": row["completed_at"],
+        "metadata": json.loads(row["metadata"]),
+        "usage": None
+        if total is None
+        else {
+            "prompt_tokens": row["prompt_tokens"],
+            "completion_tokens": row["completion_tokens"],
+            "total_tokens": total,
+        },
+    }

@@ -9,13 +9,22 @@ from sqlmodel import Session, col, select
 
 from threadstore.db import create_engine
 from threadstore.ids import new_id
-from threadstore.openai.api import Message, Run
-from threadstore.openai.models import AssistantRow, MessageRow, RunRow, RunStepRow, ThreadRow
+from threadstore.openai.api import Message, Run, RunStep
+from threadstore.openai.models import (
+    AssistantRow,
+    MessageRow,
+    RunRow,
+    RunStepDetailsRow,
+    RunStepRow,
+    RunStepUsageRow,
+    ThreadRow,
+)
 from threadstore.openai.states import RUN
 
 
 def _shape(row: Any) -> dict[str, Any]:
-    return {**row.model_dump(), "metadata": row.metadata_}
+    columns = type(row).__table__.columns
+    return {c.name: getattr(row, "metadata_" if c.name == "metadata" else c.name, None) for c in columns}
 
 
 class Naive:
@@ -114,3 +123,79 @@ class Naive:
                 "last_id": data[-1]["id"] if data else None,
                 "has_more": len(rows) > limit,
             }
+
+    def claim_next(self, now: int) -> dict[str, Any] | None:
+        with Session(self.engine) as session:
+            query = (
+                select(RunRow)
+                .where(RunRow.status == "queued", col(RunRow.expires_at) > now)
+                .order_by(col(RunRow.created_at), col(RunRow.id))
+                .limit(1)
+            )
+            run = session.exec(query).first()
+            if run is None:
+                return None
+            run.status, run.started_at = "in_progress", run.started_at or now
+            session.commit()
+            session.refresh(run)
+            return Run.from_row(_shape(run)).to_api()
+
+    def step_lifecycle(self, run_id: str, now: int) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            run = session.get(RunRow, run_id)
+            assert run is not None
+            step = RunStepRow(
+                id=new_id("step"),
+                created_at=now,
+                run_id=run_id,
+                thread_id=run.thread_id,
+                assistant_id=run.assistant_id,
+                type="tool_calls",
+                status="in_progress",
+                metadata_={},
+            )
+            session.add(step)
+            session.flush()
+            session.add(RunStepDetailsRow(step_id=step.id, type="tool_calls", tool_calls=[]))
+            session.commit()
+            step_id = step.id
+        with Session(self.engine) as session:
+            ended = session.get(RunStepRow, step_id)
+            assert ended is not None
+            ended.status, ended.completed_at = "completed", now
+            session.add(RunStepUsageRow(step_id=step_id, prompt_tokens=10, completion_tokens=5, total_tokens=15))
+            session.commit()
+            session.refresh(ended)
+            details = session.get(RunStepDetailsRow, step_id)
+            assert details is not None
+            row = {
+                **_shape(ended),
+                "message_id": None,
+                "tool_calls": details.tool_calls,
+                "error_code": None,
+                "error_message": None,
+                "prompt_tokens": 10,
+                "completion_tokens": 5,
+                "total_tokens": 15,
+            }
+            return RunStep.from_row(row).to_api()
+
+    def import_messages(self, thread_id: str, texts: list[str], now: int) -> list[dict[str, Any]]:
+        with Session(self.engine, expire_on_commit=False) as session:  # generous: no reload of 1,000 rows
+            rows = [
+                MessageRow(
+                    id=new_id("msg"),
+                    created_at=now,
+                    thread_id=thread_id,
+                    status="completed",
+                    completed_at=now,
+                    role="user",
+                    content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+                    attachments=[],
+                    metadata_={},
+                )
+                for text in texts
+            ]
+            session.add_all(rows)
+            session.commit()
+            return [Message.from_row(_shape(row)).to_api() for row in rows]

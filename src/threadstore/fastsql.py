@@ -85,13 +85,18 @@ class Statement:
     def bind(self, prepared: Prepared, params: Mapping[str, Any]) -> Any:
         values = {**prepared.defaults, **params} if prepared.defaults else params
         if prepared.json_params:
-            values = {
-                key: json.dumps(value) if key in prepared.json_params and value is not None else value
-                for key, value in values.items()
-            }
+            values = {key: _json_text(value) if key in prepared.json_params else value for key, value in values.items()}
         if prepared.positions is None:
             return values
         return tuple(values[name] for name in prepared.positions)
+
+
+def _json_text(value: Any) -> Any:
+    if value is None:
+        return None
+    if not value and isinstance(value, list | dict):
+        return "[]" if isinstance(value, list) else "{}"  # the commonest values, without the encoder
+    return json.dumps(value)
 
 
 class Raw:

@@ -20,7 +20,7 @@ from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
 from threadstore.rows import delete_one, fetch_one, locked, raw_require, require, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
-from threadstore.validation import check_choice, check_list, check_mapping, check_metadata, check_optional_string
+from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string
 
 JsonList = list[dict[str, Any]]
 KIND = "message"
@@ -107,6 +107,12 @@ def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) ->
     values = _row(now, thread_id, message)
     raw.execute(INSERT_MESSAGE, values)
     return values
+
+
+def _one_of_many(index: int, message: object) -> MessageInput:
+    if not isinstance(message, Mapping):
+        raise ValidationError(f"messages[{index}] must be an object, not {type(message).__name__}.")
+    return MessageInput.from_mapping(message)
 
 
 def _row(now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
@@ -202,10 +208,7 @@ class Messages:
             NotFoundError: the thread does not exist.
             ConflictError: the thread has an active run.
         """
-        checked = [
-            MessageInput.from_mapping(check_mapping(f"messages[{i}]", m))
-            for i, m in enumerate(check_list("messages", messages))
-        ]
+        checked = [_one_of_many(i, m) for i, m in enumerate(check_list("messages", messages))]
         with self._scope.raw_write() as raw:
             raw_lock_thread(raw, thread_id)
             active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})

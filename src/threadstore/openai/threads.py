@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from threadstore.errors import ValidationError
 from threadstore.fastsql import insert
 from threadstore.ids import new_id
 from threadstore.openai import content
@@ -16,7 +17,7 @@ from threadstore.openai.models import threads
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
 from threadstore.rows import delete_one, fetch_one, locked, update_one
 from threadstore.scope import Scope
-from threadstore.validation import check_list, check_mapping, check_metadata
+from threadstore.validation import check_list, check_metadata
 
 KIND = "thread"
 _UNSET: Any = object()
@@ -24,6 +25,13 @@ _UNSET: Any = object()
 
 _LIST = Lister(sa.select(threads), threads)
 INSERT_THREAD = insert(threads)
+
+
+def _mapping(name: str, value: object) -> Mapping[str, Any]:
+    # Only the type: MessageInput checks each field (a whole-JSON walk first would do it twice).
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{name} must be an object, not {type(value).__name__}.")
+    return value
 
 
 class Threads:
@@ -50,7 +58,7 @@ class Threads:
             "tool_resources": content.tool_resources(tool_resources),
         }
         initial = [
-            MessageInput.from_mapping(check_mapping(f"messages[{i}]", m))
+            MessageInput.from_mapping(_mapping(f"messages[{i}]", m))
             for i, m in enumerate(check_list("messages", [] if messages is None else messages))
         ]
         with self._scope.raw_write() as raw:
