@@ -23,3 +23,19 @@ def test_the_claims_benchmark_prints_its_table() -> None:
     )
     rows = [line for line in result.stdout.splitlines() if line.startswith("| SQLite |")]
     assert [row.split("|")[2].strip() for row in rows] == ["1", "2", "4", "8"]
+
+
+def test_the_operations_benchmark_prints_every_operation_with_its_ratios() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ops", "--repeat", "5", "--big", "2000"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    names = [row[1].strip() for row in rows[1:]]
+    assert "create message" in names and "claim_next" in names and any("bulk import" in n for n in names)
+    assert all(float(row[5]) > 0 for row in rows[1:])
+    assert "walking all 2,000 messages" in result.stdout
