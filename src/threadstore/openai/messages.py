@@ -14,7 +14,7 @@ from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Message
 from threadstore.openai.models import messages, threads
-from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, raw_lock_thread
+from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, lock_thread
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
 from threadstore.rows import delete_one, fetch_one, locked, raw_require, require, update_one
@@ -85,7 +85,7 @@ _attachments = content.attachments
 
 
 def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
-    """Write `message` into a thread the caller has locked (queries.raw_lock_thread) and return
+    """Write `message` into a thread the caller has locked (queries.lock_thread) and return
     the stored values.
 
     Raises:
@@ -191,7 +191,7 @@ class Messages:
             status=status,
         )
         with self._scope.raw_write() as raw:
-            raw_lock_thread(raw, thread_id)
+            lock_thread(raw, thread_id)
             return Message.from_row(insert_message(raw, self._scope.now(), thread_id, message))
 
     def create_many(self, thread_id: str, messages: Sequence[Mapping[str, Any]]) -> list[Message]:
@@ -210,7 +210,7 @@ class Messages:
         """
         checked = [_one_of_many(i, m) for i, m in enumerate(check_list("messages", messages))]
         with self._scope.raw_write() as raw:
-            raw_lock_thread(raw, thread_id)
+            lock_thread(raw, thread_id)
             active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
             if active is not None:
                 raise ConflictError(f"Can't add messages to {thread_id} while a run {active['id']} is active.")

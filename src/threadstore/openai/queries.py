@@ -52,25 +52,6 @@ def load_run(connection: Connection, run_id: str, *where: Any, for_update: bool 
     return Run.from_row(fetch_one(connection, locked(query, for_update), "run", run_id))
 
 
-def lock_thread(connection: Connection, thread_id: str) -> None:
-    """Lock a thread's row until the unit of work ends, so that writes that must see the thread's
-    runs and messages as they are (the thread lock) happen one at a time on PostgreSQL; a SQLite
-    write transaction is exclusive already.
-
-    Raises:
-        NotFoundError: there is no such thread.
-    """
-    fetch_one(
-        connection, sa.select(threads.c.id).where(threads.c.id == thread_id).with_for_update(), "thread", thread_id
-    )
-
-
-def active_run_id(connection: Connection, thread_id: str) -> str | None:
-    """The id of the thread's active run, if it has one."""
-    query = sa.select(runs.c.id).where(runs.c.thread_id == thread_id, runs.c.status.in_(RUN.active))
-    return connection.execute(query).scalar_one_or_none()
-
-
 _STEP = {
     by_run: Statement(
         STEP_QUERY.where(
@@ -167,8 +148,10 @@ LIVE_ASSISTANT = Statement(
 )
 
 
-def raw_lock_thread(raw: Raw, thread_id: str) -> None:
-    """lock_thread on the fast path.
+def lock_thread(raw: Raw, thread_id: str) -> None:
+    """Lock a thread's row until the unit of work ends, so that writes that must see the thread's
+    runs and messages as they are (the thread lock) happen one at a time on PostgreSQL; a SQLite
+    write transaction is exclusive already.
 
     Raises:
         NotFoundError: there is no such thread.

@@ -12,7 +12,7 @@ from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Run
 from threadstore.openai.models import assistants, runs, threads
-from threadstore.openai.queries import ACTIVE_RUN, load_run, raw_lock_thread
+from threadstore.openai.queries import ACTIVE_RUN, load_run, lock_thread
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
@@ -100,7 +100,7 @@ class Runs(RunVerbs):
         }
         lifetime = check_int("expires_in", expires_in, minimum=1, maximum=MAX_EXPIRES_IN)
         with self._scope.raw_write() as raw:
-            raw_lock_thread(raw, thread_id)
+            lock_thread(raw, thread_id)
             active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
             if active is not None:
                 raise ConflictError(f"Thread {thread_id} already has an active run {active['id']}.")
