@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FakeClock
-from threadstore import Store, ValidationError
+from threadstore import NotFoundError, Store, ValidationError
 from threadstore.pagination import Page
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -131,3 +131,25 @@ def test_runs_and_steps_page_like_messages(store: Store, clock: FakeClock) -> No
     store.runs.start(live)
     steps = [store.run_steps.create(live, step_details={"type": "tool_calls", "tool_calls": []}).id for _ in range(3)]
     assert [s.id for s in store.run_steps.list(live, order="asc", after=steps[0])] == steps[1:]
+
+
+OWNED_LISTS = ["messages", "runs", "run_steps"]
+
+
+@pytest.mark.parametrize("repository", OWNED_LISTS)
+def test_a_list_of_a_missing_owner_is_not_found(store: Store, repository: str) -> None:
+    with pytest.raises(NotFoundError):
+        getattr(store, repository).list("thread_missing" if repository != "run_steps" else "run_missing")
+
+
+@pytest.mark.parametrize("repository", OWNED_LISTS)
+def test_a_cursor_on_a_missing_owner_is_not_found_rather_than_refused(store: Store, repository: str) -> None:
+    owner = "thread_missing" if repository != "run_steps" else "run_missing"
+    with pytest.raises(NotFoundError):
+        getattr(store, repository).list(owner, after="msg_somewhere")
+
+
+def test_an_owner_with_nothing_in_its_list_has_an_empty_page(store: Store) -> None:
+    thread = store.threads.create().id
+    run = store.runs.create(thread, assistant_id=store.assistants.create(model="m").id).id
+    assert (len(store.runs.list(store.threads.create().id)), len(store.run_steps.list(run))) == (0, 0)

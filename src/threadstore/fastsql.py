@@ -23,7 +23,11 @@ Decoder = Callable[[Any], Any] | None
 
 
 def _decode_json(value: Any) -> Any:
-    return None if value is None else json.loads(value)
+    if value is None:
+        return None
+    if value == "[]" or value == "{}":  # the commonest values (no attachments, no metadata), without the parser
+        return [] if value == "[]" else {}
+    return json.loads(value)
 
 
 def _decode_bool(value: Any) -> Any:
@@ -84,11 +88,12 @@ class Statement:
 
     def bind(self, prepared: Prepared, params: Mapping[str, Any]) -> Any:
         values = {**prepared.defaults, **params} if prepared.defaults else params
-        if prepared.json_params:
-            values = {key: _json_text(value) if key in prepared.json_params else value for key, value in values.items()}
-        if prepared.positions is None:
-            return values
-        return tuple(values[name] for name in prepared.positions)
+        encode = prepared.json_params
+        if prepared.positions is not None:
+            return tuple([_json_text(values[name]) if name in encode else values[name] for name in prepared.positions])
+        if encode:
+            return {**values, **{name: _json_text(values[name]) for name in encode if name in values}}
+        return values
 
 
 def _json_text(value: Any) -> Any:
@@ -114,9 +119,19 @@ class Raw:
         return cursor
 
     def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run `statement` once for each of `rows` (the driver's executemany)."""
+        """Run `statement` once for each of `rows`: an `Insert` many rows to a statement where
+        the driver binds by position, anything else by the driver's executemany."""
         prepared = statement.prepare(self.dialect)
-        self.connection.cursor().executemany(prepared.sql, [statement.bind(prepared, row) for row in rows])
+        params = [statement.bind(prepared, row) for row in rows]
+        cursor = self.connection.cursor()
+        if isinstance(statement, Insert) and prepared.positions is not None:
+            sql, size = statement.batch(self.dialect)
+            whole = len(params) - len(params) % size
+            for start in range(0, whole, size):
+                cursor.execute(sql, [value for row in params[start : start + size] for value in row])
+            params = params[whole:]
+        if params:
+            cursor.executemany(prepared.sql, params)
 
     def rows(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run `statement` and return its rows as dicts of decoded values."""
@@ -142,9 +157,41 @@ def _row(prepared: Prepared, values: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(prepared.names, values, strict=True))
 
 
-def insert(table: sa.Table) -> Statement:
+class Insert(Statement):
+    """INSERT of a whole row of `table`, every column a parameter named after it.
+
+    Many rows go `batch` rows to one multi-row VALUES statement: SQLite's executemany steps the
+    statement once a row, which costs half again as much as the row's own work.
+    """
+
+    def __init__(self, table: sa.Table) -> None:
+        super().__init__(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in table.c}))
+        self._table = table
+        self._batches: dict[str, tuple[str, int]] = {}
+
+    def batch(self, dialect: Dialect) -> tuple[str, int]:
+        """The SQL inserting a batch of rows, bound by position row after row, and the batch size."""
+        batch = self._batches.get(dialect.name)
+        if batch is None:
+            columns = [column.name for column in self._table.c]
+            size = max(1, BATCH_PARAMETERS // len(columns))
+            rows: list[dict[str, Any]] = [
+                {name: sa.bindparam(f"{name}_{row}") for name in columns} for row in range(size)
+            ]
+            compiled = sa.insert(self._table).values(rows).compile(dialect=dialect)
+            expected = [f"{name}_{row}" for row in range(size) for name in self.prepare(dialect).positions or ()]
+            if list(compiled.positiontup or ()) != expected:
+                raise AssertionError(f"{dialect.name} orders the parameters of a multi-row INSERT otherwise")
+            batch = self._batches[dialect.name] = (compiled.string, size)
+        return batch
+
+
+BATCH_PARAMETERS = 999  # SQLite's smallest limit on the parameters of one statement (before 3.32)
+
+
+def insert(table: sa.Table) -> Insert:
     """INSERT of a whole row of `table`, every column a parameter named after it."""
-    return Statement(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in table.c}))
+    return Insert(table)
 
 
 def one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:

@@ -16,6 +16,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from threadstore.errors import ValidationError
 from threadstore.fastsql import Raw, Statement
+from threadstore.rows import raw_require
 from threadstore.validation import check_choice, check_int, check_optional_string
 
 Order = Literal["asc", "desc"]
@@ -70,6 +71,15 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """The object a list belongs to: the row of `table` whose id is the scope value `key`."""
+
+    table: sa.Table
+    kind: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListParams:
     """Validated list arguments."""
 
@@ -96,7 +106,8 @@ def list_params(limit: object, order: object, after: object, before: object) -> 
 class Lister:
     """One kind of list: `query` over `table`, scoped by equality on `scope` columns (each may be
     left out of a call) and filtered by `where`. Its statements are compiled once per shape of
-    call (fastsql): which scope columns, which order, which cursors."""
+    call (fastsql): which scope columns, which order, which cursors. A list that belongs to an
+    `owner` raises NotFoundError when the owner does not exist."""
 
     def __init__(
         self,
@@ -104,34 +115,48 @@ class Lister:
         table: sa.Table,
         scope: Sequence[str] = (),
         where: Sequence[ColumnElement[bool]] = (),
+        owner: Owner | None = None,
     ) -> None:
         self._query = query
         self._table = table
         self._scope = tuple(scope)
         self._where = tuple(where)
+        self._owner = owner
         self._statements: dict[tuple[Any, ...], Statement] = {}
 
     def page(self, raw: Raw, scope: Mapping[str, Any], params: ListParams, load: Callable[[Any], T]) -> Page[T]:
         """One keyset page of the list.
 
         Raises:
+            NotFoundError: the owner does not exist.
             ValidationError: a cursor is not the id of an object in this list.
         """
         keys = tuple(name for name in self._scope if scope.get(name) is not None)
         values: dict[str, Any] = {f"scope_{name}": scope[name] for name in keys}
+        # A row of the list proves its owner exists (the foreign key cascades), so the owner is
+        # only looked up when no cursor and no row was found: one query fewer on the common path.
+        found_any = False
         for name, cursor in (("after", params.after), ("before", params.before)):
             if cursor is not None:
                 found = raw.first(self._statement(("cursor", keys)), {**values, "cursor": cursor})
                 if found is None:
+                    self._require_owner(raw, scope)
                     raise ValidationError(f"{name}={cursor!r} is not the id of an object in this list.")
                 values.update({f"{name}_created": found["created_at"], f"{name}_id": cursor})
+                found_any = True
         backward = params.before is not None and params.after is None
         shape = ("page", keys, params.order, params.after is not None, params.before is not None)
         rows = raw.rows(self._statement(shape), {**values, "limit": params.limit + 1})
+        if not rows and not found_any:
+            self._require_owner(raw, scope)
         items = [load(row) for row in rows[: params.limit]]
         if backward:
             items.reverse()
         return Page(data=items, has_more=len(rows) > params.limit)
+
+    def _require_owner(self, raw: Raw, scope: Mapping[str, Any]) -> None:
+        if self._owner is not None:
+            raw_require(raw, self._owner.table, self._owner.kind, scope[self._owner.key])
 
     def _statement(self, shape: tuple[Any, ...]) -> Statement:
         statement = self._statements.get(shape)

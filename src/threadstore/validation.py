@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Collection, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from threadstore.errors import ValidationError
 
@@ -53,9 +53,8 @@ def check_choice(name: str, value: object, allowed: Collection[E]) -> E:
     Raises:
         ValidationError: it is not.
     """
-    for choice in allowed:
-        if value == choice and isinstance(value, str):
-            return choice
+    if isinstance(value, str) and value in allowed:
+        return cast(E, value)
     raise ValidationError(f"{name} must be one of {sorted(allowed)}, got {value!r}.")
 
 

@@ -42,7 +42,7 @@ def message_content(content: object) -> list[Json]:
         ValidationError: not a string or list, an empty list, or a malformed or unknown part.
     """
     if isinstance(content, str):
-        return [_text_part({"value": check_string("content", content), "annotations": []})]
+        return [{"type": "text", "text": {"value": check_string("content", content), "annotations": []}}]
     parts = check_list("content", content)
     if not parts:
         raise ValidationError("content must not be empty.")

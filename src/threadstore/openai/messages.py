@@ -16,8 +16,8 @@ from threadstore.openai.api import Deleted, Message
 from threadstore.openai.models import messages, threads
 from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, lock_thread
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
-from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
-from threadstore.rows import delete_one, fetch_one, locked, raw_require, require, update_one
+from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
+from threadstore.rows import delete_one, fetch_one, locked, require, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
 from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string
@@ -134,7 +134,9 @@ def _row(now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
 
 
 INSERT_MESSAGE = insert(messages)
-_LIST = Lister(sa.select(messages), messages, scope=("thread_id", "run_id"))
+_LIST = Lister(
+    sa.select(messages), messages, scope=("thread_id", "run_id"), owner=Owner(threads, "thread", "thread_id")
+)
 
 
 def _in_thread(message_id: str, thread_id: str | None) -> list[Any]:
@@ -249,7 +251,6 @@ class Messages:
         params = list_params(limit, order, after, before)
         scope = {"thread_id": thread_id, "run_id": check_optional_string("run_id", run_id)}
         with self._scope.raw_read() as raw:
-            raw_require(raw, threads, "thread", thread_id)
             return _LIST.page(raw, scope, params, Message.from_row)
 
     def update(self, message_id: str, *, metadata: dict[str, str] | None, thread_id: str | None = None) -> Message:

@@ -126,7 +126,16 @@ class MessageRow(Base, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         Index(None, "thread_id", "created_at", "id"),
-        Index(None, "run_id", "created_at", "id"),
+        # Only messages written by runs: most messages are the user's, and an entry for each of
+        # them would be kept up to date on every insert for nothing.
+        Index(
+            None,
+            "run_id",
+            "created_at",
+            "id",
+            sqlite_where=text("run_id IS NOT NULL"),
+            postgresql_where=text("run_id IS NOT NULL"),
+        ),
         one_of("status", MESSAGE.statuses, "status"),
         one_of("role", ROLES, "role"),
         one_of("incomplete_reason", MESSAGE_INCOMPLETE_REASONS, "incomplete_reason"),

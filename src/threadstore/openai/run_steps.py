@@ -20,14 +20,14 @@ from threadstore.openai.queries import (
     record_step_end,
 )
 from threadstore.openai.states import RUN_STEP, STEP_ERROR_CODES
-from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
-from threadstore.rows import delete_one, raw_require, update_one
+from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
+from threadstore.rows import delete_one, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
 from threadstore.validation import check_metadata
 
 KIND = "run step"
-_LIST = Lister(STEP_QUERY, run_steps, scope=("run_id",))
+_LIST = Lister(STEP_QUERY, run_steps, scope=("run_id",), owner=Owner(runs, "run", "run_id"))
 
 
 class RunSteps:
@@ -88,7 +88,6 @@ class RunSteps:
         """
         params = list_params(limit, order, after, before)
         with self._scope.raw_read() as raw:
-            raw_require(raw, runs, "run", run_id)
             return _LIST.page(raw, {"run_id": run_id}, params, RunStep.from_row)
 
     def update(self, step_id: str, *, metadata: dict[str, str] | None) -> RunStep:

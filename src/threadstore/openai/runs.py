@@ -15,8 +15,8 @@ from threadstore.openai.models import assistants, runs, threads
 from threadstore.openai.queries import ACTIVE_RUN, load_run, lock_thread
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
-from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
-from threadstore.rows import delete_one, locked, raw_require, update_one
+from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
+from threadstore.rows import delete_one, locked, update_one
 from threadstore.scope import Scope
 from threadstore.validation import (
     MAX_INT32,
@@ -41,7 +41,7 @@ def _get_statement(by_thread: bool, for_update: bool) -> Statement:
     return Statement(locked(query, for_update))
 
 
-_LIST = Lister(sa.select(runs), runs, scope=("thread_id",))
+_LIST = Lister(sa.select(runs), runs, scope=("thread_id",), owner=Owner(threads, "thread", "thread_id"))
 _GET = {(by_thread, lock): _get_statement(by_thread, lock) for by_thread in (False, True) for lock in (False, True)}
 
 
@@ -149,7 +149,6 @@ class Runs(RunVerbs):
         """
         params = list_params(limit, order, after, before)
         with self._scope.raw_read() as raw:
-            raw_require(raw, threads, "thread", thread_id)
             return _LIST.page(raw, {"thread_id": thread_id}, params, Run.from_row)
 
     def update(self, run_id: str, *, metadata: dict[str, str] | None) -> Run:
