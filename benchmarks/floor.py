@@ -1,20 +1,30 @@
-"""The floor: raw sqlite3 doing the SQL threadstore does, with the same pragmas and durability,
-returning the same API dicts. No validation beyond what the SQL needs."""
+"""The floor: the bare driver doing the SQL threadstore does, returning the same API dicts. No
+validation beyond what the SQL needs.
+
+`Floor` is raw sqlite3 with threadstore's pragmas and durability; `PostgresFloor` is psycopg
+with the same SQL (written with `?`, sent with `%s`), the row locks threadstore takes on
+PostgreSQL, and JSONB decoded by psycopg as threadstore has it decoded.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import sqlalchemy as sa
 
 from threadstore.db import BUSY_TIMEOUT_MS
 from threadstore.ids import new_id
 
+Loads = Callable[[Any], Any]
 ACTIVE = "('cancelling', 'in_progress', 'queued', 'requires_action')"
 MESSAGE_COLUMNS = (
     "id, created_at, thread_id, status, incomplete_reason, completed_at, incomplete_at, role, content,"
     " assistant_id, run_id, attachments, metadata"
 )
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -24,7 +34,26 @@ def connect(path: str) -> sqlite3.Connection:
     return connection
 
 
-def message_api(row: tuple[Any, ...]) -> dict[str, Any]:
+def message_row(thread_id: str, text: str, now: int) -> tuple[Any, ...]:
+    content = [{"type": "text", "text": {"value": text, "annotations": []}}]
+    return (
+        new_id("msg"),
+        now,
+        thread_id,
+        "completed",
+        None,
+        now,
+        None,
+        "user",
+        json.dumps(content),
+        None,
+        None,
+        "[]",
+        "{}",
+    )
+
+
+def message_api(row: tuple[Any, ...], loads: Loads) -> dict[str, Any]:
     (id_, created, thread, status, reason, completed, incomplete, role, content, assistant, run, attachments, meta) = (
         row
     )
@@ -38,15 +67,15 @@ def message_api(row: tuple[Any, ...]) -> dict[str, Any]:
         "completed_at": completed,
         "incomplete_at": incomplete,
         "role": role,
-        "content": json.loads(content),
+        "content": loads(content),
         "assistant_id": assistant,
         "run_id": run,
-        "attachments": json.loads(attachments),
-        "metadata": json.loads(meta),
+        "attachments": loads(attachments),
+        "metadata": loads(meta),
     }
 
 
-def run_api(row: sqlite3.Row) -> dict[str, Any]:
+def run_api(row: Mapping[str, Any], loads: Loads) -> dict[str, Any]:
     code, total = row["last_error_code"], row["usage_total_tokens"]
     return {
         "id": row["id"],
@@ -55,7 +84,7 @@ def run_api(row: sqlite3.Row) -> dict[str, Any]:
         "thread_id": row["thread_id"],
         "assistant_id": row["assistant_id"],
         "status": row["status"],
-        "required_action": None if row["required_action"] is None else json.loads(row["required_action"]),
+        "required_action": None if row["required_action"] is None else loads(row["required_action"]),
         "last_error": None if code is None else {"code": code, "message": row["last_error_message"]},
         "expires_at": row["expires_at"],
         "started_at": row["started_at"],
@@ -65,8 +94,8 @@ def run_api(row: sqlite3.Row) -> dict[str, Any]:
         "incomplete_details": {"reason": row["incomplete_reason"]} if row["status"] == "incomplete" else None,
         "model": row["model"],
         "instructions": row["instructions"],
-        "tools": json.loads(row["tools"]),
-        "metadata": json.loads(row["metadata"]),
+        "tools": loads(row["tools"]),
+        "metadata": loads(row["metadata"]),
         "usage": None
         if total is None
         else {
@@ -78,196 +107,11 @@ def run_api(row: sqlite3.Row) -> dict[str, Any]:
         "top_p": row["top_p"],
         "max_prompt_tokens": row["max_prompt_tokens"],
         "max_completion_tokens": row["max_completion_tokens"],
-        "truncation_strategy": json.loads(row["truncation_strategy"]),
-        "response_format": json.loads(row["response_format"]),
-        "tool_choice": json.loads(row["tool_choice"]),
+        "truncation_strategy": loads(row["truncation_strategy"]),
+        "response_format": loads(row["response_format"]),
+        "tool_choice": loads(row["tool_choice"]),
         "parallel_tool_calls": bool(row["parallel_tool_calls"]),
     }
-
-
-class Floor:
-    """The same work as threadstore's repositories, by hand."""
-
-    def __init__(self, path: str) -> None:
-        self.db = connect(path)
-        self.db.row_factory = sqlite3.Row
-
-    def create_message(self, thread_id: str, text: str, now: int) -> dict[str, Any]:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        if db.execute("SELECT id FROM threads WHERE id = ?", (thread_id,)).fetchone() is None:
-            raise LookupError(thread_id)
-        if db.execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone():
-            raise RuntimeError("thread is busy")
-        content = [{"type": "text", "text": {"value": text, "annotations": []}}]
-        row = (
-            new_id("msg"),
-            now,
-            thread_id,
-            "completed",
-            None,
-            now,
-            None,
-            "user",
-            json.dumps(content),
-            None,
-            None,
-            "[]",
-            "{}",
-        )
-        db.execute(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
-        db.execute("COMMIT")
-        return message_api(row)
-
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        db = self.db
-        db.execute("BEGIN")
-        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        db.execute("COMMIT")
-        return run_api(row)
-
-    def run_lifecycle(self, thread_id: str, assistant: sqlite3.Row, now: int) -> dict[str, Any]:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("SELECT id FROM threads WHERE id = ?", (thread_id,)).fetchone()
-        db.execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
-        db.execute("SELECT * FROM assistants WHERE id = ? AND deleted_at IS NULL", (assistant["id"],)).fetchone()
-        run_id = new_id("run")
-        db.execute(
-            "INSERT INTO runs (id, created_at, thread_id, assistant_id, status, expires_at, model, instructions,"
-            " tools, metadata, truncation_strategy, response_format, tool_choice, parallel_tool_calls)"
-            " VALUES (?,?,?,?,'queued',?,?,?,?,'{}',?,'\"auto\"','\"auto\"',1)",
-            (
-                run_id,
-                now,
-                thread_id,
-                assistant["id"],
-                now + 600,
-                assistant["model"],
-                assistant["instructions"] or "",
-                assistant["tools"],
-                '{"type": "auto", "last_messages": null}',
-            ),
-        )
-        run_api(db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
-        db.execute("COMMIT")
-        db.execute("BEGIN IMMEDIATE")
-        run_api(
-            db.execute(
-                "UPDATE runs SET status = 'in_progress', started_at = coalesce(started_at, ?), required_action = NULL"
-                " WHERE id = ? AND status IN ('queued') RETURNING *",
-                (now, run_id),
-            ).fetchone()
-        )
-        db.execute("COMMIT")
-        db.execute("BEGIN IMMEDIATE")
-        row = db.execute(
-            "UPDATE runs SET status = 'completed', completed_at = ?, expires_at = NULL WHERE id = ?"
-            " AND status IN ('cancelling', 'in_progress') RETURNING *",
-            (now, run_id),
-        ).fetchone()
-        db.execute(
-            "UPDATE run_steps SET status = 'completed', completed_at = ? WHERE run_id = ? AND status = 'in_progress'"
-            " RETURNING id",
-            (now, run_id),
-        ).fetchall()
-        db.execute(
-            "UPDATE messages SET status = 'completed', completed_at = ?, incomplete_reason = NULL"
-            " WHERE run_id = ? AND status = 'in_progress'",
-            (now, run_id),
-        )
-        db.execute("COMMIT")
-        return run_api(row)
-
-    def message_page(self, thread_id: str, after: str, limit: int = 20) -> dict[str, Any]:
-        db = self.db
-        db.execute("BEGIN")
-        cursor = db.execute("SELECT created_at FROM messages WHERE id = ? AND thread_id = ?", (after, thread_id))
-        (created,) = cursor.fetchone()
-        rows = db.execute(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND (created_at, id) < (?, ?)"
-            " ORDER BY created_at DESC, id DESC LIMIT ?",
-            (thread_id, created, after, limit + 1),
-        ).fetchall()
-        db.execute("COMMIT")
-        data = [message_api(tuple(row)) for row in rows[:limit]]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(rows) > limit,
-        }
-
-    def claim_next(self, now: int) -> dict[str, Any] | None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        row = db.execute(
-            "UPDATE runs SET status = 'in_progress', started_at = coalesce(started_at, ?), required_action = NULL"
-            " WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND expires_at > ?"
-            " ORDER BY created_at, id LIMIT 1) AND status = 'queued' RETURNING *",
-            (now, now),
-        ).fetchone()
-        db.execute("COMMIT")
-        return None if row is None else run_api(row)
-
-    def step_lifecycle(self, run_id: str, now: int) -> dict[str, Any]:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        run = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        step_id = new_id("step")
-        db.execute(
-            "INSERT INTO run_steps (id, created_at, run_id, thread_id, assistant_id, type, status, metadata)"
-            " VALUES (?,?,?,?,?,'tool_calls','in_progress','{}')",
-            (step_id, now, run_id, run["thread_id"], run["assistant_id"]),
-        )
-        db.execute(
-            "INSERT INTO run_step_details (step_id, type, tool_calls) VALUES (?, 'tool_calls', ?)",
-            (step_id, json.dumps([])),
-        )
-        step_api(db.execute(STEP_SQL, (step_id,)).fetchone())
-        db.execute("COMMIT")
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(
-            "UPDATE run_steps SET status = 'completed', completed_at = ? WHERE id = ? AND status = 'in_progress'"
-            " RETURNING *",
-            (now, step_id),
-        ).fetchone()
-        db.execute(
-            "INSERT INTO run_step_usages (step_id, prompt_tokens, completion_tokens, total_tokens)"
-            " VALUES (?, 10, 5, 15)",
-            (step_id,),
-        )
-        row = db.execute(STEP_SQL, (step_id,)).fetchone()
-        db.execute("COMMIT")
-        return step_api(row)
-
-    def import_messages(self, thread_id: str, texts: list[str], now: int) -> list[dict[str, Any]]:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("SELECT id FROM threads WHERE id = ?", (thread_id,)).fetchone()
-        db.execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
-        rows = [
-            (
-                new_id("msg"),
-                now,
-                thread_id,
-                "completed",
-                None,
-                now,
-                None,
-                "user",
-                json.dumps([{"type": "text", "text": {"value": text, "annotations": []}}]),
-                None,
-                None,
-                "[]",
-                "{}",
-            )
-            for text in texts
-        ]
-        db.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        db.execute("COMMIT")
-        return [message_api(row) for row in rows]
 
 
 STEP_SQL = (
@@ -278,7 +122,7 @@ STEP_SQL = (
 )
 
 
-def step_api(row: sqlite3.Row) -> dict[str, Any]:
+def step_api(row: Mapping[str, Any], loads: Loads) -> dict[str, Any]:
     total = row["total_tokens"]
     return {
         "id": row["id"],
@@ -289,13 +133,13 @@ def step_api(row: sqlite3.Row) -> dict[str, Any]:
         "run_id": row["run_id"],
         "type": row["type"],
         "status": row["status"],
-        "step_details": {"type": "tool_calls", "tool_calls": json.loads(row["tool_calls"])},
+        "step_details": {"type": "tool_calls", "tool_calls": loads(row["tool_calls"])},
         "last_error": None if row["code"] is None else {"code": row["code"], "message": row["message"]},
         "expired_at": row["expired_at"],
         "cancelled_at": row["cancelled_at"],
         "failed_at": row["failed_at"],
         "completed_at": row["completed_at"],
-        "metadata": json.loads(row["metadata"]),
+        "metadata": loads(row["metadata"]),
         "usage": None
         if total is None
         else {
@@ -304,3 +148,214 @@ def step_api(row: sqlite3.Row) -> dict[str, Any]:
             "total_tokens": total,
         },
     }
+
+
+class Floor:
+    """The same work as threadstore's repositories, by hand, on SQLite."""
+
+    BEGIN_WRITE = "BEGIN IMMEDIATE"  # SQLite: the write lock up front, as threadstore takes it
+    LOCK = ""  # row locks: none on SQLite, whose write transaction is exclusive
+    SKIP_LOCKED = ""
+
+    def __init__(self, path: str) -> None:
+        self.db: Any = connect(path)
+        self.db.row_factory = sqlite3.Row
+        self.execute: Callable[..., Any] = self.db.execute
+        self.loads: Loads = json.loads
+
+    def values(self, row: Any) -> tuple[Any, ...]:
+        return tuple(row)
+
+    def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.db.executemany(sql, rows)
+
+    def create_message(self, thread_id: str, text: str, now: int) -> dict[str, Any]:
+        execute = self.execute
+        execute(self.BEGIN_WRITE)
+        if execute(f"SELECT id FROM threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone() is None:
+            raise LookupError(thread_id)
+        if execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone():
+            raise RuntimeError("thread is busy")
+        row = message_row(thread_id, text, now)
+        execute(INSERT_MESSAGE, row)
+        execute("COMMIT")
+        return message_api(row, json.loads)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        execute = self.execute
+        execute("BEGIN")
+        row = execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        execute("COMMIT")
+        return run_api(row, self.loads)
+
+    def run_lifecycle(self, thread_id: str, assistant: Mapping[str, Any], now: int) -> dict[str, Any]:
+        execute = self.execute
+        execute(self.BEGIN_WRITE)
+        execute(f"SELECT id FROM threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone()
+        execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
+        execute("SELECT * FROM assistants WHERE id = ? AND deleted_at IS NULL", (assistant["id"],)).fetchone()
+        run_id = new_id("run")
+        tools = assistant["tools"] if isinstance(assistant["tools"], str) else json.dumps(assistant["tools"])
+        execute(
+            "INSERT INTO runs (id, created_at, thread_id, assistant_id, status, expires_at, model, instructions,"
+            " tools, metadata, truncation_strategy, response_format, tool_choice, parallel_tool_calls)"
+            " VALUES (?,?,?,?,'queued',?,?,?,?,'{}',?,'\"auto\"','\"auto\"',TRUE)",
+            (
+                run_id,
+                now,
+                thread_id,
+                assistant["id"],
+                now + 600,
+                assistant["model"],
+                assistant["instructions"] or "",
+                tools,
+                '{"type": "auto", "last_messages": null}',
+            ),
+        )
+        run_api(execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone(), self.loads)
+        execute("COMMIT")
+        execute(self.BEGIN_WRITE)
+        run_api(
+            execute(
+                "UPDATE runs SET status = 'in_progress', started_at = coalesce(started_at, ?), required_action = NULL"
+                " WHERE id = ? AND status IN ('queued') RETURNING *",
+                (now, run_id),
+            ).fetchone(),
+            self.loads,
+        )
+        execute("COMMIT")
+        execute(self.BEGIN_WRITE)
+        row = execute(
+            "UPDATE runs SET status = 'completed', completed_at = ?, expires_at = NULL WHERE id = ?"
+            " AND status IN ('cancelling', 'in_progress') RETURNING *",
+            (now, run_id),
+        ).fetchone()
+        execute(
+            "UPDATE run_steps SET status = 'completed', completed_at = ? WHERE run_id = ? AND status = 'in_progress'"
+            " RETURNING id",
+            (now, run_id),
+        ).fetchall()
+        execute(
+            "UPDATE messages SET status = 'completed', completed_at = ?, incomplete_reason = NULL"
+            " WHERE run_id = ? AND status = 'in_progress'",
+            (now, run_id),
+        )
+        execute("COMMIT")
+        return run_api(row, self.loads)
+
+    def message_page(self, thread_id: str, after: str, limit: int = 20) -> dict[str, Any]:
+        execute = self.execute
+        execute("BEGIN")
+        (created,) = self.values(
+            execute("SELECT created_at FROM messages WHERE id = ? AND thread_id = ?", (after, thread_id)).fetchone()
+        )
+        rows = execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND (created_at, id) < (?, ?)"
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            (thread_id, created, after, limit + 1),
+        ).fetchall()
+        execute("COMMIT")
+        data = [message_api(self.values(row), self.loads) for row in rows[:limit]]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": len(rows) > limit,
+        }
+
+    def claim_next(self, now: int) -> dict[str, Any] | None:
+        execute = self.execute
+        execute(self.BEGIN_WRITE)
+        row = execute(
+            "UPDATE runs SET status = 'in_progress', started_at = coalesce(started_at, ?), required_action = NULL"
+            " WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND expires_at > ?"
+            f" ORDER BY created_at, id LIMIT 1{self.SKIP_LOCKED}) AND status = 'queued' RETURNING *",
+            (now, now),
+        ).fetchone()
+        execute("COMMIT")
+        return None if row is None else run_api(row, self.loads)
+
+    def step_lifecycle(self, run_id: str, now: int) -> dict[str, Any]:
+        execute = self.execute
+        execute(self.BEGIN_WRITE)
+        run = execute(f"SELECT * FROM runs WHERE id = ?{self.LOCK}", (run_id,)).fetchone()
+        step_id = new_id("step")
+        execute(
+            "INSERT INTO run_steps (id, created_at, run_id, thread_id, assistant_id, type, status, metadata)"
+            " VALUES (?,?,?,?,?,'tool_calls','in_progress','{}')",
+            (step_id, now, run_id, run["thread_id"], run["assistant_id"]),
+        )
+        execute(
+            "INSERT INTO run_step_details (step_id, type, tool_calls) VALUES (?, 'tool_calls', ?)",
+            (step_id, json.dumps([])),
+        )
+        step_api(execute(STEP_SQL, (step_id,)).fetchone(), self.loads)
+        execute("COMMIT")
+        execute(self.BEGIN_WRITE)
+        execute(
+            "UPDATE run_steps SET status = 'completed', completed_at = ? WHERE id = ? AND status = 'in_progress'"
+            " RETURNING *",
+            (now, step_id),
+        ).fetchone()
+        execute(
+            "INSERT INTO run_step_usages (step_id, prompt_tokens, completion_tokens, total_tokens)"
+            " VALUES (?, 10, 5, 15)",
+            (step_id,),
+        )
+        row = execute(STEP_SQL, (step_id,)).fetchone()
+        execute("COMMIT")
+        return step_api(row, self.loads)
+
+    def import_messages(self, thread_id: str, texts: list[str], now: int) -> list[dict[str, Any]]:
+        execute = self.execute
+        execute(self.BEGIN_WRITE)
+        execute(f"SELECT id FROM threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone()
+        execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
+        rows = [message_row(thread_id, text, now) for text in texts]
+        self.execute_many(INSERT_MESSAGE, rows)
+        execute("COMMIT")
+        return [message_api(row, json.loads) for row in rows]
+
+
+class PostgresFloor(Floor):
+    """The same work on PostgreSQL through psycopg, with the row locks threadstore takes there."""
+
+    BEGIN_WRITE = "BEGIN"
+    LOCK = " FOR UPDATE"
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        parsed = sa.make_url(url)
+        self.db = psycopg.connect(
+            host=parsed.host,
+            port=parsed.port,
+            user=parsed.username,
+            password=parsed.password,
+            dbname=parsed.database,
+            options=parsed.query.get("options"),
+            autocommit=True,  # BEGIN and COMMIT are sent by hand, as on SQLite
+            row_factory=dict_row,
+        )
+        self._sql: dict[str, str] = {}
+        self.execute = self._execute
+        self.loads = _decoded
+
+    def _execute(self, sql: str, params: Any = ()) -> Any:
+        text = self._sql.get(sql)
+        if text is None:
+            text = self._sql[sql] = sql.replace("?", "%s")
+        return self.db.execute(text, params)
+
+    def values(self, row: Any) -> tuple[Any, ...]:
+        return tuple(row.values())
+
+    def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.db.cursor().executemany(sql.replace("?", "%s"), rows)
+
+
+def _decoded(value: Any) -> Any:
+    return value  # psycopg has decoded JSONB already

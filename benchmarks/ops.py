@@ -1,10 +1,13 @@
-"""threadstore's hot paths against the floor (raw sqlite3, same SQL, same pragmas, same API dicts)
-and against a naive SQLModel implementation (a session per call, ORM objects), in one run.
+"""threadstore's hot paths against the floor (the bare driver doing the same SQL and returning the
+same API dicts) and against a naive SQLModel implementation (a session per call, ORM objects), in
+one run: on SQLite (raw sqlite3, same pragmas and durability), then on PostgreSQL (psycopg) when
+--postgres (or THREADSTORE_TEST_POSTGRES_URL) names a database.
 
-    python -m benchmarks.ops [--repeat 2000] [--big 1000000]
+    python -m benchmarks.ops [--repeat 2000] [--big 1000000] [--postgres URL]
 
-Prints, for each operation, the median time of each implementation and the ratios
-threadstore/floor and naive/threadstore.
+Prints, for each backend and operation, the median time of each implementation and the ratios
+threadstore/floor and naive/threadstore. PostgreSQL is measured in a schema of its own, dropped
+afterwards.
 """
 
 from __future__ import annotations
@@ -17,39 +20,41 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.floor import MESSAGE_COLUMNS, Floor, connect
+import sqlalchemy as sa
+
+from benchmarks.floor import INSERT_MESSAGE, Floor, PostgresFloor
 from benchmarks.naive import Naive
 from threadstore import Store
+from threadstore.db import create_engine
 from threadstore.ids import new_id
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TOOL_STEP = {"type": "tool_calls", "tool_calls": []}
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 SECONDS = int(NOW.timestamp())
+CONTENT = json.dumps([{"type": "text", "text": {"value": "benchmark message", "annotations": []}}])
 
 
-def fill_thread(path: str, thread_id: str, count: int) -> list[str]:
+def fill_thread(floor: Floor, thread_id: str, count: int) -> list[str]:
     """Append `count` messages to a thread with raw inserts (setup, not measured); 50 share a second."""
-    db = connect(path)
-    content = json.dumps([{"type": "text", "text": {"value": "benchmark message", "annotations": []}}])
     ids = []
-    db.execute("BEGIN")
+    floor.execute("BEGIN")
     for start in range(0, count, 10_000):
         batch = []
         for index in range(start, min(count, start + 10_000)):
             ids.append(new_id("msg"))
             created = SECONDS - count // 50 + index // 50
-            batch.append(
-                (ids[-1], created, thread_id, "completed", None, created, None, "user", content, None, None, "[]", "{}")
-            )
-        db.executemany(f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
-    db.execute("COMMIT")
-    db.close()
+            row = (ids[-1], created, thread_id, "completed", None, created, None, "user", CONTENT, None, None)
+            batch.append((*row, "[]", "{}"))
+        floor.execute_many(INSERT_MESSAGE, batch)
+    floor.execute("COMMIT")
     return ids
 
 
@@ -68,23 +73,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=2000)
     parser.add_argument("--big", type=int, default=1_000_000, help="messages in the big thread")
+    parser.add_argument("--postgres", default=os.environ.get("THREADSTORE_TEST_POSTGRES_URL"))
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp())
-    path = str(workdir / "bench.db")
-    url = f"sqlite:///{path}"
-    store = Store(url, clock=lambda: NOW)
+    path = str(Path(tempfile.mkdtemp()) / "bench.db")
+    print(f"{os.cpu_count()} cores; median of {args.repeat} calls each, microseconds")
+    print("\nSQLite (WAL, synchronous=NORMAL); the floor is raw sqlite3")
+    measure(f"sqlite:///{path}", lambda: Floor(path), args)
+    if args.postgres:
+        with postgres_schema(args.postgres) as url:
+            print("\nPostgreSQL (local server, READ COMMITTED); the floor is psycopg")
+            measure(url, lambda: PostgresFloor(url), args)
+
+
+@contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A URL whose connections work in a new schema, dropped on the way out."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base_url)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        url = sa.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace) -> None:
+    """Set up the database at `url`, then print the table of every operation on it."""
+    store = Store(url, clock=lambda: NOW, migrate_on_open=True)
+    floor = make_floor()
     assistant = store.assistants.create(model="gpt-4o", instructions="be brief")
     writes, lifecycle, small, big, imports = (store.threads.create().id for _ in range(5))
-    small_ids = fill_thread(path, small, 1000)
-    big_ids = fill_thread(path, big, args.big)
+    small_ids = fill_thread(floor, small, 1000)
+    big_ids = fill_thread(floor, big, args.big)
     run_id = store.runs.create(store.threads.create().id, assistant_id=assistant.id).id
     stepping = store.runs.create(store.threads.create().id, assistant_id=assistant.id).id
     store.runs.start(stepping)
     with store.transaction() as tx:  # a queued run on its own thread for every claim measured
         for _ in range(3 * (args.repeat + 50)):
             tx.runs.create(tx.threads.create().id, assistant_id=assistant.id)
-    floor, naive = Floor(path), Naive(url)
-    assistant_row = floor.db.execute("SELECT * FROM assistants WHERE id = ?", (assistant.id,)).fetchone()
+    naive = Naive(url)
+    assistant_row = floor.execute("SELECT * FROM assistants WHERE id = ?", (assistant.id,)).fetchone()
 
     def page(ids: list[str]) -> str:
         return ids[len(ids) // 2]
@@ -137,10 +169,7 @@ def main() -> None:
             lambda: naive.message_page(big, page(big_ids)),
         ),
     ]
-    print(f"SQLite (WAL, synchronous=NORMAL), {os.cpu_count()} cores; median of {args.repeat} calls each, microseconds")
-    print(
-        "| operation | threadstore | floor (raw sqlite3) | naive SQLModel | threadstore / floor | naive / threadstore |"
-    )
+    print("| operation | threadstore | floor | naive SQLModel | threadstore / floor | naive / threadstore |")
     print("|---|---|---|---|---|---|")
     pages = {}
     for name, ours, bare, orm in cases:
@@ -161,6 +190,9 @@ def main() -> None:
         f"walking all {memory['messages']:,} messages, 100 a page: resident memory {memory['start_mib']:.0f} MiB at "
         f"the start, {memory['end_mib']:.0f} MiB at the end, peak {memory['peak_mib']:.0f} MiB"
     )
+    store.close()
+    naive.engine.dispose()
+    floor.db.close()
 
 
 def bulk(store: Store, floor: Floor, naive: Naive, thread: str, batches: int = 9, size: int = 1000) -> None:

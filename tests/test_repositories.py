@@ -7,6 +7,8 @@ import pytest
 from tests.conftest import FakeClock
 from tests.factories import CALL, assistant_id, run_in, thread_id
 from threadstore import ConflictError, NotFoundError, Store
+from threadstore.fastsql import BATCH_PARAMETERS
+from threadstore.openai.models import messages
 
 
 def test_created_assistant_is_returned_by_get(store: Store) -> None:
@@ -221,6 +223,26 @@ def test_create_many_adds_messages_in_order_in_one_transaction(store: Store) -> 
     listed = store.messages.list(thread, order="asc", limit=100)
     assert [m.id for m in listed] == [m.id for m in made]
     assert [m.content[0]["text"]["value"] for m in listed] == [str(i) for i in range(50)]
+
+
+def test_create_many_stores_each_message_exactly_across_many_statements(store: Store) -> None:
+    # Enough messages for several multi-row INSERTs and a remainder, each with its own values.
+    thread = thread_id(store)
+    count = 3 * (BATCH_PARAMETERS // len(messages.c)) + 7
+    batch = [
+        {
+            "role": "assistant" if i % 3 else "user",
+            "content": [{"type": "text", "text": {"value": f"m{i}", "annotations": []}}] if i % 2 else f"m{i}",
+            "attachments": [{"file_id": f"file_{i}", "tools": [{"type": "file_search"}]}] if i % 5 == 0 else None,
+            "metadata": {"n": str(i)} if i % 4 == 0 else None,
+        }
+        for i in range(count)
+    ]
+    made = store.messages.create_many(thread, batch)
+    stored = [store.messages.get(m.id).to_api() for m in made]
+    assert stored == [m.to_api() for m in made]
+    assert [m["content"][0]["text"]["value"] for m in stored] == [f"m{i}" for i in range(count)]
+    assert [m["metadata"] for m in stored] == [{"n": str(i)} if i % 4 == 0 else {} for i in range(count)]
 
 
 def test_create_many_with_one_bad_message_writes_none(store: Store) -> None:

@@ -71,19 +71,7 @@ class Statement:
     def prepare(self, dialect: Dialect) -> Prepared:
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
-            compiled = cast(SQLCompiler, self._statement.compile(dialect=dialect))
-            columns = list(getattr(self._statement, "exported_columns", ()))
-            decoders = tuple((i, d) for i, c in enumerate(columns) if (d := _decoder(c.type, dialect)) is not None)
-            positional = dialect.paramstyle in ("qmark", "numeric", "format")
-            prepared = Prepared(
-                sql=compiled.string,
-                defaults={name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required},
-                json_params=frozenset(name for name, bind in compiled.binds.items() if _is_json(bind.type)),
-                positions=tuple(compiled.positiontup or ()) if positional else None,
-                names=tuple(c.name for c in columns),
-                decoders=decoders,
-            )
-            self._prepared[dialect.name] = prepared
+            prepared = self._prepared[dialect.name] = _prepare(self._statement, dialect)
         return prepared
 
     def bind(self, prepared: Prepared, params: Mapping[str, Any]) -> Any:
@@ -94,6 +82,19 @@ class Statement:
         if encode:
             return {**values, **{name: _json_text(values[name]) for name in encode if name in values}}
         return values
+
+
+def _prepare(statement: ClauseElement, dialect: Dialect) -> Prepared:
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    columns = list(getattr(statement, "exported_columns", ()))
+    return Prepared(
+        sql=compiled.string,
+        defaults={name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required},
+        json_params=frozenset(name for name, bind in compiled.binds.items() if _is_json(bind.type)),
+        positions=tuple(compiled.positiontup or ()) if dialect.positional else None,
+        names=tuple(c.name for c in columns),
+        decoders=tuple((i, d) for i, c in enumerate(columns) if (d := _decoder(c.type, dialect)) is not None),
+    )
 
 
 def _json_text(value: Any) -> Any:
@@ -119,19 +120,13 @@ class Raw:
         return cursor
 
     def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run `statement` once for each of `rows`: an `Insert` many rows to a statement where
-        the driver binds by position, anything else by the driver's executemany."""
-        prepared = statement.prepare(self.dialect)
-        params = [statement.bind(prepared, row) for row in rows]
+        """Run `statement` once for each of `rows` (an `Insert` batches them; see there)."""
         cursor = self.connection.cursor()
-        if isinstance(statement, Insert) and prepared.positions is not None:
-            sql, size = statement.batch(self.dialect)
-            whole = len(params) - len(params) % size
-            for start in range(0, whole, size):
-                cursor.execute(sql, [value for row in params[start : start + size] for value in row])
-            params = params[whole:]
-        if params:
-            cursor.executemany(prepared.sql, params)
+        if isinstance(statement, Insert):
+            statement.execute_many(cursor, self.dialect, rows)
+        else:
+            prepared = statement.prepare(self.dialect)
+            cursor.executemany(prepared.sql, [statement.bind(prepared, row) for row in rows])
 
     def rows(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run `statement` and return its rows as dicts of decoded values."""
@@ -160,8 +155,10 @@ def _row(prepared: Prepared, values: Sequence[Any]) -> dict[str, Any]:
 class Insert(Statement):
     """INSERT of a whole row of `table`, every column a parameter named after it.
 
-    Many rows go `batch` rows to one multi-row VALUES statement: SQLite's executemany steps the
-    statement once a row, which costs half again as much as the row's own work.
+    Where the driver binds by position (SQLite), many rows go `size` rows to one multi-row VALUES
+    statement: sqlite3's executemany steps the statement once a row, which costs half again as
+    much as the rows' own work. psycopg's executemany pipelines the rows already, and a statement
+    that long would be parsed anew on every call (psycopg caches only short ones).
     """
 
     def __init__(self, table: sa.Table) -> None:
@@ -169,8 +166,21 @@ class Insert(Statement):
         self._table = table
         self._batches: dict[str, tuple[str, int]] = {}
 
-    def batch(self, dialect: Dialect) -> tuple[str, int]:
-        """The SQL inserting a batch of rows, bound by position row after row, and the batch size."""
+    def execute_many(self, cursor: Any, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `rows` on the DBAPI `cursor`."""
+        one = self.prepare(dialect)
+        params = [self.bind(one, row) for row in rows]
+        if one.positions is not None:
+            batch, size = self._batch(dialect)
+            whole = len(params) - len(params) % size
+            for start in range(0, whole, size):
+                cursor.execute(batch, [value for row in params[start : start + size] for value in row])
+            params = params[whole:]
+        if params:
+            cursor.executemany(one.sql, params)
+
+    def _batch(self, dialect: Dialect) -> tuple[str, int]:
+        """The SQL inserting `size` rows, their parameters row after row, and `size`."""
         batch = self._batches.get(dialect.name)
         if batch is None:
             columns = [column.name for column in self._table.c]
