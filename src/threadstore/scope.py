@@ -7,8 +7,12 @@ transaction alone commits or rolls back.
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -56,6 +60,8 @@ class EngineScope(Scope):
         super().__init__(clock, engine.dialect.name)
         self._engine = engine
         self._ready = ready
+        # PostgreSQL connections go through the pool, whose pre-ping replaces one the server dropped.
+        self._hot = HotConnection(engine) if engine.dialect.name == "sqlite" else None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -71,11 +77,72 @@ class EngineScope(Scope):
 
     def raw_read(self) -> RawUnit:
         self._ready()
-        return RawUnit(self._engine, "BEGIN")
+        return RawUnit(self._engine, self._hot, "BEGIN")
 
     def raw_write(self) -> RawUnit:
         self._ready()
-        return RawUnit(self._engine, "BEGIN IMMEDIATE")
+        return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        """Give the hot connection back to the pool."""
+        if self._hot is not None:
+            self._hot.close()
+
+
+class HotConnection:
+    """One DBAPI connection of a SQLite store kept out of the pool for its hot paths: checking a
+    connection out of SQLAlchemy's pool and back costs about as much as reading a row by its key.
+    A caller that finds it free takes it; one that finds it taken (another thread) uses the pool.
+    A forked child starts without it, as it starts without its parent's pooled connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+        self._lock = threading.Lock()
+        _hot_connections.add(self)
+
+    def take(self) -> Any:
+        """The connection, now this caller's until `give_back`, or None when it is taken."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        if self._connection is None:
+            try:
+                self._connection = self._engine.raw_connection()
+            except BaseException:
+                self._lock.release()
+                raise
+        return self._connection
+
+    def give_back(self, *, broken: bool) -> None:
+        """End this caller's use; a `broken` connection (its COMMIT or ROLLBACK failed) is closed."""
+        if broken:
+            connection, self._connection = self._connection, None
+            connection.invalidate()
+        self._lock.release()
+
+    def close(self) -> None:
+        """Return the connection to the pool if no one is using it."""
+        if self._lock.acquire(blocking=False):
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                connection.close()
+            self._lock.release()
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's connection without closing it."""
+        self._connection = None
+        self._lock = threading.Lock()
+
+
+_hot_connections: weakref.WeakSet[HotConnection] = weakref.WeakSet()
+
+
+def _forget_parent_hot_connections() -> None:
+    for hot in list(_hot_connections):
+        hot.forget()
+
+
+os.register_at_fork(after_in_child=_forget_parent_hot_connections)
 
 
 class RawUnit:
@@ -83,19 +150,26 @@ class RawUnit:
     unit of work without SQLAlchemy's per-call Connection. PostgreSQL's driver begins implicitly.
     Written as a class rather than a generator because it runs on every hot call."""
 
-    __slots__ = ("_begin", "_connection", "_engine")
+    __slots__ = ("_begin", "_connection", "_engine", "_hot", "_taken")
 
-    def __init__(self, engine: Engine, begin: str) -> None:
+    def __init__(self, engine: Engine, hot: HotConnection | None, begin: str) -> None:
         self._engine = engine
+        self._hot = hot
         self._begin = begin if engine.dialect.name == "sqlite" else None
 
     def __enter__(self) -> Raw:
         try:
-            self._connection = self._engine.raw_connection()
-            if self._begin is not None:
-                self._connection.cursor().execute(self._begin)
+            hot = self._hot.take() if self._hot is not None else None
+            self._taken = hot is not None
+            self._connection = hot if hot is not None else self._engine.raw_connection()
         except DATABASE_ERRORS as error:
             raise map_error(error) from error
+        if self._begin is not None:
+            try:
+                self._connection.cursor().execute(self._begin)
+            except DATABASE_ERRORS as error:
+                self._release(broken=False)
+                raise map_error(error) from error
         return Raw(self._connection, self._engine.dialect)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _trace: object) -> None:
@@ -106,11 +180,18 @@ class RawUnit:
             else:
                 connection.rollback()
         except DATABASE_ERRORS as failure:
+            self._release(broken=True)
             raise map_error(failure) from failure
-        finally:
-            connection.close()
+        self._release(broken=False)
         if isinstance(error, DATABASE_ERRORS):
             raise map_error(error) from error
+
+    def _release(self, *, broken: bool) -> None:
+        if self._taken:
+            assert self._hot is not None
+            self._hot.give_back(broken=broken)
+        else:
+            self._connection.close()  # the pool rolls back whatever is left open
 
 
 class ConnectionScope(Scope):

@@ -76,7 +76,8 @@ class Store(Repositories):
         self.engine = create_engine(self.url, synchronous=synchronous, engine_options=engine_options)
         self.clock = clock or system_clock
         self._schema_current = False
-        super().__init__(EngineScope(self.engine, self.clock, self._require_current_schema))
+        self._engine_scope = EngineScope(self.engine, self.clock, self._require_current_schema)
+        super().__init__(self._engine_scope)
         if migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine):
             self.migrate()
 
@@ -114,6 +115,7 @@ class Store(Repositories):
 
     def close(self) -> None:
         """Close every pooled connection."""
+        self._engine_scope.close()
         self.engine.dispose()
 
     def __enter__(self) -> Store:

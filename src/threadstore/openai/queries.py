@@ -3,6 +3,7 @@ caller's connection."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,18 +89,19 @@ _EMPTY_STEP = {column.name: None for column in run_steps.c}
 
 
 def insert_step(
-    connection: Connection | Raw, now: int, run: Run, details: dict[str, Any], metadata: dict[str, str]
+    connection: Connection | Raw, now: int, run: Mapping[str, Any], details: dict[str, Any], metadata: dict[str, str]
 ) -> str:
-    """Write an in-progress step of `run` with checked `details`; return its id."""
+    """Write an in-progress step of `run` (its `id`, `thread_id` and `assistant_id`) with checked
+    `details`; return its id."""
     raw = raw_of(connection)
     step_id = new_id("step")
     step = {
         **_EMPTY_STEP,
         "id": step_id,
         "created_at": now,
-        "run_id": run.id,
-        "thread_id": run.thread_id,
-        "assistant_id": run.assistant_id,
+        "run_id": run["id"],
+        "thread_id": run["thread_id"],
+        "assistant_id": run["assistant_id"],
         "type": details["type"],
         "status": RUN_STEP.initial,
         "metadata": metadata,
@@ -109,7 +111,12 @@ def insert_step(
     return step_id
 
 
-RUN_LOCKED = Statement(sa.select(runs).where(runs.c.id == sa.bindparam("id")).with_for_update())
+# What adding a step needs of its run: its status, and the ids the step copies.
+RUN_OF_STEP_LOCKED = Statement(
+    sa.select(runs.c.id, runs.c.status, runs.c.thread_id, runs.c.assistant_id)
+    .where(runs.c.id == sa.bindparam("id"))
+    .with_for_update()
+)
 MESSAGE_IN_THREAD = Statement(
     sa.select(messages.c.id).where(
         messages.c.id == sa.bindparam("id"), messages.c.thread_id == sa.bindparam("thread_id")

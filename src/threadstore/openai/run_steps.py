@@ -8,11 +8,11 @@ import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, NotFoundError, ValidationError
 from threadstore.openai import content
-from threadstore.openai.api import Deleted, Run, RunStep
+from threadstore.openai.api import Deleted, RunStep
 from threadstore.openai.models import run_step_details, run_steps, runs
 from threadstore.openai.queries import (
     MESSAGE_IN_THREAD,
-    RUN_LOCKED,
+    RUN_OF_STEP_LOCKED,
     STEP_QUERY,
     details_values,
     insert_step,
@@ -49,15 +49,14 @@ class RunSteps:
         details = content.step_details(step_details)
         meta = check_metadata(metadata)
         with self._scope.raw_write() as raw:
-            found = raw.first(RUN_LOCKED, {"id": run_id})  # a run that is ending waits for us, or we for it
-            if found is None:
+            run = raw.first(RUN_OF_STEP_LOCKED, {"id": run_id})  # a run that is ending waits for us, or we for it
+            if run is None:
                 raise NotFoundError("run", run_id)
-            run = Run.from_row(found)
-            if run.status != "in_progress":
-                raise ConflictError(f"Run {run_id} is {run.status}; steps are added only while it is in_progress.")
+            if run["status"] != "in_progress":
+                raise ConflictError(f"Run {run_id} is {run['status']}; steps are added only while it is in_progress.")
             if details["type"] == "message_creation":
                 message_id = details["message_creation"]["message_id"]
-                if raw.first(MESSAGE_IN_THREAD, {"id": message_id, "thread_id": run.thread_id}) is None:
+                if raw.first(MESSAGE_IN_THREAD, {"id": message_id, "thread_id": run["thread_id"]}) is None:
                     raise NotFoundError("message", message_id)
             step_id = insert_step(raw, self._scope.now(), run, details, meta)
             return load_step(raw, step_id)

@@ -214,7 +214,8 @@ class RunVerbs:
             run = move_run(connection, run_id, "requires_action", now, values={"required_action": action})
             if _step_holding(connection, run_id, {call["id"] for call in calls}) is None:
                 recorded = [{**call, "function": {**call["function"], "output": None}} for call in calls]
-                insert_step(connection, now, run, {"type": "tool_calls", "tool_calls": recorded}, {})
+                owner = {"id": run.id, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
+                insert_step(connection, now, owner, {"type": "tool_calls", "tool_calls": recorded}, {})
             return run
 
     def submit_tool_outputs(self, run_id: str, *, tool_outputs: list[Json]) -> Run:
