@@ -195,7 +195,7 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
     floor.db.close()
 
 
-def bulk(store: Store, floor: Floor, naive: Naive, thread: str, batches: int = 9, size: int = 1000) -> None:
+def bulk(store: Store, floor: Floor, naive: Naive, thread: str, batches: int = 25, size: int = 1000) -> None:
     """Messages per second imported in batches of `size`, median over `batches` batches."""
     texts = [f"imported message {i}" for i in range(size)]
     batch = [{"role": "user", "content": text} for text in texts]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -102,7 +103,24 @@ def _json_text(value: Any) -> Any:
         return None
     if not value and isinstance(value, list | dict):
         return "[]" if isinstance(value, list) else "{}"  # the commonest values, without the encoder
-    return json.dumps(value)
+    return dumps(value)
+
+
+def _unserializable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _dumps() -> Callable[[Any], str]:
+    """`json.dumps` with its default settings, but with the C encoder built once: json.dumps
+    builds it anew on every call, which costs more than encoding a message's content. No check
+    for circular references: every value written has been copied by validation, so it has none."""
+    if c_make_encoder is None:  # no C accelerator (e.g. PyPy)
+        return json.dumps
+    encode = c_make_encoder(None, _unserializable, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+dumps = _dumps()
 
 
 class Raw:

@@ -3,8 +3,10 @@
 An id is 48 bits of Unix milliseconds followed by 80 random bits, written (from the top bit down)
 in lowercase Crockford base32 (26 characters), whose alphabet is in ASCII order so that string
 order is numeric order.
-Within one process the value only ever grows, so ids created in the same millisecond still sort
-in creation order; different processes differ in their random bits.
+Within one process the value only ever grows: the first id of a millisecond takes fresh random
+bits, and the ids after it in the same millisecond count on from it (as ULID's monotonic ids do),
+so they sort in creation order and cost no call to the system's random source. Different
+processes start from different random points.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 def _next_value() -> int:
     global _last
-    value = (time.time_ns() // 1_000_000) << _RANDOM_BITS | secrets.randbits(_RANDOM_BITS)
+    millisecond = (time.time_ns() // 1_000_000) << _RANDOM_BITS
     with _lock:
-        if value <= _last:
-            value = _last + 1
-        _last = value
-    return value
+        if millisecond > _last:  # the first id of this millisecond starts at a random point in it
+            _last = millisecond | secrets.randbits(_RANDOM_BITS)
+        else:  # later ids of the same millisecond (or of a clock that stepped back) follow on
+            _last += 1
+        return _last
 
 
 # Ten bits at a time: every pair of characters, in order, so an id is 13 lookups.
