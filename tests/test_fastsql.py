@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,3 +27,14 @@ def test_json_written_is_what_json_dumps_writes(value: Any) -> None:
 @given(json_values)
 def test_json_written_reads_back_equal(value: Any) -> None:
     assert _decode_json(_json_text(value)) == value
+
+
+@given(json_values, st.sampled_from(["", " ", "\n", "\t "]), st.sampled_from(["", " ", "\n"]))
+def test_json_another_writer_left_with_whitespace_reads_back_equal(value: Any, before: str, after: str) -> None:
+    assert _decode_json(before + json.dumps(value) + after) == value
+
+
+@pytest.mark.parametrize("text", ["[1] x", "{", "x", ""])
+def test_text_that_is_not_json_is_refused_as_json_loads_refuses_it(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        _decode_json(text)
