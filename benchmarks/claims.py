@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from benchmarks.floor import connect_postgres
 from threadstore import Store
 from threadstore.db import BUSY_TIMEOUT_MS, create_engine
 from threadstore.schema import metadata
@@ -79,17 +80,7 @@ def raw_sqlite_loop(path: str) -> Callable[[], int]:
 
 
 def raw_postgres_loop(url: str) -> Callable[[], int]:
-    import psycopg
-
-    parsed = sa.make_url(url)
-    connection = psycopg.connect(
-        host=parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        dbname=parsed.database,
-        options=parsed.query.get("options"),
-    )
+    connection = connect_postgres(url)
     sql = CLAIM_SQL.format(p="%s", lock=" FOR UPDATE SKIP LOCKED")
 
     def claim_all() -> int:

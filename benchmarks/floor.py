@@ -34,6 +34,22 @@ def connect(path: str) -> sqlite3.Connection:
     return connection
 
 
+def connect_postgres(url: str, **options: Any) -> Any:
+    """A psycopg connection to the database (and search path) of a SQLAlchemy URL."""
+    import psycopg
+
+    parsed = sa.make_url(url)
+    return psycopg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        dbname=parsed.database,
+        options=parsed.query.get("options"),
+        **options,
+    )
+
+
 def message_row(thread_id: str, text: str, now: int) -> tuple[Any, ...]:
     content = [{"type": "text", "text": {"value": text, "annotations": []}}]
     return (
@@ -326,20 +342,10 @@ class PostgresFloor(Floor):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str) -> None:
-        import psycopg
         from psycopg.rows import dict_row
 
-        parsed = sa.make_url(url)
-        self.db = psycopg.connect(
-            host=parsed.host,
-            port=parsed.port,
-            user=parsed.username,
-            password=parsed.password,
-            dbname=parsed.database,
-            options=parsed.query.get("options"),
-            autocommit=True,  # BEGIN and COMMIT are sent by hand, as on SQLite
-            row_factory=dict_row,
-        )
+        # BEGIN and COMMIT are sent by hand, as on SQLite.
+        self.db = connect_postgres(url, autocommit=True, row_factory=dict_row)
         self._sql: dict[str, str] = {}
         self.execute = self._execute
         self.loads = _decoded
