@@ -106,6 +106,14 @@ class LangGraphRuns:
         (those runs become interrupted), "rollback" (those runs are deleted) or "enqueue" (the
         new run waits its turn; the LangGraph API's default).
 
+        Args:
+            thread_id: the thread.
+            assistant_id: the assistant to run (stored as given; it is not looked up).
+            kwargs: the run's arguments (e.g. `input`), any JSON object.
+            metadata: any JSON object.
+            multitask_strategy: "reject", "interrupt", "rollback" or "enqueue" (the default), as above.
+            run_id: the run's UUID; a new one when None.
+
         Raises:
             ValidationError: bad kwargs, metadata, strategy or run id; nothing is written.
             NotFoundError: the thread does not exist.
@@ -148,6 +156,10 @@ class LangGraphRuns:
     def get(self, run_id: str, *, thread_id: str | None = None) -> LangGraphRun:
         """The run with this id (on this thread, if `thread_id` is given).
 
+        Args:
+            run_id: the run.
+            thread_id: the thread it must be on, if given.
+
         Raises:
             NotFoundError: there is none.
         """
@@ -159,6 +171,12 @@ class LangGraphRuns:
         self, thread_id: str, *, status: str | None = None, limit: int = 10, offset: int = 0
     ) -> list[LangGraphRun]:
         """A thread's runs, newest first, optionally of one status, with limit/offset as the API.
+
+        Args:
+            thread_id: the thread.
+            status: pending, running, success, error, timeout or interrupted, if given.
+            limit: the most runs to return, 1 to 1000 (default 10).
+            offset: how many runs to skip first (default 0).
 
         Raises:
             ValidationError: a bad status, limit or offset.
@@ -183,6 +201,10 @@ class LangGraphRuns:
     def update(self, run_id: str, *, metadata: dict[str, Any]) -> LangGraphRun:
         """Merge `metadata` into the run's, moving `updated_at`.
 
+        Args:
+            run_id: the run.
+            metadata: a JSON object whose keys replace the same keys of the run's metadata.
+
         Raises:
             ValidationError: bad metadata; nothing is written.
             NotFoundError: there is no such run.
@@ -200,6 +222,9 @@ class LangGraphRuns:
     def delete(self, run_id: str) -> None:
         """Delete a run, whatever its status, and re-derive its thread's status.
 
+        Args:
+            run_id: the run.
+
         Raises:
             NotFoundError: there is no such run.
         """
@@ -215,6 +240,10 @@ class LangGraphRuns:
         The returned run carries its new `attempt`; pass it to `heartbeat` and `finish`. On
         PostgreSQL, claimers skip threads another claimer holds (FOR UPDATE SKIP LOCKED); a
         thread never has two running runs (partial unique index).
+
+        Args:
+            lease_seconds: how long the lease lasts before `requeue_stale` may take the run back, from 1
+                second to 7 days (default 300).
 
         Raises:
             ValidationError: a bad lease.
@@ -249,6 +278,11 @@ class LangGraphRuns:
     def heartbeat(self, run_id: str, *, attempt: int, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> LangGraphRun:
         """Extend the lease of a running run, proving ownership by its attempt number.
 
+        Args:
+            run_id: the run.
+            attempt: the run's `attempt` as the claim returned it (at least 1).
+            lease_seconds: the new lease, counted from now, from 1 second to 7 days (default 300).
+
         Raises:
             ValidationError: a bad attempt or lease.
             NotFoundError: there is no such run.
@@ -272,6 +306,11 @@ class LangGraphRuns:
     def finish(self, run_id: str, *, attempt: int, status: str) -> LangGraphRun:
         """End a running run as success, error, timeout or interrupted, if `attempt` is still the
         current claim; the thread's status follows.
+
+        Args:
+            run_id: the run.
+            attempt: the run's `attempt` as the claim returned it (at least 1).
+            status: success, error, timeout or interrupted.
 
         Raises:
             ValidationError: a bad attempt or status.
@@ -305,6 +344,10 @@ class LangGraphRuns:
         """Stop a pending or running run: "interrupt" marks it interrupted (and returns it);
         "rollback" deletes it (and returns None). The thread's status follows.
 
+        Args:
+            run_id: the run.
+            action: "interrupt" (the default) or "rollback".
+
         Raises:
             ValidationError: an unknown action.
             NotFoundError: there is no such run.
@@ -324,6 +367,10 @@ class LangGraphRuns:
     def requeue_stale(self, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> RunList:
         """Return running runs whose lease expired to pending, or end them in error once they have
         used `max_attempts` claims; return the runs moved.
+
+        Args:
+            max_attempts: how many claims a run may use before a stale run ends in error, at least 1
+                (default 3).
 
         Raises:
             ValidationError: a bad max_attempts.

@@ -71,6 +71,10 @@ class LangGraphThreads:
     def get(self, thread_id: str, *, for_update: bool = False) -> LangGraphThread:
         """The thread with this id. In a transaction, `for_update` locks it until the transaction ends.
 
+        Args:
+            thread_id: the thread.
+            for_update: lock it until the transaction ends.
+
         Raises:
             NotFoundError: there is none.
         """
@@ -82,6 +86,13 @@ class LangGraphThreads:
         self, thread_id: str, *, metadata: dict[str, Any] | None = _UNSET, values: dict[str, Any] | None = _UNSET
     ) -> LangGraphThread:
         """Merge `metadata` into the thread's (as the API's PATCH does) and/or replace its `values`.
+
+        Args:
+            thread_id: the thread.
+            metadata: a JSON object whose keys replace the same keys of the thread's metadata; left out or
+                None, the metadata is unchanged.
+            values: a JSON object that replaces the thread's values; None clears them; left out, they are
+                unchanged.
 
         Raises:
             ValidationError: bad metadata or values; nothing is written.
@@ -105,6 +116,10 @@ class LangGraphThreads:
     def list(self, *, limit: int = 10, offset: int = 0) -> SearchResult:
         """Threads, newest first, with limit/offset (a search without filters).
 
+        Args:
+            limit: the most threads to return, 1 to 1000 (default 10).
+            offset: how many threads to skip first (default 0).
+
         Raises:
             ValidationError: a bad limit or offset.
         """
@@ -112,6 +127,9 @@ class LangGraphThreads:
 
     def delete(self, thread_id: str) -> None:
         """Delete a thread and its runs.
+
+        Args:
+            thread_id: the thread.
 
         Raises:
             NotFoundError: there is no such thread.
@@ -134,6 +152,16 @@ class LangGraphThreads:
     ) -> SearchResult:
         """Threads whose metadata and values contain the given ones, with the given status and ids,
         sorted and paged with limit/offset as the LangGraph API does.
+
+        Args:
+            metadata: a JSON object the thread's metadata must contain (as PostgreSQL's `@>`), if given.
+            values: a JSON object the thread's values must contain, if given.
+            status: idle, busy, interrupted or error, if given.
+            ids: the thread UUIDs to choose from, if given.
+            limit: the most threads to return, 1 to 1000 (default 10).
+            offset: how many threads to skip first (default 0).
+            sort_by: "thread_id", "status", "created_at" (the default) or "updated_at".
+            sort_order: "asc" or "desc" (the default).
 
         Raises:
             ValidationError: a bad filter, status, limit, offset or sort.

@@ -100,6 +100,20 @@ class Assistants:
     ) -> Assistant:
         """Create an assistant.
 
+        Args:
+            model: the model's name.
+            name: at most 256 characters.
+            description: at most 512 characters.
+            instructions: the system instructions, at most 256,000 characters.
+            tools: code_interpreter, file_search and function tools (a function needs a name of at most 64
+                characters).
+            tool_resources: code_interpreter `file_ids` and file_search `vector_store_ids`.
+            metadata: up to 16 string pairs.
+            temperature: between 0 and 2.
+            top_p: between 0 and 1.
+            response_format: "auto" (the default), a `{"type": "text" | "json_object" | "json_schema", ...}`
+                object, or None.
+
         Raises:
             ValidationError: a field breaks the API's rules; nothing is written.
         """
@@ -124,6 +138,10 @@ class Assistants:
         """The assistant with this id. In a transaction, `for_update` locks it until the
         transaction ends.
 
+        Args:
+            assistant_id: the assistant.
+            for_update: lock it until the transaction ends.
+
         Raises:
             NotFoundError: there is none (or it was deleted).
         """
@@ -135,6 +153,12 @@ class Assistants:
         self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
     ) -> Page[Assistant]:
         """A page of assistants, newest first by default.
+
+        Args:
+            limit: the most assistants a page holds, 1 to 100 (default 20).
+            order: "asc" or "desc" (the default), by creation time.
+            after: the id of an assistant in this list; the page holds the assistants after it.
+            before: the id of an assistant in this list; the page holds the assistants before it.
 
         Raises:
             ValidationError: a bad limit, order or cursor.
@@ -160,6 +184,19 @@ class Assistants:
     ) -> Assistant:
         """Change the fields given; the others keep their values. `metadata` replaces the map.
 
+        Args:
+            assistant_id: the assistant.
+            model: the model's name.
+            name: at most 256 characters; None clears it.
+            description: at most 512 characters; None clears it.
+            instructions: at most 256,000 characters; None clears them.
+            tools: as in `create`; None clears them.
+            tool_resources: as in `create`; None clears them.
+            metadata: up to 16 string pairs, replacing the whole map; None clears it.
+            temperature: between 0 and 2; None clears it.
+            top_p: between 0 and 1; None clears it.
+            response_format: as in `create`; None clears it.
+
         Raises:
             ValidationError: a field breaks the API's rules; nothing is written.
             NotFoundError: there is no such assistant.
@@ -184,6 +221,9 @@ class Assistants:
 
     def delete(self, assistant_id: str) -> Deleted:
         """Delete an assistant. Its runs, steps and messages keep their `assistant_id`.
+
+        Args:
+            assistant_id: the assistant.
 
         Raises:
             NotFoundError: there is no such assistant.

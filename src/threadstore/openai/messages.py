@@ -53,6 +53,15 @@ class MessageInput:
     ) -> MessageInput:
         """Check every field of a new message.
 
+        Args:
+            role: "user" or "assistant".
+            content: a string, or a non-empty list of content parts (text, image_file, image_url, refusal).
+            attachments: files and the tools they are for (code_interpreter, file_search).
+            metadata: up to 16 string pairs.
+            assistant_id: the id of the assistant that wrote it, if any.
+            run_id: the id of the run that wrote it, if any.
+            status: "completed" (the default) or "in_progress".
+
         Raises:
             ValidationError: an unknown role, status or content type, bad content, attachments
                 or metadata.
@@ -70,6 +79,9 @@ class MessageInput:
     @classmethod
     def from_mapping(cls, fields: Mapping[str, Any]) -> MessageInput:
         """Check a message given as a mapping (as in thread creation).
+
+        Args:
+            fields: `role` and `content`, and optionally `attachments` and `metadata`.
 
         Raises:
             ValidationError: an unknown key, or as `check`.
@@ -225,6 +237,11 @@ class Messages:
         """The message with this id (in this thread, if `thread_id` is given). In a transaction,
         `for_update` locks it until the transaction ends.
 
+        Args:
+            message_id: the message.
+            thread_id: the thread it must be in, if given.
+            for_update: lock it until the transaction ends.
+
         Raises:
             NotFoundError: there is none.
         """
@@ -244,6 +261,14 @@ class Messages:
     ) -> Page[Message]:
         """A page of a thread's messages, newest first by default; only a run's if `run_id`.
 
+        Args:
+            thread_id: the thread.
+            limit: the most messages a page holds, 1 to 100 (default 20).
+            order: "asc" or "desc" (the default), by creation time.
+            after: the id of a message in this list; the page holds the messages after it.
+            before: the id of a message in this list; the page holds the messages before it.
+            run_id: the run whose messages to list, if given.
+
         Raises:
             ValidationError: a bad limit, order or cursor.
             NotFoundError: the thread does not exist.
@@ -255,6 +280,11 @@ class Messages:
 
     def update(self, message_id: str, *, metadata: dict[str, str] | None, thread_id: str | None = None) -> Message:
         """Replace a message's metadata.
+
+        Args:
+            message_id: the message.
+            metadata: the new metadata, up to 16 string pairs; None clears it.
+            thread_id: the thread it must be in, if given.
 
         Raises:
             ValidationError: bad metadata; nothing is written.
@@ -269,6 +299,9 @@ class Messages:
     def complete(self, message_id: str) -> Message:
         """in_progress → completed, stamping completed_at.
 
+        Args:
+            message_id: the message.
+
         Raises:
             NotFoundError: no such message. InvalidTransitionError: it is not in progress.
             ConflictError: another writer moved it first.
@@ -281,6 +314,10 @@ class Messages:
     def mark_incomplete(self, message_id: str, *, reason: str) -> Message:
         """in_progress → incomplete, stamping incomplete_at, with `incomplete_details.reason`
         (content_filter, max_tokens, run_cancelled, run_expired or run_failed).
+
+        Args:
+            message_id: the message.
+            reason: content_filter, max_tokens, run_cancelled, run_expired or run_failed.
 
         Raises:
             ValidationError: an unknown reason. NotFoundError: no such message.
@@ -295,6 +332,10 @@ class Messages:
 
     def update_content(self, message_id: str, *, content: str | JsonList) -> Message:
         """Replace the content of a message that is still in progress (as a reply streams in).
+
+        Args:
+            message_id: the message.
+            content: the new content: a string, or a non-empty list of content parts, as in `create`.
 
         Raises:
             ValidationError: bad content; nothing is written.
@@ -319,6 +360,10 @@ class Messages:
 
     def delete(self, message_id: str, *, thread_id: str | None = None) -> Deleted:
         """Delete a message.
+
+        Args:
+            message_id: the message.
+            thread_id: the thread it must be in, if given.
 
         Raises:
             NotFoundError: there is no such message (in this thread).

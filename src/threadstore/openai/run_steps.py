@@ -41,6 +41,12 @@ class RunSteps:
         """Add an in-progress step to an in-progress run. Its type follows its details:
         `message_creation` (the message must be in the run's thread) or `tool_calls`.
 
+        Args:
+            run_id: the run; it must be in progress.
+            step_details: `{"type": "message_creation", "message_creation": {"message_id": ...}}` or
+                `{"type": "tool_calls", "tool_calls": [...]}`.
+            metadata: up to 16 string pairs.
+
         Raises:
             ValidationError: malformed details or metadata; nothing is written.
             NotFoundError: the run, or the message a message_creation step names, does not exist.
@@ -64,6 +70,10 @@ class RunSteps:
     def get(self, step_id: str, *, run_id: str | None = None) -> RunStep:
         """The step with this id (of this run, if `run_id` is given).
 
+        Args:
+            step_id: the step.
+            run_id: the run it must belong to, if given.
+
         Raises:
             NotFoundError: there is none.
         """
@@ -81,6 +91,13 @@ class RunSteps:
     ) -> Page[RunStep]:
         """A page of a run's steps, newest first by default.
 
+        Args:
+            run_id: the run.
+            limit: the most steps a page holds, 1 to 100 (default 20).
+            order: "asc" or "desc" (the default), by creation time.
+            after: the id of a step in this list; the page holds the steps after it.
+            before: the id of a step in this list; the page holds the steps before it.
+
         Raises:
             ValidationError: a bad limit, order or cursor.
             NotFoundError: the run does not exist.
@@ -91,6 +108,10 @@ class RunSteps:
 
     def update(self, step_id: str, *, metadata: dict[str, str] | None) -> RunStep:
         """Replace a step's metadata.
+
+        Args:
+            step_id: the step.
+            metadata: the new metadata, up to 16 string pairs; None clears it.
 
         Raises:
             ValidationError: bad metadata; nothing is written.
@@ -103,6 +124,10 @@ class RunSteps:
 
     def update_details(self, step_id: str, *, step_details: dict[str, Any]) -> RunStep:
         """Replace the details of an in-progress step (of the same type), e.g. as tool calls stream in.
+
+        Args:
+            step_id: the step.
+            step_details: the new details, as in `create`, of the step's type.
 
         Raises:
             ValidationError: malformed details, or details of another type; nothing is written.
@@ -126,6 +151,11 @@ class RunSteps:
     def complete(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → completed, stamping completed_at.
 
+        Args:
+            step_id: the step.
+            usage: the step's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
+                `total_tokens`, which must be their sum.
+
         Raises:
             ValidationError: bad usage. NotFoundError: no such step.
             InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
@@ -134,6 +164,13 @@ class RunSteps:
 
     def fail(self, step_id: str, *, code: str, message: str, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → failed with `last_error` (code server_error or rate_limit_exceeded).
+
+        Args:
+            step_id: the step.
+            code: server_error or rate_limit_exceeded.
+            message: what went wrong, at most 10,000 characters.
+            usage: the step's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
+                `total_tokens`, which must be their sum.
 
         Raises:
             ValidationError: an unknown code or bad usage. NotFoundError: no such step.
@@ -144,6 +181,11 @@ class RunSteps:
     def cancel(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → cancelled, stamping cancelled_at.
 
+        Args:
+            step_id: the step.
+            usage: the step's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
+                `total_tokens`, which must be their sum.
+
         Raises:
             ValidationError: bad usage. NotFoundError: no such step.
             InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
@@ -152,6 +194,11 @@ class RunSteps:
 
     def expire(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → expired, stamping expired_at.
+
+        Args:
+            step_id: the step.
+            usage: the step's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
+                `total_tokens`, which must be their sum.
 
         Raises:
             ValidationError: bad usage. NotFoundError: no such step.
@@ -170,6 +217,9 @@ class RunSteps:
 
     def delete(self, step_id: str) -> Deleted:
         """Delete a step with its details, last error and usage.
+
+        Args:
+            step_id: the step.
 
         Raises:
             NotFoundError: there is no such step.

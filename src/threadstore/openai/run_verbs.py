@@ -177,6 +177,9 @@ class RunVerbs:
     def start(self, run_id: str) -> Run:
         """queued → in_progress; `started_at` is stamped the first time.
 
+        Args:
+            run_id: the run.
+
         Raises:
             NotFoundError: no such run. InvalidTransitionError: it is not queued.
             ConflictError: another writer moved it first.
@@ -202,6 +205,10 @@ class RunVerbs:
         recorded in the run's in-progress tool_calls step that already holds them all, or else
         in a new tool_calls step, in the same transaction.
 
+        Args:
+            run_id: the run.
+            tool_calls: one or more function calls with distinct ids; a call without an id gets a new one.
+
         Raises:
             ValidationError: malformed or duplicate calls; nothing is written.
             NotFoundError: no such run. InvalidTransitionError: it is not in progress.
@@ -222,6 +229,11 @@ class RunVerbs:
         """requires_action → queued, with exactly one output (`{"tool_call_id", "output"}`) for each
         call the run asked for. Each output is written into its function call in the run's
         tool_calls step, and that step completes.
+
+        Args:
+            run_id: the run.
+            tool_outputs: one `{"tool_call_id", "output"}` for each call the run asked for; a missing or
+                None output is stored as "".
 
         Raises:
             ValidationError: an output missing, extra, or for a call the run did not ask for;
@@ -259,6 +271,9 @@ class RunVerbs:
         and messages); in_progress → cancelling, which its worker acknowledges with
         `mark_cancelled`.
 
+        Args:
+            run_id: the run.
+
         Raises:
             NotFoundError: no such run. InvalidTransitionError: it is cancelling or has ended.
             ConflictError: another writer moved it first.
@@ -273,6 +288,11 @@ class RunVerbs:
     def mark_cancelled(self, run_id: str, *, usage: dict[str, int] | None = None) -> Run:
         """cancelling → cancelled: the worker's acknowledgement of `cancel`.
 
+        Args:
+            run_id: the run.
+            usage: the run's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
+                `total_tokens`, which must be their sum.
+
         Raises:
             ValidationError: bad usage. NotFoundError: no such run.
             InvalidTransitionError: it is not cancelling. ConflictError: another writer moved it first.
@@ -281,6 +301,11 @@ class RunVerbs:
 
     def complete(self, run_id: str, *, usage: dict[str, int] | None = None) -> Run:
         """in_progress or cancelling → completed, with `usage` if given.
+
+        Args:
+            run_id: the run.
+            usage: the run's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
+                `total_tokens`, which must be their sum.
 
         Raises:
             ValidationError: bad usage. NotFoundError: no such run.
@@ -292,6 +317,13 @@ class RunVerbs:
     def fail(self, run_id: str, *, code: str, message: str, usage: dict[str, int] | None = None) -> Run:
         """Any active status → failed, with `last_error` (server_error, rate_limit_exceeded or
         invalid_prompt).
+
+        Args:
+            run_id: the run.
+            code: server_error, rate_limit_exceeded or invalid_prompt.
+            message: what went wrong, at most 10,000 characters.
+            usage: the run's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
+                `total_tokens`, which must be their sum.
 
         Raises:
             ValidationError: an unknown code or bad usage. NotFoundError: no such run.
@@ -305,6 +337,12 @@ class RunVerbs:
         """in_progress or cancelling → incomplete, because a token limit was reached
         (reason max_completion_tokens or max_prompt_tokens).
 
+        Args:
+            run_id: the run.
+            reason: max_completion_tokens or max_prompt_tokens, or None.
+            usage: the run's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
+                `total_tokens`, which must be their sum.
+
         Raises:
             ValidationError: an unknown reason or bad usage. NotFoundError: no such run.
             InvalidTransitionError: it is not in progress or cancelling.
@@ -315,6 +353,9 @@ class RunVerbs:
 
     def expire(self, run_id: str) -> Run:
         """Any active status → expired. `expires_at` keeps the deadline that was missed.
+
+        Args:
+            run_id: the run.
 
         Raises:
             NotFoundError: no such run. InvalidTransitionError: it has ended.

@@ -73,6 +73,24 @@ class Runs(RunVerbs):
         """Queue a run of an assistant on a thread. `model`, `instructions`, `tools`,
         `temperature`, `top_p` and `response_format` default to the assistant's.
 
+        Args:
+            thread_id: the thread; it must have no active run.
+            assistant_id: the assistant to run.
+            model: the model's name; the assistant's when None.
+            instructions: at most 256,000 characters; the assistant's when None.
+            tools: as for an assistant; the assistant's when None.
+            metadata: up to 16 string pairs.
+            expires_in: seconds until the run expires, from 1 up to ten years (default 600).
+            temperature: between 0 and 2; the assistant's when None.
+            top_p: between 0 and 1; the assistant's when None.
+            max_prompt_tokens: the most prompt tokens the run may use, at least 256; None for no limit.
+            max_completion_tokens: the most completion tokens the run may use, at least 16; None for no limit.
+            truncation_strategy: `{"type": "auto"}` or `{"type": "last_messages", "last_messages": n}` with n
+                at least 1; None means auto.
+            tool_choice: "none", "auto" (the default), "required", or a `{"type": ...}` object naming a tool.
+            parallel_tool_calls: whether the model may call tools in parallel (default True).
+            response_format: "auto" or a `{"type": ...}` object; the assistant's when None.
+
         Raises:
             ValidationError: a field breaks the API's rules; nothing is written.
             NotFoundError: the thread or assistant does not exist.
@@ -122,6 +140,11 @@ class Runs(RunVerbs):
         """The run with this id (in this thread, if `thread_id` is given). In a transaction,
         `for_update` locks it until the transaction ends.
 
+        Args:
+            run_id: the run.
+            thread_id: the thread it must be in, if given.
+            for_update: lock it until the transaction ends.
+
         Raises:
             NotFoundError: there is none.
         """
@@ -143,6 +166,13 @@ class Runs(RunVerbs):
     ) -> Page[Run]:
         """A page of a thread's runs, newest first by default.
 
+        Args:
+            thread_id: the thread.
+            limit: the most runs a page holds, 1 to 100 (default 20).
+            order: "asc" or "desc" (the default), by creation time.
+            after: the id of a run in this list; the page holds the runs after it.
+            before: the id of a run in this list; the page holds the runs before it.
+
         Raises:
             ValidationError: a bad limit, order or cursor.
             NotFoundError: the thread does not exist.
@@ -153,6 +183,10 @@ class Runs(RunVerbs):
 
     def update(self, run_id: str, *, metadata: dict[str, str] | None) -> Run:
         """Replace a run's metadata, the only field a client may change.
+
+        Args:
+            run_id: the run.
+            metadata: the new metadata, up to 16 string pairs; None clears it.
 
         Raises:
             ValidationError: bad metadata; nothing is written.
@@ -165,6 +199,9 @@ class Runs(RunVerbs):
 
     def delete(self, run_id: str) -> Deleted:
         """Delete a run and its steps; the messages it wrote stay, with `run_id` cleared.
+
+        Args:
+            run_id: the run.
 
         Raises:
             NotFoundError: there is no such run.

@@ -50,6 +50,11 @@ class Threads:
         """Create a thread, with its first messages if `messages` are given (each a mapping of
         `role`, `content`, and optionally `attachments` and `metadata`).
 
+        Args:
+            metadata: up to 16 string pairs.
+            tool_resources: code_interpreter `file_ids` and file_search `vector_store_ids`.
+            messages: its first messages, oldest first.
+
         Raises:
             ValidationError: bad metadata, tool resources or messages; nothing is written.
         """
@@ -74,6 +79,10 @@ class Threads:
         ends, for a read-modify-write (SELECT … FOR UPDATE on PostgreSQL; a SQLite write
         transaction is exclusive already).
 
+        Args:
+            thread_id: the thread.
+            for_update: lock it until the transaction ends.
+
         Raises:
             NotFoundError: there is none.
         """
@@ -84,6 +93,12 @@ class Threads:
         self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
     ) -> Page[Thread]:
         """A page of threads, newest first by default.
+
+        Args:
+            limit: the most threads a page holds, 1 to 100 (default 20).
+            order: "asc" or "desc" (the default), by creation time.
+            after: the id of a thread in this list; the page holds the threads after it.
+            before: the id of a thread in this list; the page holds the threads before it.
 
         Raises:
             ValidationError: a bad limit, order or cursor.
@@ -101,6 +116,11 @@ class Threads:
     ) -> Thread:
         """Change the fields given. `metadata` replaces the whole map.
 
+        Args:
+            thread_id: the thread.
+            metadata: up to 16 string pairs, replacing the whole map; None clears it.
+            tool_resources: code_interpreter `file_ids` and file_search `vector_store_ids`; None clears them.
+
         Raises:
             ValidationError: bad metadata or tool resources; nothing is written.
             NotFoundError: there is no such thread.
@@ -117,6 +137,9 @@ class Threads:
 
     def delete(self, thread_id: str) -> Deleted:
         """Delete a thread and everything in it: messages, runs, run steps.
+
+        Args:
+            thread_id: the thread.
 
         Raises:
             NotFoundError: there is no such thread.
