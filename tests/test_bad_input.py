@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -806,3 +807,12 @@ def test_list_with_limit_at_the_bounds_and_a_real_cursor_is_accepted(
         cursor = call(store, world, limit=100).data[0].id
         page = call(store, world, limit=limit, order=order, **{side: cursor})
         assert len(page.data) <= limit, name
+
+
+def test_a_choice_given_as_a_str_enum_is_stored_and_returned_as_its_plain_value(store: Store) -> None:
+    class Role(StrEnum):
+        USER = "user"
+
+    message = store.messages.create(store.threads.create().id, role=Role.USER, content="x")  # type: ignore[arg-type]
+    assert type(message.role) is str and message.role == "user"
+    assert type(store.messages.get(message.id).role) is str

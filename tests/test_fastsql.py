@@ -38,3 +38,7 @@ def test_json_another_writer_left_with_whitespace_reads_back_equal(value: Any, b
 def test_text_that_is_not_json_is_refused_as_json_loads_refuses_it(text: str) -> None:
     with pytest.raises(json.JSONDecodeError):
         _decode_json(text)
+
+
+def test_json_stored_as_bytes_reads_back_as_json_loads_reads_it() -> None:
+    assert _decode_json(b'{"a": [1, 2]}') == {"a": [1, 2]}

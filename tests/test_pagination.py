@@ -143,6 +143,16 @@ def test_a_list_of_a_missing_owner_is_not_found(store: Store, repository: str) -
 
 
 @pytest.mark.parametrize("repository", OWNED_LISTS)
+def test_a_list_of_no_owner_is_not_found_rather_than_everyone_s(store: Store, repository: str) -> None:
+    run_id = store.runs.create(store.threads.create().id, assistant_id=store.assistants.create(model="m").id).id
+    store.runs.start(run_id)
+    store.run_steps.create(run_id, step_details={"type": "tool_calls", "tool_calls": []})
+    store.messages.create(store.threads.create().id, role="user", content="x")
+    with pytest.raises(NotFoundError):
+        getattr(store, repository).list(None)
+
+
+@pytest.mark.parametrize("repository", OWNED_LISTS)
 def test_a_cursor_on_a_missing_owner_is_not_found_rather_than_refused(store: Store, repository: str) -> None:
     owner = "thread_missing" if repository != "run_steps" else "run_missing"
     with pytest.raises(NotFoundError):

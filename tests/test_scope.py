@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,13 +37,76 @@ def driver_connection_of_a_unit(store: Store) -> object:
         return raw.connection.driver_connection
 
 
-def test_consecutive_calls_reuse_one_connection_without_the_pool(sqlite_store: Store) -> None:
+def test_consecutive_calls_reuse_one_connection_outside_the_engines_pool(sqlite_store: Store) -> None:
     first = driver_connection_of_a_unit(sqlite_store)
     sqlite_store.threads.create()
     sqlite_store.threads.list()
 
     assert driver_connection_of_a_unit(sqlite_store) is first
-    assert sqlite_store.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert sqlite_store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_pool_of_one_still_serves_transactions_after_single_calls(sqlite_template: Path, tmp_path: Path) -> None:
+    path = tmp_path / "one.db"
+    shutil.copy(sqlite_template, path)
+    options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 2}
+    with Store(f"sqlite:///{path}", engine_options=options) as store:
+        thread = store.threads.create().id
+        with store.transaction() as tx:
+            tx.messages.create(thread, role="user", content="x")
+        assert len(store.messages.list(thread)) == 1
+
+
+class Interrupted(BaseException):
+    """What a signal handler raises to cut a call short (as a request timeout does)."""
+
+
+def _interrupt(*_: object) -> None:
+    raise Interrupted
+
+
+def test_a_call_interrupted_after_its_begin_leaves_no_lock_behind(sqlite_store: Store) -> None:
+    thread = sqlite_store.threads.create().id
+    path = sqlite_store.engine.url.database
+    assert path
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.5, lambda: blocker.execute("COMMIT")).start()  # our BEGIN IMMEDIATE waits till then
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)  # fires while we wait: raised as the BEGIN returns
+        with pytest.raises(Interrupted):
+            sqlite_store.messages.create(thread, role="user", content="cut short")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    other = sqlite3.connect(path, isolation_level=None, timeout=0.5)
+    other.execute("BEGIN IMMEDIATE")  # the write lock is free: the interrupted unit rolled back
+    other.execute("COMMIT")
+    sqlite_store.messages.create(thread, role="user", content="after")
+    assert [m.content[0]["text"]["value"] for m in sqlite_store.messages.list(thread)] == ["after"]
+
+
+def test_closing_the_store_waits_for_the_call_in_flight_then_closes_its_connection(sqlite_store: Store) -> None:
+    inside, leave = threading.Event(), threading.Event()
+    used: list[sqlite3.Connection] = []
+
+    def hold_a_unit() -> None:
+        with scope_of(sqlite_store).raw_read() as raw:
+            used.append(raw.connection.driver_connection)
+            inside.set()
+            leave.wait(5)
+
+    holder = threading.Thread(target=hold_a_unit)
+    holder.start()
+    inside.wait(5)
+    threading.Timer(0.2, leave.set).start()
+    sqlite_store.close()
+    holder.join()
+
+    with pytest.raises(sqlite3.ProgrammingError):
+        used[0].execute("SELECT 1")
 
 
 def test_a_caller_who_finds_the_hot_connection_in_use_gets_another(sqlite_store: Store) -> None:

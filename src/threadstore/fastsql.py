@@ -29,7 +29,7 @@ def _decode_json(value: Any) -> Any:
         return None
     if value == "[]" or value == "{}":  # the commonest values (no attachments, no metadata), without the parser
         return [] if value == "[]" else {}
-    if _scan is not None:
+    if _scan is not None and type(value) is str:
         # json.loads's scanner, called directly: loads adds two regex passes for whitespace
         # around the value, which threadstore never writes. Anything else goes to json.loads.
         try:

@@ -131,6 +131,8 @@ class Lister:
             NotFoundError: the owner does not exist.
             ValidationError: a cursor is not the id of an object in this list.
         """
+        if self._owner is not None and scope.get(self._owner.key) is None:
+            self._require_owner(raw, scope)  # no owner is a missing one, never everyone's list
         keys = tuple(name for name in self._scope if scope.get(name) is not None)
         values: dict[str, Any] = {f"scope_{name}": scope[name] for name in keys}
         # A row of the list proves its owner exists (the foreign key cascades), so the owner is

@@ -11,10 +11,11 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
 from threadstore.db import DATABASE_ERRORS, map_error, translated_errors, unit_of_work
@@ -60,8 +61,10 @@ class EngineScope(Scope):
         super().__init__(clock, engine.dialect.name)
         self._engine = engine
         self._ready = ready
-        # PostgreSQL connections go through the pool, whose pre-ping replaces one the server dropped.
-        self._hot = HotConnection(engine) if engine.dialect.name == "sqlite" else None
+        # PostgreSQL connections go through the pool, whose pre-ping replaces one the server dropped;
+        # in-memory SQLite has a single connection, shared by the pool already.
+        kept = engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool)
+        self._hot = HotConnection(engine) if kept else None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -84,19 +87,21 @@ class EngineScope(Scope):
         return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE")
 
     def close(self) -> None:
-        """Give the hot connection back to the pool."""
+        """Close the connection kept at hand, once no one is using it."""
         if self._hot is not None:
             self._hot.close()
 
 
 class HotConnection:
-    """One DBAPI connection of a SQLite store kept out of the pool for its hot paths: checking a
+    """One DBAPI connection of a SQLite file store kept at hand for its hot paths: checking a
     connection out of SQLAlchemy's pool and back costs about as much as reading a row by its key.
-    A caller that finds it free takes it; one that finds it taken (another thread) uses the pool.
-    A forked child starts without it, as it starts without its parent's pooled connections."""
+    A caller that finds it free takes it; one that finds it taken (another thread) uses the
+    engine's pool. It comes from a pool of its own, with the engine's connect settings, so that it
+    holds no slot of the engine's pool, which transactions and migrations draw on. A forked child
+    starts without it, as it starts without its parent's pooled connections."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        self._pool = engine.pool.recreate()
         self._connection: Any = None
         self._lock = threading.Lock()
         _hot_connections.add(self)
@@ -105,36 +110,43 @@ class HotConnection:
         """The connection, now this caller's until `give_back`, or None when it is taken."""
         if not self._lock.acquire(blocking=False):
             return None
-        if self._connection is None:
-            try:
-                self._connection = self._engine.raw_connection()
-            except BaseException:
-                self._lock.release()
-                raise
+        try:
+            if self._connection is None:
+                self._connection = self._pool.connect()
+        except BaseException:
+            self._lock.release()
+            raise
         return self._connection
 
     def give_back(self, *, broken: bool) -> None:
         """End this caller's use; a `broken` connection (its COMMIT or ROLLBACK failed) is closed."""
-        if broken:
-            connection, self._connection = self._connection, None
-            connection.invalidate()
-        self._lock.release()
+        try:
+            if broken:
+                connection, self._connection = self._connection, None
+                connection.invalidate()
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
-        """Return the connection to the pool if no one is using it."""
-        if self._lock.acquire(blocking=False):
+        """Close the connection, waiting for a caller that is using it to finish."""
+        with self._lock:
             connection, self._connection = self._connection, None
             if connection is not None:
                 connection.close()
-            self._lock.release()
+            self._pool.dispose()
 
     def forget(self) -> None:
-        """In a forked child: drop the parent's connection without closing it."""
+        """In a forked child: drop the parent's connection. It is kept referenced, never closed or
+        reset here: it is the parent's."""
+        if self._connection is not None:
+            _parents_connections.append(self._connection)
         self._connection = None
         self._lock = threading.Lock()
+        self._pool = self._pool.recreate()
 
 
 _hot_connections: weakref.WeakSet[HotConnection] = weakref.WeakSet()
+_parents_connections: list[Any] = []
 
 
 def _forget_parent_hot_connections() -> None:
@@ -146,8 +158,8 @@ os.register_at_fork(after_in_child=_forget_parent_hot_connections)
 
 
 class RawUnit:
-    """A unit of work on a pooled DBAPI connection, with our own BEGIN and COMMIT: the hot paths'
-    unit of work without SQLAlchemy's per-call Connection. PostgreSQL's driver begins implicitly.
+    """A unit of work on a DBAPI connection, with our own BEGIN and COMMIT: the hot paths' unit of
+    work without SQLAlchemy's per-call Connection. PostgreSQL's driver begins implicitly.
     Written as a class rather than a generator because it runs on every hot call."""
 
     __slots__ = ("_begin", "_connection", "_engine", "_hot", "_taken")
@@ -167,31 +179,37 @@ class RawUnit:
         if self._begin is not None:
             try:
                 self._connection.cursor().execute(self._begin)
-            except DATABASE_ERRORS as error:
-                self._release(broken=False)
-                raise map_error(error) from error
+            except BaseException as error:  # refused, or interrupted once it had begun
+                with suppress(*DATABASE_ERRORS):  # the error to report is the one that stopped the BEGIN
+                    self._finish(commit=False)
+                if isinstance(error, DATABASE_ERRORS):
+                    raise map_error(error) from error
+                raise
         return Raw(self._connection, self._engine.dialect)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _trace: object) -> None:
-        connection = self._connection
         try:
-            if kind is None:
-                connection.commit()
-            else:
-                connection.rollback()
+            self._finish(commit=kind is None)
         except DATABASE_ERRORS as failure:
-            self._release(broken=True)
             raise map_error(failure) from failure
-        self._release(broken=False)
         if isinstance(error, DATABASE_ERRORS):
             raise map_error(error) from error
 
-    def _release(self, *, broken: bool) -> None:
-        if self._taken:
-            assert self._hot is not None
-            self._hot.give_back(broken=broken)
-        else:
-            self._connection.close()  # the pool rolls back whatever is left open
+    def _finish(self, *, commit: bool) -> None:
+        """Commit or roll back, then let the connection go, even if that fails or is interrupted."""
+        broken = True
+        try:
+            if commit:
+                self._connection.commit()
+            else:
+                self._connection.rollback()
+            broken = False
+        finally:
+            if self._taken:
+                assert self._hot is not None
+                self._hot.give_back(broken=broken)
+            else:
+                self._connection.close()  # the pool rolls back whatever is left open
 
 
 class ConnectionScope(Scope):

@@ -54,7 +54,7 @@ def check_choice(name: str, value: object, allowed: Collection[E]) -> E:
         ValidationError: it is not.
     """
     if isinstance(value, str) and value in allowed:
-        return cast(E, value)
+        return cast(E, value if type(value) is str else str.__str__(value))  # a plain str, not a StrEnum
     raise ValidationError(f"{name} must be one of {sorted(allowed)}, got {value!r}.")
 
 
