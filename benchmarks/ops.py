@@ -58,15 +58,21 @@ def fill_thread(floor: Floor, thread_id: str, count: int) -> list[str]:
     return ids
 
 
-def median_us(operation: Callable[[], Any], repeat: int) -> float:
-    for _ in range(min(50, repeat)):  # warm caches and statement caches first
-        operation()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter_ns()
-        operation()
-        times.append(time.perf_counter_ns() - started)
-    return statistics.median(times) / 1000
+def medians_us(operations: list[Callable[[], Any]], repeat: int, rounds: int = 10) -> list[float]:
+    """The median time of each operation in microseconds over `repeat` calls, taken in `rounds`
+    rounds of one block of consecutive calls per operation (each after a few warm-up calls): a
+    slow moment of the shared machine does not fall on one operation alone, and each block still
+    runs with its caches warm."""
+    samples: list[list[int]] = [[] for _ in operations]
+    for _ in range(rounds):
+        for operation, times in zip(operations, samples, strict=True):
+            for _ in range(min(10, repeat)):
+                operation()
+            for _ in range(max(1, repeat // rounds)):
+                started = time.perf_counter_ns()
+                operation()
+                times.append(time.perf_counter_ns() - started)
+    return [statistics.median(times) / 1000 for times in samples]
 
 
 def main() -> None:
@@ -172,8 +178,11 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
     print("| operation | threadstore / floor | naive / threadstore | threadstore | floor | naive SQLModel |")
     print("|---|---|---|---|---|---|")
     pages = {}
-    for name, ours, bare, orm in cases:
-        mine, low, slow = (median_us(f, args.repeat) for f in (ours, bare, orm))
+    # Every operation of every implementation in each round: a slow spell of the shared machine
+    # then falls on all of them, not on one row or one column of the table.
+    medians = medians_us([implementation for case in cases for implementation in case[1:]], args.repeat)
+    for index, (name, *_) in enumerate(cases):
+        mine, low, slow = medians[3 * index : 3 * index + 3]
         pages[name] = mine
         print(f"| {name} | {mine / low:.2f} | {slow / mine:.1f} | {mine:.0f} | {low:.0f} | {slow:.0f} |", flush=True)
     bulk(store, floor, naive, imports)
@@ -199,14 +208,16 @@ def bulk(store: Store, floor: Floor, naive: Naive, thread: str, batches: int = 2
     """Messages per second imported in batches of `size`, median over `batches` batches."""
     texts = [f"imported message {i}" for i in range(size)]
     batch = [{"role": "user", "content": text} for text in texts]
-    rates = []
-    for run in (
-        lambda: store.messages.create_many(thread, batch),
-        lambda: floor.import_messages(thread, texts, SECONDS),
-        lambda: naive.import_messages(thread, texts, SECONDS),
-    ):
-        rates.append(size / (median_us(run, batches) / 1e6))
-    mine, low, slow = rates
+    times = medians_us(
+        [
+            lambda: store.messages.create_many(thread, batch),
+            lambda: floor.import_messages(thread, texts, SECONDS),
+            lambda: naive.import_messages(thread, texts, SECONDS),
+        ],
+        batches,
+        rounds=5,
+    )
+    mine, low, slow = (size / (median / 1e6) for median in times)
     print(
         f"| bulk import, messages per second (batches of {size:,}) | {low / mine:.2f} | {mine / slow:.1f} "
         f"| {mine:,.0f}/s | {low:,.0f}/s | {slow:,.0f}/s |",
