@@ -27,6 +27,20 @@ def _shape(row: Any) -> dict[str, Any]:
     return {c.name: getattr(row, "metadata_" if c.name == "metadata" else c.name, None) for c in columns}
 
 
+def _user_message(thread_id: str, text: str, now: int) -> MessageRow:
+    return MessageRow(
+        id=new_id("msg"),
+        created_at=now,
+        thread_id=thread_id,
+        status="completed",
+        completed_at=now,
+        role="user",
+        content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+        attachments=[],
+        metadata_={},
+    )
+
+
 class Naive:
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url)
@@ -38,17 +52,7 @@ class Naive:
             busy = select(RunRow).where(RunRow.thread_id == thread_id, col(RunRow.status).in_(RUN.active))
             if session.exec(busy).first() is not None:
                 raise RuntimeError("thread is busy")
-            message = MessageRow(
-                id=new_id("msg"),
-                created_at=now,
-                thread_id=thread_id,
-                status="completed",
-                completed_at=now,
-                role="user",
-                content=[{"type": "text", "text": {"value": text, "annotations": []}}],
-                attachments=[],
-                metadata_={},
-            )
+            message = _user_message(thread_id, text, now)
             session.add(message)
             session.commit()
             session.refresh(message)
@@ -182,20 +186,7 @@ class Naive:
 
     def import_messages(self, thread_id: str, texts: list[str], now: int) -> list[dict[str, Any]]:
         with Session(self.engine, expire_on_commit=False) as session:  # generous: no reload of 1,000 rows
-            rows = [
-                MessageRow(
-                    id=new_id("msg"),
-                    created_at=now,
-                    thread_id=thread_id,
-                    status="completed",
-                    completed_at=now,
-                    role="user",
-                    content=[{"type": "text", "text": {"value": text, "annotations": []}}],
-                    attachments=[],
-                    metadata_={},
-                )
-                for text in texts
-            ]
+            rows = [_user_message(thread_id, text, now) for text in texts]
             session.add_all(rows)
             session.commit()
             return [Message.from_row(_shape(row)).to_api() for row in rows]

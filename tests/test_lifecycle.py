@@ -345,3 +345,12 @@ def test_a_deleted_assistant_cannot_author_messages(store: Store) -> None:
     store.assistants.delete(assistant)
     with pytest.raises(NotFoundError):
         store.messages.create(thread_id(store), role="assistant", content="x", assistant_id=assistant)
+
+
+def test_updated_content_is_what_a_later_read_returns(store: Store) -> None:
+    run = run_in(store, "in_progress")
+    message = store.messages.create(run.thread_id, role="assistant", content="", run_id=run.id, status="in_progress")
+    store.messages.update_content(message.id, content=[{"type": "text", "text": "streamed"}])
+    with store.transaction() as tx:
+        locked = tx.messages.get(message.id, thread_id=run.thread_id, for_update=True)
+    assert locked.content == [{"type": "text", "text": {"value": "streamed", "annotations": []}}]

@@ -19,7 +19,6 @@ import uuid
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _RANDOM_BITS = 80
-_LENGTH = 26
 
 _lock = threading.Lock()
 _last = 0

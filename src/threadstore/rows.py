@@ -64,6 +64,33 @@ def locked(query: Select[Any], for_update: bool) -> Select[Any]:
     return query.with_for_update() if for_update else query
 
 
+class Getter:
+    """One row of `table` by its id, optionally also by its `parent` column (the thread of a
+    message) and locked for update; each of the four variants compiled once (fastsql)."""
+
+    def __init__(self, table: sa.Table, kind: str, parent: str) -> None:
+        self._kind = kind
+        self._statements: dict[tuple[bool, bool], Statement] = {}
+        for by_parent in (False, True):
+            query = sa.select(table).where(table.c.id == sa.bindparam("id"))
+            if by_parent:
+                query = query.where(table.c[parent] == sa.bindparam("parent"))
+            for lock in (False, True):
+                self._statements[by_parent, lock] = Statement(locked(query, lock))
+
+    def get(self, raw: Raw, object_id: str, parent_id: str | None, *, for_update: bool) -> dict[str, Any]:
+        """The row with `object_id` (with `parent_id`, if given).
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        params = {"id": object_id} if parent_id is None else {"id": object_id, "parent": parent_id}
+        row = raw.first(self._statements[parent_id is not None, for_update], params)
+        if row is None:
+            raise NotFoundError(self._kind, object_id)
+        return row
+
+
 _EXISTS: dict[str, Statement] = {}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, NotFoundError, ValidationError
-from threadstore.fastsql import Raw, insert
+from threadstore.fastsql import Raw, Statement, insert
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Message
@@ -17,7 +17,7 @@ from threadstore.openai.models import messages, threads
 from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, lock_thread
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
-from threadstore.rows import delete_one, fetch_one, locked, require, update_one
+from threadstore.rows import Getter, delete_one, fetch_one, require, update_one
 from threadstore.scope import Scope
 from threadstore.transitions import transition
 from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string
@@ -146,6 +146,13 @@ def _row(now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
 
 
 INSERT_MESSAGE = insert(messages)
+_GET = Getter(messages, KIND, parent="thread_id")
+_UPDATE_CONTENT = Statement(
+    sa.update(messages)
+    .where(messages.c.id == sa.bindparam("id"), messages.c.status == MESSAGE.initial)
+    .values(content=sa.bindparam("content", type_=messages.c.content.type))
+    .returning(*messages.c)
+)
 _LIST = Lister(
     sa.select(messages), messages, scope=("thread_id", "run_id"), owner=Owner(threads, "thread", "thread_id")
 )
@@ -245,9 +252,8 @@ class Messages:
         Raises:
             NotFoundError: there is none.
         """
-        with self._scope.read() as connection:
-            query = sa.select(messages).where(*_in_thread(message_id, thread_id))
-            return Message.from_row(fetch_one(connection, locked(query, for_update), KIND, message_id))
+        with self._scope.raw_read() as raw:
+            return Message.from_row(_GET.get(raw, message_id, thread_id, for_update=for_update))
 
     def list(
         self,
@@ -341,22 +347,13 @@ class Messages:
             ValidationError: bad content; nothing is written.
             NotFoundError: no such message. ConflictError: the message is no longer in progress.
         """
-        values = {"content": _content(content)}
-        with self._scope.write() as connection:
-            row = connection.execute(
-                sa.update(messages)
-                .where(messages.c.id == message_id, messages.c.status == MESSAGE.initial)
-                .values(**values)
-                .returning(*messages.c)
-            ).first()
+        parts = _content(content)
+        with self._scope.raw_write() as raw:
+            row = raw.first(_UPDATE_CONTENT, {"id": message_id, "content": parts})
             if row is None:
-                status = fetch_one(
-                    connection, sa.select(messages.c.status).where(messages.c.id == message_id), KIND, message_id
-                )
-                raise ConflictError(
-                    f"Message {message_id} is {status['status']}; its content changes only while in_progress."
-                )
-            return Message.from_row(row._mapping)
+                status = _GET.get(raw, message_id, None, for_update=False)["status"]
+                raise ConflictError(f"Message {message_id} is {status}; its content changes only while in_progress.")
+            return Message.from_row(row)
 
     def delete(self, message_id: str, *, thread_id: str | None = None) -> Deleted:
         """Delete a message.

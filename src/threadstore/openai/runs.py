@@ -16,7 +16,7 @@ from threadstore.openai.queries import ACTIVE_RUN, load_run, lock_thread
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
-from threadstore.rows import delete_one, locked, update_one
+from threadstore.rows import Getter, delete_one, update_one
 from threadstore.scope import Scope
 from threadstore.validation import (
     MAX_INT32,
@@ -34,15 +34,8 @@ DEFAULT_EXPIRES_IN = 600
 MAX_EXPIRES_IN = 10 * 365 * 86_400  # ten years
 
 
-def _get_statement(by_thread: bool, for_update: bool) -> Statement:
-    query = sa.select(runs).where(runs.c.id == sa.bindparam("id"))
-    if by_thread:
-        query = query.where(runs.c.thread_id == sa.bindparam("thread_id"))
-    return Statement(locked(query, for_update))
-
-
 _LIST = Lister(sa.select(runs), runs, scope=("thread_id",), owner=Owner(threads, "thread", "thread_id"))
-_GET = {(by_thread, lock): _get_statement(by_thread, lock) for by_thread in (False, True) for lock in (False, True)}
+_GET = Getter(runs, KIND, parent="thread_id")
 
 
 class Runs(RunVerbs):
@@ -148,12 +141,8 @@ class Runs(RunVerbs):
         Raises:
             NotFoundError: there is none.
         """
-        params = {"id": run_id} if thread_id is None else {"id": run_id, "thread_id": thread_id}
         with self._scope.raw_read() as raw:
-            row = raw.first(_GET[thread_id is not None, for_update], params)
-        if row is None:
-            raise NotFoundError(KIND, run_id)
-        return Run.from_row(row)
+            return Run.from_row(_GET.get(raw, run_id, thread_id, for_update=for_update))
 
     def list(
         self,
