@@ -22,11 +22,11 @@ def test_a_finish_that_ignores_its_attempt_is_caught(
     open_store: OpenStore,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = langgraph_runs.transition
+    real = langgraph_runs.move
 
     def unfenced(*args: Any, where: Any = (), **kwargs: Any) -> Any:
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(langgraph_runs, "transition", unfenced)
+    monkeypatch.setattr(langgraph_runs, "move", unfenced)
     with pytest.raises(AssertionError):
         run_state_machine_as_test(make_machine(open_store), settings=HUNT)

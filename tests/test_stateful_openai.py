@@ -24,6 +24,7 @@ from tests.stateful_openai import make_machine
 from threadstore import Store
 from threadstore.lifecycle import Machine
 from threadstore.openai import run_verbs
+from threadstore.openai.states import RUN
 
 EXAMPLES = int(os.environ.get("THREADSTORE_STATEFUL_EXAMPLES", 300 if os.environ.get("CI") else 50))
 SETTINGS = settings(
@@ -68,19 +69,22 @@ def test_store_agrees_with_the_model_of_every_lifecycle(open_store: OpenStore) -
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_planted_wrong_transition_is_caught(open_store: OpenStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = run_verbs.transition
+    real = run_verbs.move
 
-    def cancelled_runs_may_start(connection: Any, table: Any, machine: Machine, *args: Any, **kwargs: Any) -> Any:
+    def cancelled_runs_may_start(raw: Any, table: Any, machine: Machine, *args: Any, **kwargs: Any) -> Any:
+        if machine is not RUN:
+            return real(raw, table, machine, *args, **kwargs)
         wrong = {**machine.transitions, "cancelled": frozenset({"in_progress"})}
-        return real(connection, table, replace(machine, transitions=wrong), *args, **kwargs)
+        verbs = {**machine.verbs, "start": {"in_progress": frozenset({"queued", "cancelled"})}}
+        return real(raw, table, replace(machine, transitions=wrong, verbs=verbs), *args, **kwargs)
 
-    monkeypatch.setattr(run_verbs, "transition", cancelled_runs_may_start)
+    monkeypatch.setattr(run_verbs, "move", cancelled_runs_may_start)
     with pytest.raises(AssertionError):
         run_state_machine_as_test(make_machine(open_store), settings=HUNT)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_dropped_cascade_is_caught(open_store: OpenStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_verbs, "_end_children", lambda *args: None)
+    monkeypatch.setattr(run_verbs, "end_children", lambda *args: None)
     with pytest.raises(AssertionError):
         run_state_machine_as_test(make_machine(open_store), settings=HUNT)

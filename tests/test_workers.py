@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from tests.conftest import FakeClock
 from threadstore import ConflictError, Store, ThreadStoreError
-from threadstore.db import unit_of_work
 from threadstore.langgraph.models import runs as langgraph_runs
 from threadstore.store import Transaction
 
@@ -231,8 +230,8 @@ def _increment(store: Store, _index: int, thread_id: str, immediate: bool) -> tu
                 with store.transaction() as tx:
                     _bump(tx, thread_id, lock=True)
             else:  # the control: a deferred transaction that reads, then writes, without a lock
-                with unit_of_work(store.engine, write=False) as connection:
-                    _bump(Transaction(connection, store.clock), thread_id, lock=False)
+                with store._engine_scope.read() as raw:  # a plain BEGIN, not BEGIN IMMEDIATE
+                    _bump(Transaction(raw, store.clock), thread_id, lock=False)
         except ThreadStoreError as error:
             locked += "locked" in str(error)
             refused += "locked" not in str(error)

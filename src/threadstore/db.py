@@ -82,7 +82,8 @@ def create_engine(
     parsed = normalize_url(url)
     synchronous = check_choice("synchronous", synchronous, ("NORMAL", "FULL"))
     if parsed.get_backend_name() == "postgresql":
-        engine = sa.create_engine(parsed, **{"pool_pre_ping": True, **(engine_options or {})})
+        # No pre-ping: a unit of work replaces a connection its first statement finds lost (scope.RawUnit).
+        engine = sa.create_engine(parsed, **(engine_options or {}))
         _engines.add(engine)
         return engine
     in_memory = parsed.database in (None, "", ":memory:")

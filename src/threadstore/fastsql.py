@@ -17,7 +17,7 @@ from json.scanner import c_make_scanner  # type: ignore[attr-defined]
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -48,15 +48,31 @@ def _decode_bool(value: Any) -> Any:
     return value if value is None else bool(value)
 
 
+# Column types whose values both drivers hand back as SQLAlchemy would, without conversion.
+_PLAIN_TYPES = (sa.String, sa.Integer, sa.Float)
+
+
 def _decoder(column_type: sa.types.TypeEngine[Any], dialect: Dialect) -> Decoder:
-    # SQLite hands back JSON as text and booleans as integers; psycopg decodes both itself.
-    if dialect.name != "sqlite":
-        return None
+    """How to decode a result column of `column_type`: SQLite hands back JSON as text and booleans
+    as integers; psycopg decodes both itself.
+
+    Raises:
+        TypeError: the executor does not know how to read this type; it refuses rather than
+            return values SQLAlchemy would have converted.
+    """
+    if isinstance(column_type, sa.TypeDecorator) and not _converts_results(column_type):
+        column_type = column_type.impl_instance  # e.g. SQLModel's AutoString: a String
     if _is_json(column_type):
-        return _decode_json
+        return _decode_json if dialect.name == "sqlite" else None
     if isinstance(column_type, sa.Boolean):
-        return _decode_bool
-    return None
+        return _decode_bool if dialect.name == "sqlite" else None
+    if isinstance(column_type, _PLAIN_TYPES):
+        return None
+    raise TypeError(f"fastsql cannot decode a column of type {column_type!r}; cast it to a type it knows.")
+
+
+def _converts_results(column_type: sa.TypeDecorator[Any]) -> bool:
+    return type(column_type).process_result_value is not sa.TypeDecorator.process_result_value
 
 
 def _is_json(column_type: sa.types.TypeEngine[Any]) -> bool:
@@ -98,8 +114,30 @@ class Statement:
         return values
 
 
+class Shapes:
+    """Statements compiled once per shape of call: `build(shape)` makes the Core statement of a
+    shape (a hashable description: which columns, which order, how many values)."""
+
+    MAX = 10_000  # shapes come from code, but an IN list's length comes from the caller
+
+    def __init__(self, build: Callable[[Any], ClauseElement]) -> None:
+        self._build = build
+        self._statements: dict[Any, Statement] = {}
+
+    def __getitem__(self, shape: Any) -> Statement:
+        statement = self._statements.get(shape)
+        if statement is None:
+            statement = Statement(self._build(shape))
+            if len(self._statements) < self.MAX:
+                self._statements[shape] = statement
+        return statement
+
+
 def _prepare(statement: ClauseElement, dialect: Dialect) -> Prepared:
     compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    if any(bind.expanding for bind in compiled.binds.values()):
+        # An IN list parameter is rendered per call; give each value a parameter, or use one_of.
+        raise TypeError(f"fastsql cannot run a statement with an expanding IN parameter: {compiled.string}")
     columns = list(getattr(statement, "exported_columns", ()))
     return Prepared(
         sql=compiled.string,
@@ -136,22 +174,54 @@ def _dumps() -> Callable[[Any], str]:
 dumps = _dumps()
 
 
-class Raw:
-    """The DBAPI connection of one unit of work."""
+Reconnect = Callable[[BaseException, Any], Any]
 
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
+
+class Raw:
+    """The executor: the DBAPI connection of one unit of work, running compiled statements.
+
+    `reconnect`, if given, is asked once, when the unit's first statement fails, for a fresh
+    connection to run that statement on instead (see scope.RawUnit): a connection the server
+    dropped between two units is replaced without a round trip spent checking every checkout.
+    It returns None when the failure was not a lost connection, and the error stands.
+    """
+
+    __slots__ = ("_reconnect", "connection", "dialect")
+
+    def __init__(self, connection: Any, dialect: Dialect, reconnect: Reconnect | None = None) -> None:
         self.connection = connection
         self.dialect = dialect
+        self._reconnect = reconnect
+
+    def _run(self, sql: str, params: Any) -> Any:
+        cursor = self.connection.cursor()
+        if self._reconnect is None:
+            cursor.execute(sql, params)
+            return cursor
+        reconnect, self._reconnect = self._reconnect, None  # only the unit's first statement
+        try:
+            cursor.execute(sql, params)
+        except BaseException as error:
+            fresh = reconnect(error, cursor)
+            if fresh is None:
+                raise
+            self.connection = fresh
+            cursor = fresh.cursor()
+            cursor.execute(sql, params)
+        return cursor
 
     def execute(self, statement: Statement, params: Mapping[str, Any] | None = None) -> Any:
         """Run `statement`; return the DBAPI cursor."""
         prepared = statement.prepare(self.dialect)
-        cursor = self.connection.cursor()
-        cursor.execute(prepared.sql, statement.bind(prepared, params or {}))
-        return cursor
+        return self._run(prepared.sql, statement.bind(prepared, params or {}))
 
     def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run `statement` once for each of `rows` (an `Insert` batches them; see there)."""
+        if not rows:
+            return
+        if self._reconnect is not None:  # the first statement of the unit: let `_run` send it
+            self.execute(statement, rows[0])
+            rows = rows[1:]
         cursor = self.connection.cursor()
         if isinstance(statement, Insert):
             statement.execute_many(cursor, self.dialect, rows)
@@ -162,17 +232,18 @@ class Raw:
     def rows(self, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run `statement` and return its rows as dicts of decoded values."""
         prepared = statement.prepare(self.dialect)
-        cursor = self.connection.cursor()
-        cursor.execute(prepared.sql, statement.bind(prepared, params or {}))
+        cursor = self._run(prepared.sql, statement.bind(prepared, params or {}))
         return [_row(prepared, values) for values in cursor.fetchall()]
 
     def first(self, statement: Statement, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """Run `statement` and return its first row as a dict of decoded values, or None."""
         prepared = statement.prepare(self.dialect)
-        cursor = self.connection.cursor()
-        cursor.execute(prepared.sql, statement.bind(prepared, params or {}))
-        values = cursor.fetchone()
+        values = self._run(prepared.sql, statement.bind(prepared, params or {})).fetchone()
         return None if values is None else _row(prepared, values)
+
+    def rowcount(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
+        """Run `statement` (an UPDATE or DELETE) and return how many rows it changed."""
+        return int(self.execute(statement, params).rowcount)
 
 
 def _row(prepared: Prepared, values: Sequence[Any]) -> dict[str, Any]:
@@ -249,8 +320,6 @@ def exists(table: sa.Table) -> Statement:
     return Statement(sa.select(table.c.id).where(table.c.id == sa.bindparam("id")))
 
 
-def raw_of(connection: Raw | Connection) -> Raw:
-    """The DBAPI connection of a unit of work, from SQLAlchemy's Connection or already raw."""
-    if isinstance(connection, Raw):
-        return connection
-    return Raw(connection.connection.dbapi_connection, connection.dialect)
+def raw_of(connection: Raw) -> Raw:
+    """The executor itself (kept while callers move off SQLAlchemy Connections)."""
+    return connection

@@ -34,6 +34,11 @@ class Machine:
         stamps: for each status, the timestamp column set when an object enters it.
         keep_first: stamp columns that keep the time of the first entry (a run's started_at).
         fields: columns that only some statuses may hold (see FieldRule).
+        verbs: for each verb of the repositories, the statuses it moves to and, for each, the
+            statuses it moves from: every status write names its verb, and nothing else says
+            which moves a verb may make.
+        created_in: the statuses an object may be created in (by default the initial one).
+        touches: columns set to the time of every move (a LangGraph run's updated_at).
     """
 
     kind: str
@@ -42,6 +47,30 @@ class Machine:
     stamps: Mapping[str, str] = field(default_factory=dict)
     keep_first: frozenset[str] = frozenset()
     fields: Mapping[str, FieldRule] = field(default_factory=dict)
+    verbs: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
+    created_in: frozenset[str] = frozenset()
+    touches: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for verb, targets in self.verbs.items():
+            for target, sources in targets.items():
+                if not sources or not sources <= self.sources(target):
+                    raise ValueError(f"{self.kind} verb {verb}: {sorted(sources)} -> {target} is not in the machine")
+        if not self.created_in <= self.statuses:
+            raise ValueError(f"{self.kind} objects cannot be created in {sorted(self.created_in - self.statuses)}")
+
+    @property
+    def creatable(self) -> frozenset[str]:
+        """The statuses an object may be created in."""
+        return self.created_in or frozenset({self.initial})
+
+    def verb_sources(self, verb: str, target: str) -> frozenset[str]:
+        """The statuses from which `verb` moves to `target`.
+
+        Raises:
+            KeyError: the verb does not move to `target`.
+        """
+        return self.verbs[verb][target]
 
     @property
     def statuses(self) -> frozenset[str]:

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, Select
 
 from threadstore.errors import ValidationError
-from threadstore.fastsql import Raw, Statement
-from threadstore.rows import raw_require
+from threadstore.fastsql import Raw, Shapes, Statement
+from threadstore.rows import Rows
 from threadstore.validation import check_choice, check_int, check_optional_string
 
 Order = Literal["asc", "desc"]
@@ -70,13 +70,12 @@ class Page(Generic[T]):
         }
 
 
-@dataclass(frozen=True, slots=True)
 class Owner:
     """The object a list belongs to: the row of `table` whose id is the scope value `key`."""
 
-    table: sa.Table
-    kind: str
-    key: str
+    def __init__(self, table: sa.Table, kind: str, key: str) -> None:
+        self.rows = Rows(table, kind)
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +121,7 @@ class Lister:
         self._scope = tuple(scope)
         self._where = tuple(where)
         self._owner = owner
-        self._statements: dict[tuple[Any, ...], Statement] = {}
+        self._statements = Shapes(self._build)
 
     def page(self, raw: Raw, scope: Mapping[str, Any], params: ListParams, load: Callable[[Any], T]) -> Page[T]:
         """One keyset page of the list.
@@ -158,13 +157,10 @@ class Lister:
 
     def _require_owner(self, raw: Raw, scope: Mapping[str, Any]) -> None:
         if self._owner is not None:
-            raw_require(raw, self._owner.table, self._owner.kind, scope[self._owner.key])
+            self._owner.rows.require(raw, scope[self._owner.key])
 
     def _statement(self, shape: tuple[Any, ...]) -> Statement:
-        statement = self._statements.get(shape)
-        if statement is None:
-            statement = self._statements[shape] = Statement(self._build(shape))
-        return statement
+        return self._statements[shape]
 
     def _build(self, shape: tuple[Any, ...]) -> Select[Any]:
         table = self._table

@@ -1,62 +1,15 @@
-"""Single-row reads and writes that every repository shares, each raising NotFoundError."""
+"""Single-row reads, updates and deletes that every repository shares, each raising NotFoundError."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from threadstore.errors import NotFoundError
-from threadstore.fastsql import Raw, Statement, exists
-
-
-def fetch_one(connection: Connection, query: Select[Any], kind: str, object_id: str) -> Mapping[Any, Any]:
-    """The only row `query` returns.
-
-    Raises:
-        NotFoundError: it returns none.
-    """
-    row = connection.execute(query).first()
-    if row is None:
-        raise NotFoundError(kind, object_id)
-    return row._mapping
-
-
-def require(connection: Connection, table: sa.Table, kind: str, object_id: str, *where: Any) -> None:
-    """Check that `table` has a row with `object_id` (and `where`).
-
-    Raises:
-        NotFoundError: it has none.
-    """
-    query = sa.select(table.c.id).where(table.c.id == object_id, *where)
-    if connection.execute(query).first() is None:
-        raise NotFoundError(kind, object_id)
-
-
-def update_one(
-    connection: Connection, table: sa.Table, kind: str, object_id: str, values: Mapping[str, Any], *where: Any
-) -> None:
-    """Set `values` on the row of `table` with `object_id` (and `where`).
-
-    Raises:
-        NotFoundError: there is no such row.
-    """
-    statement = sa.update(table).where(table.c.id == object_id, *where).values(**values)
-    if connection.execute(statement).rowcount != 1:
-        raise NotFoundError(kind, object_id)
-
-
-def delete_one(connection: Connection, table: sa.Table, kind: str, object_id: str) -> None:
-    """Delete the row of `table` with `object_id`; foreign keys cascade to what lies under it.
-
-    Raises:
-        NotFoundError: there is no such row.
-    """
-    if connection.execute(sa.delete(table).where(table.c.id == object_id)).rowcount != 1:
-        raise NotFoundError(kind, object_id)
+from threadstore.fastsql import Raw, Shapes, Statement
 
 
 def locked(query: Select[Any], for_update: bool) -> Select[Any]:
@@ -64,44 +17,102 @@ def locked(query: Select[Any], for_update: bool) -> Select[Any]:
     return query.with_for_update() if for_update else query
 
 
-class Getter:
-    """One row of `table` by its id, optionally also by its `parent` column (the thread of a
-    message) and locked for update; each of the four variants compiled once (fastsql)."""
+class Rows:
+    """The rows of `table` one at a time, by their `key` column, optionally also by their
+    `parent` column (the thread of a message) and always within `where` (e.g. not deleted).
+    Each shape of statement is compiled once (fastsql).
 
-    def __init__(self, table: sa.Table, kind: str, parent: str) -> None:
-        self._kind = kind
-        self._statements: dict[tuple[bool, bool], Statement] = {}
-        for by_parent in (False, True):
-            query = sa.select(table).where(table.c.id == sa.bindparam("id"))
-            if by_parent:
-                query = query.where(table.c[parent] == sa.bindparam("parent"))
-            for lock in (False, True):
-                self._statements[by_parent, lock] = Statement(locked(query, lock))
+    Attributes:
+        kind: the object's name in NotFoundError.
+    """
 
-    def get(self, raw: Raw, object_id: str, parent_id: str | None, *, for_update: bool) -> dict[str, Any]:
-        """The row with `object_id` (with `parent_id`, if given).
+    def __init__(
+        self,
+        table: sa.Table,
+        kind: str,
+        *,
+        key: str = "id",
+        parent: str | None = None,
+        where: Sequence[ColumnElement[bool]] = (),
+        columns: Sequence[sa.Column[Any]] | None = None,
+    ) -> None:
+        self.kind = kind
+        self._table = table
+        self._key = key
+        self._parent = parent
+        self._where = tuple(where)
+        self._columns = tuple(columns if columns is not None else table.c)
+        self._statements = Shapes(self._build)
+
+    def get(
+        self, raw: Raw, object_id: str, parent_id: str | None = None, *, for_update: bool = False
+    ) -> dict[str, Any]:
+        """The row with `object_id` (with `parent_id`, if given); `for_update` locks it.
 
         Raises:
             NotFoundError: there is none.
         """
-        params = {"id": object_id} if parent_id is None else {"id": object_id, "parent": parent_id}
-        row = raw.first(self._statements[parent_id is not None, for_update], params)
+        shape = ("get", parent_id is not None, for_update)
+        return self._found(raw.first(self._statement(shape), self._params(object_id, parent_id)), object_id)
+
+    def find(self, raw: Raw, object_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+        """The row with `object_id`, or None."""
+        return raw.first(self._statement(("get", False, for_update)), {"key": object_id})
+
+    def require(self, raw: Raw, object_id: str, parent_id: str | None = None) -> None:
+        """Check that the row exists.
+
+        Raises:
+            NotFoundError: it does not.
+        """
+        shape = ("exists", parent_id is not None)
+        self._found(raw.first(self._statement(shape), self._params(object_id, parent_id)), object_id)
+
+    def update(
+        self, raw: Raw, object_id: str, values: Mapping[str, Any], parent_id: str | None = None
+    ) -> dict[str, Any]:
+        """Set `values` on the row and return it as it now is.
+
+        Raises:
+            NotFoundError: there is no such row.
+        """
+        shape = ("update", parent_id is not None, tuple(sorted(values)))
+        params = self._params(object_id, parent_id)
+        params.update({f"value_{name}": value for name, value in values.items()})
+        return self._found(raw.first(self._statement(shape), params), object_id)
+
+    def delete(self, raw: Raw, object_id: str, parent_id: str | None = None) -> None:
+        """Delete the row; foreign keys cascade to what lies under it.
+
+        Raises:
+            NotFoundError: there is no such row.
+        """
+        shape = ("delete", parent_id is not None)
+        if raw.rowcount(self._statement(shape), self._params(object_id, parent_id)) != 1:
+            raise NotFoundError(self.kind, object_id)
+
+    def _found(self, row: dict[str, Any] | None, object_id: str) -> dict[str, Any]:
         if row is None:
-            raise NotFoundError(self._kind, object_id)
+            raise NotFoundError(self.kind, object_id)
         return row
 
+    def _params(self, object_id: str, parent_id: str | None) -> dict[str, Any]:
+        return {"key": object_id} if parent_id is None else {"key": object_id, "parent": parent_id}
 
-_EXISTS: dict[str, Statement] = {}
+    def _statement(self, shape: tuple[Any, ...]) -> Statement:
+        return self._statements[shape]
 
-
-def raw_require(raw: Raw, table: sa.Table, kind: str, object_id: str) -> None:
-    """`require` on the fast path (fastsql).
-
-    Raises:
-        NotFoundError: `table` has no row with `object_id`.
-    """
-    statement = _EXISTS.get(table.name)
-    if statement is None:
-        statement = _EXISTS[table.name] = exists(table)
-    if raw.first(statement, {"id": object_id}) is None:
-        raise NotFoundError(kind, object_id)
+    def _build(self, shape: tuple[Any, ...]) -> Any:
+        table = self._table
+        conditions = [table.c[self._key] == sa.bindparam("key"), *self._where]
+        if shape[1]:
+            assert self._parent is not None
+            conditions.append(table.c[self._parent] == sa.bindparam("parent"))
+        if shape[0] == "get":
+            return locked(sa.select(*self._columns).where(*conditions), shape[2])
+        if shape[0] == "exists":
+            return sa.select(table.c[self._key]).where(*conditions)
+        if shape[0] == "update":
+            values = {name: sa.bindparam(f"value_{name}", type_=table.c[name].type) for name in shape[2]}
+            return sa.update(table).where(*conditions).values(values).returning(*self._columns)
+        return sa.delete(table).where(*conditions)

@@ -1,7 +1,8 @@
-"""Where a repository gets its connection. Repositories never open, commit or roll back.
+"""Where a repository gets its executor. Repositories never open, commit or roll back.
 
-A Store's repositories run each call as its own unit of work (`EngineScope`); the repositories
-of a `transaction()` share that transaction's connection (`ConnectionScope`), and the
+Every repository call runs its statements on one executor (`fastsql.Raw`) inside one kind of
+unit of work (`RawUnit`): a Store's repositories open a unit per call (`EngineScope`); the
+repositories of a `transaction()` share that transaction's unit (`TransactionScope`), and the
 transaction alone commits or rolls back.
 """
 
@@ -14,16 +15,16 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
-from threadstore.db import DATABASE_ERRORS, map_error, translated_errors, unit_of_work
+from threadstore.db import DATABASE_ERRORS, map_error, translated_errors
 from threadstore.fastsql import Raw
 
 
 class Scope:
-    """The connection and clock a repository works with."""
+    """The executor and clock a repository works with."""
 
     def __init__(self, clock: Clock, dialect: str) -> None:
         self.clock = clock
@@ -37,52 +38,41 @@ class Scope:
         """The store clock's current time in Unix microseconds."""
         return unix_micros(self.clock())
 
-    def read(self) -> AbstractContextManager[Connection]:
-        """A connection for reading."""
+    def read(self) -> AbstractContextManager[Raw]:
+        """The executor of a unit of work for reading."""
         raise NotImplementedError
 
-    def write(self) -> AbstractContextManager[Connection]:
-        """A connection for writing (on SQLite, under BEGIN IMMEDIATE)."""
+    def write(self) -> AbstractContextManager[Raw]:
+        """The executor of a unit of work for writing (on SQLite, under BEGIN IMMEDIATE)."""
         raise NotImplementedError
 
+    # The names of the hot paths' units before there was one kind of unit.
     def raw_read(self) -> AbstractContextManager[Raw]:
-        """The DBAPI connection of a unit of work for reading, for the hot paths (fastsql)."""
-        raise NotImplementedError
+        """As `read`."""
+        return self.read()
 
     def raw_write(self) -> AbstractContextManager[Raw]:
-        """The DBAPI connection of a unit of work for writing, for the hot paths (fastsql)."""
-        raise NotImplementedError
+        """As `write`."""
+        return self.write()
 
 
 class EngineScope(Scope):
-    """Each read or write is its own transaction, committed when it succeeds."""
+    """Each read or write is its own unit of work, committed when it succeeds."""
 
     def __init__(self, engine: Engine, clock: Clock, ready: Callable[[], None]) -> None:
         super().__init__(clock, engine.dialect.name)
         self._engine = engine
         self._ready = ready
-        # PostgreSQL connections go through the pool, whose pre-ping replaces one the server dropped;
-        # in-memory SQLite has a single connection, shared by the pool already.
+        # In-memory SQLite has a single connection, shared by the pool already; PostgreSQL
+        # connections come from the pool (a dropped one is replaced by RawUnit).
         kept = engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool)
         self._hot = HotConnection(engine) if kept else None
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        self._ready()
-        with unit_of_work(self._engine, write=False) as connection:
-            yield connection
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        self._ready()
-        with unit_of_work(self._engine, write=True) as connection:
-            yield connection
-
-    def raw_read(self) -> RawUnit:
+    def read(self) -> RawUnit:
         self._ready()
         return RawUnit(self._engine, self._hot, "BEGIN")
 
-    def raw_write(self) -> RawUnit:
+    def write(self) -> RawUnit:
         self._ready()
         return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE")
 
@@ -158,11 +148,17 @@ os.register_at_fork(after_in_child=_forget_parent_hot_connections)
 
 
 class RawUnit:
-    """A unit of work on a DBAPI connection, with our own BEGIN and COMMIT: the hot paths' unit of
-    work without SQLAlchemy's per-call Connection. PostgreSQL's driver begins implicitly.
-    Written as a class rather than a generator because it runs on every hot call."""
+    """The unit of work: a DBAPI connection with our own BEGIN and COMMIT, and its executor.
 
-    __slots__ = ("_begin", "_connection", "_engine", "_hot", "_taken")
+    SQLite: BEGIN (reads) or BEGIN IMMEDIATE (writes) is sent on entry. PostgreSQL: the driver
+    begins implicitly with the first statement; no ping precedes it. If that first statement
+    finds the connection lost (the server restarted or dropped it while it sat in the pool), the
+    connection is discarded and the statement runs once more on a fresh one: nothing of the unit
+    had reached the database, so nothing is repeated.
+    Written as a class rather than a generator because it runs on every call.
+    """
+
+    __slots__ = ("_begin", "_engine", "_hot", "_raw", "_taken")
 
     def __init__(self, engine: Engine, hot: HotConnection | None, begin: str) -> None:
         self._engine = engine
@@ -173,19 +169,22 @@ class RawUnit:
         try:
             hot = self._hot.take() if self._hot is not None else None
             self._taken = hot is not None
-            self._connection = hot if hot is not None else self._engine.raw_connection()
+            connection = hot if hot is not None else self._engine.raw_connection()
         except DATABASE_ERRORS as error:
             raise map_error(error) from error
-        if self._begin is not None:
-            try:
-                self._connection.cursor().execute(self._begin)
-            except BaseException as error:  # refused, or interrupted once it had begun
-                with suppress(*DATABASE_ERRORS):  # the error to report is the one that stopped the BEGIN
-                    self._finish(commit=False)
-                if isinstance(error, DATABASE_ERRORS):
-                    raise map_error(error) from error
-                raise
-        return Raw(self._connection, self._engine.dialect)
+        if self._begin is None:
+            self._raw = Raw(connection, self._engine.dialect, self._reconnect)
+            return self._raw
+        self._raw = Raw(connection, self._engine.dialect)
+        try:
+            connection.cursor().execute(self._begin)
+        except BaseException as error:  # refused, or interrupted once it had begun
+            with suppress(*DATABASE_ERRORS):  # the error to report is the one that stopped the BEGIN
+                self._finish(commit=False)
+            if isinstance(error, DATABASE_ERRORS):
+                raise map_error(error) from error
+            raise
+        return self._raw
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _trace: object) -> None:
         try:
@@ -195,40 +194,44 @@ class RawUnit:
         if isinstance(error, DATABASE_ERRORS):
             raise map_error(error) from error
 
+    def _reconnect(self, error: BaseException, cursor: Any) -> Any:
+        """A fresh connection in place of one the first statement found lost; None otherwise."""
+        connection = self._raw.connection
+        if not isinstance(error, DATABASE_ERRORS):
+            return None
+        if not self._engine.dialect.is_disconnect(error, connection.dbapi_connection, cursor):  # type: ignore[arg-type]
+            return None
+        connection.invalidate()
+        return self._engine.raw_connection()
+
     def _finish(self, *, commit: bool) -> None:
         """Commit or roll back, then let the connection go, even if that fails or is interrupted."""
+        connection = self._raw.connection
         broken = True
         try:
             if commit:
-                self._connection.commit()
+                connection.commit()
             else:
-                self._connection.rollback()
+                connection.rollback()
             broken = False
         finally:
             if self._taken:
                 assert self._hot is not None
                 self._hot.give_back(broken=broken)
             else:
-                self._connection.close()  # the pool rolls back whatever is left open
+                connection.close()  # the pool rolls back whatever is left open
 
 
-class ConnectionScope(Scope):
-    """Every read and write joins one caller-owned transaction."""
+class TransactionScope(Scope):
+    """Every read and write joins one caller-owned unit of work."""
 
-    def __init__(self, connection: Connection, clock: Clock) -> None:
-        super().__init__(clock, connection.dialect.name)
-        self._connection = connection
+    def __init__(self, raw: Raw, clock: Clock) -> None:
+        super().__init__(clock, raw.dialect.name)
+        self._raw = raw
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Raw]:
         with translated_errors():
-            yield self._connection
+            yield self._raw
 
     write = read
-
-    @contextmanager
-    def raw_read(self) -> Iterator[Raw]:
-        with translated_errors():
-            yield Raw(self._connection.connection.dbapi_connection, self._connection.dialect)
-
-    raw_write = raw_read

@@ -7,19 +7,20 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL
 
 from threadstore import migrate
 from threadstore.clock import Clock, system_clock
 from threadstore.db import DEFAULT_URL, Synchronous, create_engine, is_sqlite, normalize_url, unit_of_work
 from threadstore.errors import SchemaOutOfDateError
+from threadstore.fastsql import Raw
 from threadstore.langgraph.repositories import LangGraph
 from threadstore.openai.assistants import Assistants
 from threadstore.openai.messages import Messages
 from threadstore.openai.run_steps import RunSteps
 from threadstore.openai.runs import Runs
 from threadstore.openai.threads import Threads
-from threadstore.scope import ConnectionScope, EngineScope, Scope
+from threadstore.scope import EngineScope, Scope, TransactionScope
 
 
 class Repositories:
@@ -37,9 +38,8 @@ class Repositories:
 class Transaction(Repositories):
     """One unit of work: every repository call inside it commits or rolls back together."""
 
-    def __init__(self, connection: Connection, clock: Clock) -> None:
-        super().__init__(ConnectionScope(connection, clock))
-        self.connection = connection
+    def __init__(self, raw: Raw, clock: Clock) -> None:
+        super().__init__(TransactionScope(raw, clock))
 
 
 class Store(Repositories):
@@ -109,9 +109,8 @@ class Store(Repositories):
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
-        self._require_current_schema()
-        with unit_of_work(self.engine, write=True) as connection:
-            yield Transaction(connection, self.clock)
+        with self._engine_scope.write() as raw:  # checks the schema first
+            yield Transaction(raw, self.clock)
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -1,59 +1,92 @@
-"""Lifecycle moves as one compare-and-set write: UPDATE ... WHERE id = :id AND status IN (:allowed)."""
+"""The one writer of status. Every create of an object that has a status, every move of one object,
+every move of many (claims, sweeps, cascades, multitask strategies) and LangGraph's derived thread
+status is written here, and nowhere else: this is where the event log writes.
+
+A move is a compare-and-set: ``UPDATE … WHERE id = :id AND status IN (:sources)``, where the
+sources are the verb's in the machine's data (`Machine.verbs`). The columns a move sets (status,
+its stamp, the columns the new status may not hold, the machine's `touches`) come from the machine.
+Each shape of statement is compiled once (fastsql).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
-from threadstore.fastsql import Raw, Statement, one_of, raw_of
+from threadstore.fastsql import Raw, Statement, one_of
+from threadstore.langgraph import models as langgraph
+from threadstore.langgraph.states import BUSY_RUN_STATUSES, THREAD_STATUS_AFTER_RUN
 from threadstore.lifecycle import Machine
+
+Row = dict[str, Any]
+
+
+def create(raw: Raw, insert: Statement, row: Mapping[str, Any], machine: Machine | None = None) -> None:
+    """Write a new object (`row`, every column) with `insert`; with a `machine`, its status must
+    be one the machine creates objects in."""
+    if machine is not None and row["status"] not in machine.creatable:
+        raise ValueError(f"a {machine.kind} is not created {row['status']}")
+    raw.execute(insert, row)
+
+
+def create_many(raw: Raw, insert: Statement, rows: Sequence[Mapping[str, Any]], machine: Machine | None = None) -> None:
+    """`create` for many rows at once (an import)."""
+    if machine is not None and any(row["status"] not in machine.creatable for row in rows):
+        raise ValueError(f"a {machine.kind} is created {sorted(machine.creatable)}")
+    raw.execute_many(insert, rows)
 
 
 def changes(machine: Machine, target: str, now: Any, table: sa.Table) -> dict[str, Any]:
-    """The column values that entering `target` at `now` writes: status, stamp, cleared columns."""
+    """The column values that entering `target` at `now` writes: status, stamp, cleared columns,
+    and the columns the machine touches on every move."""
     values: dict[str, Any] = {"status": target}
     stamp = machine.stamps.get(target)
     if stamp is not None:
         values[stamp] = sa.func.coalesce(table.c[stamp], now) if stamp in machine.keep_first else now
     for column in machine.clears(target):
         values[column] = None
+    for column in machine.touches:
+        values[column] = now
     return values
+
+
+def _only_target(machine: Machine, verb: str) -> str:
+    targets = machine.verbs[verb]
+    if len(targets) != 1:
+        raise ValueError(f"{machine.kind} verb {verb} moves to {sorted(targets)}: name the target")
+    return next(iter(targets))
 
 
 _MOVES: dict[tuple[Any, ...], Statement] = {}
 _STATUS: dict[str, Statement] = {}
 
 
-def transition(
-    connection: Connection | Raw,
+def move(
+    raw: Raw,
     table: sa.Table,
     machine: Machine,
+    verb: str,
     object_id: str,
-    target: str,
     now: int,
     *,
-    sources: Iterable[str] | None = None,
+    target: str | None = None,
     values: Mapping[str, Any] | None = None,
     where: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Move one object to `target` and return its new row.
-
-    The UPDATE for each shape of move is compiled once (fastsql) and runs on the unit of work's
-    DBAPI connection.
+) -> Row:
+    """Move one object by `verb` and return its new row.
 
     Args:
-        connection: the unit of work's connection.
+        raw: the unit of work's executor.
         table: the object's table (its primary key and `status`).
         machine: its lifecycle.
+        verb: the verb in the machine's data, which says the statuses it moves from.
         object_id: its id.
-        target: the status to move to.
         now: the store clock's time, for the status's timestamp.
-        sources: the statuses this verb moves from; by default every status the machine lets
-            move to `target`. Must lie within those.
+        target: the status to move to; needed only when the verb has several.
         values: further columns to set with the move.
         where: further column values the row must have (e.g. a claim's attempt number); a row
             that lacks them but is in an allowed status is reported as ConflictError.
@@ -63,15 +96,13 @@ def transition(
         InvalidTransitionError: its status does not allow this move; nothing was written.
         ConflictError: it was in an allowed status but another writer moved it first.
     """
-    allowed = machine.sources(target) if sources is None else frozenset(sources)
-    if not allowed <= machine.sources(target):
-        raise ValueError(f"{sorted(allowed)} -> {target} is not in the {machine.kind} machine")
+    target = _only_target(machine, verb) if target is None else target
+    allowed = machine.verb_sources(verb, target)
     values, where = values or {}, where or {}
     shape = (table.name, machine.kind, target, allowed, tuple(sorted(values)), tuple(sorted(where)))
     statement = _MOVES.get(shape)
     if statement is None:
         statement = _MOVES[shape] = _move_statement(table, machine, target, allowed, values, where)
-    raw = raw_of(connection)
     params = {"object_id": object_id, "now": now}
     params.update({f"value_{name}": value for name, value in values.items()})
     params.update({f"where_{name}": value for name, value in where.items()})
@@ -116,3 +147,82 @@ def _status_statement(table: sa.Table) -> Statement:
         query = sa.select(table.c.status).where(_key(table) == sa.bindparam("object_id"))
         statement = _STATUS[table.name] = Statement(query)
     return statement
+
+
+class Bulk:
+    """A move by `verb` to `target` of every row of `table` that `where` selects (and whose status
+    the verb moves from), as one statement compiled once. Parameter `now` is the time of the move.
+
+    Args:
+        table: the objects' table.
+        machine: their lifecycle.
+        verb: the verb in the machine's data.
+        target: the status to move to; needed only when the verb has several.
+        where: the rows to move, beyond their status (bind parameters are the caller's).
+        values: further columns to set, as SQL expressions.
+        returning: the columns to return of each moved row; every column by default.
+    """
+
+    def __init__(
+        self,
+        table: sa.Table,
+        machine: Machine,
+        verb: str,
+        *,
+        target: str | None = None,
+        where: Sequence[ColumnElement[bool]] = (),
+        values: Mapping[str, Any] | None = None,
+        returning: Sequence[sa.Column[Any]] | None = None,
+    ) -> None:
+        self.target = _only_target(machine, verb) if target is None else target
+        sources = machine.verb_sources(verb, self.target)
+        now = sa.bindparam("now", type_=sa.BigInteger)
+        sets = {**changes(machine, self.target, now, table), **(values or {})}
+        self.statement = Statement(
+            sa.update(table)
+            .where(one_of(table.c.status, sorted(sources)), *where)
+            .values(**sets)
+            .returning(*(table.c if returning is None else returning))
+        )
+
+
+def move_all(raw: Raw, bulk: Bulk, now: int, params: Mapping[str, Any] | None = None) -> list[Row]:
+    """Run a bulk move at `now` with the parameters of its selection; return the moved rows."""
+    return raw.rows(bulk.statement, {**(params or {}), "now": now})
+
+
+# LangGraph: a thread is busy while a run is pending or running, else it shows what the run that
+# ended last left (THREAD_STATUS_AFTER_RUN), else idle. Derived in one UPDATE per thread, written
+# only when it changes.
+def _derived_thread_status() -> ColumnElement[str]:
+    runs = langgraph.runs
+    thread_id = sa.bindparam("thread_id", type_=sa.String)
+    busy = sa.exists().where(runs.c.thread_id == thread_id, one_of(runs.c.status, sorted(BUSY_RUN_STATUSES)))
+    after = sa.case(*((runs.c.status == run, thread) for run, thread in THREAD_STATUS_AFTER_RUN.items()))
+    last = (
+        sa.select(after)
+        .where(runs.c.thread_id == thread_id)
+        .order_by(runs.c.updated_at.desc(), runs.c.run_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.case((busy, "busy"), else_=sa.func.coalesce(last, "idle"))
+
+
+def _refresh_statement() -> Statement:
+    threads = langgraph.threads
+    status = _derived_thread_status()
+    return Statement(
+        sa.update(threads)
+        .where(threads.c.thread_id == sa.bindparam("thread_id"), threads.c.status != status)
+        .values(status=status, updated_at=sa.bindparam("now", type_=sa.BigInteger))
+    )
+
+
+_REFRESH = _refresh_statement()
+
+
+def refresh_thread_status(raw: Raw, thread_ids: Iterable[str], now: int) -> None:
+    """Write the derived status of each LangGraph thread, moving `updated_at` when it changes."""
+    for thread_id in sorted(set(thread_ids)):
+        raw.execute(_REFRESH, {"thread_id": thread_id, "now": now})

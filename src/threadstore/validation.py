@@ -17,6 +17,9 @@ MAX_INT64 = 2**63 - 1
 
 E = TypeVar("E", bound=str)
 
+# The default of an update's argument that was left out (None is a value: it clears the field).
+UNSET: Any = object()
+
 
 def check_string(name: str, value: object, *, max_length: int | None = None) -> str:
     """Return `value` if it is a string without NUL characters and within `max_length`.

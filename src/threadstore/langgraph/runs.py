@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
+from threadstore.fastsql import Raw, Shapes, Statement, insert, one_of
 from threadstore.ids import new_uuid
-from threadstore.langgraph import thread_status
 from threadstore.langgraph.api import LangGraphRun
 from threadstore.langgraph.models import runs, threads
 from threadstore.langgraph.states import (
@@ -21,9 +20,10 @@ from threadstore.langgraph.states import (
     RUN,
     RUN_STATUSES,
 )
-from threadstore.rows import fetch_one
+from threadstore.langgraph.threads import ROWS as THREADS
+from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.transitions import changes, transition
+from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status
 from threadstore.validation import check_choice, check_int, check_json_object, check_string, check_uuid
 
 KIND = "langgraph run"
@@ -33,28 +33,46 @@ DEFAULT_MAX_ATTEMPTS = 3
 MAX_LEASE_SECONDS = 7 * 86_400
 
 
-def _select(run_id: str) -> sa.Select[Any]:
-    return sa.select(runs).where(runs.c.run_id == run_id)
-
-
 def _lease(seconds: object) -> int:
     return check_int("lease_seconds", seconds, minimum=1, maximum=MAX_LEASE_SECONDS) * 1_000_000
 
 
-def _lock_threads_of(connection: Connection, run_ids: list[str]) -> list[str]:
-    """Lock the threads of these runs, in id order, and return their ids.
+ROWS = Rows(runs, KIND, key="run_id", parent="thread_id")
+_INSERT = insert(runs)
+_THREAD_ID = sa.bindparam("thread_id", type_=sa.String)
+_NOW = sa.bindparam("now", type_=sa.BigInteger)
+_BUSY = one_of(runs.c.status, sorted(BUSY_RUN_STATUSES))
 
-    Every write that changes a run and its thread locks the thread first, the order claims use
-    too, so that two writers never wait for each other's locks in a cycle (a deadlock on
-    PostgreSQL)."""
-    owners = sa.select(runs.c.thread_id).where(runs.c.run_id.in_(run_ids)).distinct()
-    query = (
-        sa.select(threads.c.thread_id)
-        .where(threads.c.thread_id.in_(owners))
-        .order_by(threads.c.thread_id)
-        .with_for_update()
+# Every write that changes a run and its thread locks the thread first, the order claims use
+# too, so that two writers never wait for each other's locks in a cycle (a deadlock on PostgreSQL).
+_LOCK_THREAD = Statement(sa.select(threads.c.thread_id).where(threads.c.thread_id == _THREAD_ID).with_for_update())
+_LOCK_THREAD_OF_RUN = Statement(
+    sa.select(threads.c.thread_id)
+    .where(
+        threads.c.thread_id
+        == sa.select(runs.c.thread_id).where(runs.c.run_id == sa.bindparam("run_id")).scalar_subquery()
     )
-    return list(connection.execute(query).scalars())
+    .with_for_update()
+)
+_STALE = (runs.c.status == "running", runs.c.lease_expires_at <= _NOW)
+_LOCK_STALE_THREADS = Statement(
+    sa.select(threads.c.thread_id)
+    .where(threads.c.thread_id.in_(sa.select(runs.c.thread_id).where(*_STALE)))
+    .order_by(threads.c.thread_id)
+    .with_for_update()
+)
+_BUSY_RUNS = Statement(sa.select(runs.c.run_id).where(runs.c.thread_id == _THREAD_ID, _BUSY))
+_ROLLBACK = Statement(sa.delete(runs).where(runs.c.thread_id == _THREAD_ID, _BUSY))
+_INTERRUPT = Bulk(runs, RUN, "interrupt", where=[runs.c.thread_id == _THREAD_ID], returning=[runs.c.run_id])
+_FENCE = Statement(sa.select(runs.c.status, runs.c.attempt).where(runs.c.run_id == sa.bindparam("run_id")))
+_HEARTBEAT = Statement(
+    sa.update(runs)
+    .where(
+        runs.c.run_id == sa.bindparam("run_id"), runs.c.status == "running", runs.c.attempt == sa.bindparam("attempt")
+    )
+    .values(lease_expires_at=_NOW + sa.bindparam("lease", type_=sa.BigInteger), updated_at=_NOW)
+    .returning(*runs.c)
+)
 
 
 def _has_running(thread_id: Any) -> sa.Exists:
@@ -62,23 +80,68 @@ def _has_running(thread_id: Any) -> sa.Exists:
     return sa.exists().where(running.c.thread_id == thread_id, running.c.status == "running")
 
 
-def _next_candidate(connection: Connection, passed_over: list[str]) -> RowMapping | None:
+def _candidate(passed_over: int) -> sa.Select[Any]:
     """The oldest pending run whose thread has no running run, with its thread locked; threads
-    another claimer holds are skipped (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
-    query = (
+    another claimer holds are skipped (FOR UPDATE SKIP LOCKED on PostgreSQL), and so are the
+    `passed_over` threads this claim found taken meanwhile."""
+    skipped = [sa.bindparam(f"passed_{i}", type_=sa.String) for i in range(passed_over)]
+    return (
         sa.select(runs.c.run_id, runs.c.thread_id)
         .join(threads, threads.c.thread_id == runs.c.thread_id)
-        .where(runs.c.status == "pending", ~_has_running(runs.c.thread_id), runs.c.thread_id.not_in(passed_over))
+        .where(
+            runs.c.status == "pending",
+            ~_has_running(runs.c.thread_id),
+            *([runs.c.thread_id.not_in(skipped)] if skipped else []),
+        )
         .order_by(runs.c.created_at, runs.c.run_id)
         .limit(1)
         .with_for_update(of=threads, skip_locked=True)
     )
-    return connection.execute(query).mappings().first()
 
 
-def _busy_runs(connection: Connection, thread_id: str) -> list[str]:
-    query = sa.select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(BUSY_RUN_STATUSES))
-    return list(connection.execute(query).scalars())
+_CANDIDATES = Shapes(_candidate)
+# The thread is locked by then, so this statement's snapshot holds every committed claim on it:
+# a thread that got a running run meanwhile is passed over.
+_CLAIM = Bulk(
+    runs,
+    RUN,
+    "claim_next",
+    where=[runs.c.run_id == sa.bindparam("run_id"), ~_has_running(_THREAD_ID)],
+    values={"attempt": runs.c.attempt + 1, "lease_expires_at": _NOW + sa.bindparam("lease", type_=sa.BigInteger)},
+)
+_LIMIT = sa.bindparam("max_attempts", type_=sa.Integer)
+_REQUEUE = (
+    Bulk(runs, RUN, "requeue_stale", target="error", where=[*_STALE, runs.c.attempt >= _LIMIT]),
+    Bulk(runs, RUN, "requeue_stale", target="pending", where=[*_STALE, runs.c.attempt < _LIMIT]),
+)
+
+
+def _list(by_status: bool) -> sa.Select[Any]:
+    conditions = [runs.c.thread_id == _THREAD_ID]
+    if by_status:
+        conditions.append(runs.c.status == sa.bindparam("status", type_=sa.String))
+    return (
+        sa.select(runs)
+        .where(*conditions)
+        .order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+    )
+
+
+_LISTS = {by_status: Statement(_list(by_status)) for by_status in (False, True)}
+
+
+def _lock_thread_of(raw: Raw, run_id: str) -> str:
+    """Lock the thread of a run; return its id.
+
+    Raises:
+        NotFoundError: there is no such run.
+    """
+    row = raw.first(_LOCK_THREAD_OF_RUN, {"run_id": run_id})
+    if row is None:
+        raise NotFoundError(KIND, run_id)
+    return str(row["thread_id"])
 
 
 class LangGraphRuns:
@@ -126,32 +189,41 @@ class LangGraphRuns:
             "metadata": check_json_object("metadata", metadata),
             "multitask_strategy": check_choice("multitask_strategy", multitask_strategy, MULTITASK_STRATEGIES),
         }
-        with self._scope.write() as connection:
+        with self._scope.write() as raw:
             # Lock the thread so that two creates on it decide their strategies one after the other.
-            locked = sa.select(threads.c.thread_id).where(threads.c.thread_id == thread_id).with_for_update()
-            fetch_one(connection, locked, "langgraph thread", thread_id)
-            if connection.execute(_select(values["run_id"])).first() is not None:
+            if raw.first(_LOCK_THREAD, {"thread_id": thread_id}) is None:
+                raise NotFoundError("langgraph thread", thread_id)
+            if ROWS.find(raw, values["run_id"]) is not None:
                 raise ConflictError(f"Run {values['run_id']} already exists.")  # before any strategy writes
             now = self._scope.now_micros()
-            self._apply_strategy(connection, thread_id, values["multitask_strategy"], now)
-            values.update(thread_id=thread_id, created_at=now, updated_at=now, status=RUN.initial, attempt=0)
-            connection.execute(sa.insert(runs).values(**values))
-            thread_status.refresh(connection, [thread_id], now)
-            return LangGraphRun.from_row(fetch_one(connection, _select(values["run_id"]), KIND, values["run_id"]))
+            self._apply_strategy(raw, thread_id, values["multitask_strategy"], now)
+            values.update(
+                thread_id=thread_id,
+                created_at=now,
+                updated_at=now,
+                status=RUN.initial,
+                cancel_reason=None,
+                attempt=0,
+                lease_expires_at=None,
+            )
+            create(raw, _INSERT, values, RUN)
+            refresh_thread_status(raw, [thread_id], now)
+            return LangGraphRun.from_row(values)
 
-    def _apply_strategy(self, connection: Connection, thread_id: str, strategy: str, now: int) -> None:
-        busy = _busy_runs(connection, thread_id)
-        if not busy or strategy == "enqueue":
+    def _apply_strategy(self, raw: Raw, thread_id: str, strategy: str, now: int) -> None:
+        if strategy == "enqueue":
             return
-        if strategy == "reject":
+        if strategy == "interrupt":
+            move_all(raw, _INTERRUPT, now, {"thread_id": thread_id})
+            return
+        if strategy == "rollback":
+            raw.execute(_ROLLBACK, {"thread_id": thread_id})
+            return
+        busy = [row["run_id"] for row in raw.rows(_BUSY_RUNS, {"thread_id": thread_id})]
+        if busy:
             raise ConflictError(
                 f"Thread {thread_id} has runs in progress ({', '.join(busy)}); the new run was rejected."
             )
-        if strategy == "rollback":
-            connection.execute(sa.delete(runs).where(runs.c.run_id.in_(busy)))
-            return
-        for run_id in busy:
-            transition(connection, runs, RUN, run_id, "interrupted", now, values={"updated_at": now})
 
     def get(self, run_id: str, *, thread_id: str | None = None) -> LangGraphRun:
         """The run with this id (on this thread, if `thread_id` is given).
@@ -163,9 +235,8 @@ class LangGraphRuns:
         Raises:
             NotFoundError: there is none.
         """
-        query = _select(run_id) if thread_id is None else _select(run_id).where(runs.c.thread_id == thread_id)
-        with self._scope.read() as connection:
-            return LangGraphRun.from_row(fetch_one(connection, query, KIND, run_id))
+        with self._scope.read() as raw:
+            return LangGraphRun.from_row(ROWS.get(raw, run_id, thread_id))
 
     def list(
         self, thread_id: str, *, status: str | None = None, limit: int = 10, offset: int = 0
@@ -182,21 +253,18 @@ class LangGraphRuns:
             ValidationError: a bad status, limit or offset.
             NotFoundError: the thread does not exist.
         """
-        conditions = [runs.c.thread_id == thread_id]
+        params: dict[str, Any] = {
+            "thread_id": thread_id,
+            "limit": check_int("limit", limit, minimum=1, maximum=1000),
+            "offset": check_int("offset", offset, minimum=0),
+        }
         if status is not None:
-            conditions.append(runs.c.status == check_choice("status", status, RUN_STATUSES))
-        query = (
-            sa.select(runs)
-            .where(*conditions)
-            .order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
-            .limit(check_int("limit", limit, minimum=1, maximum=1000))
-            .offset(check_int("offset", offset, minimum=0))
-        )
-        with self._scope.read() as connection:
-            fetch_one(
-                connection, sa.select(threads).where(threads.c.thread_id == thread_id), "langgraph thread", thread_id
-            )
-            return [LangGraphRun.from_row(row._mapping) for row in connection.execute(query)]
+            params["status"] = check_choice("status", status, RUN_STATUSES)
+        with self._scope.read() as raw:
+            rows = raw.rows(_LISTS[status is not None], params)
+            if not rows:  # a run of the list proves its thread exists
+                THREADS.require(raw, thread_id)
+            return [LangGraphRun.from_row(row) for row in rows]
 
     def update(self, run_id: str, *, metadata: dict[str, Any]) -> LangGraphRun:
         """Merge `metadata` into the run's, moving `updated_at`.
@@ -210,14 +278,10 @@ class LangGraphRuns:
             NotFoundError: there is no such run.
         """
         patch = check_json_object("metadata", metadata)
-        with self._scope.write() as connection:
-            current = LangGraphRun.from_row(fetch_one(connection, _select(run_id).with_for_update(), KIND, run_id))
-            connection.execute(
-                sa.update(runs)
-                .where(runs.c.run_id == run_id)
-                .values(metadata={**current.metadata, **patch}, updated_at=self._scope.now_micros())
-            )
-            return LangGraphRun.from_row(fetch_one(connection, _select(run_id), KIND, run_id))
+        with self._scope.write() as raw:
+            current = ROWS.get(raw, run_id, for_update=True)
+            values = {"metadata": {**current["metadata"], **patch}, "updated_at": self._scope.now_micros()}
+            return LangGraphRun.from_row(ROWS.update(raw, run_id, values))
 
     def delete(self, run_id: str) -> None:
         """Delete a run, whatever its status, and re-derive its thread's status.
@@ -228,11 +292,10 @@ class LangGraphRuns:
         Raises:
             NotFoundError: there is no such run.
         """
-        with self._scope.write() as connection:
-            _lock_threads_of(connection, [run_id])
-            run = LangGraphRun.from_row(fetch_one(connection, _select(run_id), KIND, run_id))
-            connection.execute(sa.delete(runs).where(runs.c.run_id == run_id))
-            thread_status.refresh(connection, [run.thread_id], self._scope.now_micros())
+        with self._scope.write() as raw:
+            thread_id = _lock_thread_of(raw, run_id)
+            ROWS.delete(raw, run_id)
+            refresh_thread_status(raw, [thread_id], self._scope.now_micros())
 
     def claim_next(self, *, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> LangGraphRun | None:
         """Take the oldest pending run whose thread has no running run, and run it under a lease.
@@ -249,31 +312,18 @@ class LangGraphRuns:
             ValidationError: a bad lease.
         """
         lease = _lease(lease_seconds)
-        with self._scope.write() as connection:
+        with self._scope.write() as raw:
             now = self._scope.now_micros()
             passed_over: list[str] = []
-            while (candidate := _next_candidate(connection, passed_over)) is not None:
-                # The thread is locked now, so this statement's snapshot holds every committed
-                # claim on it: a thread that got a running run meanwhile is passed over.
-                row = connection.execute(
-                    sa.update(runs)
-                    .where(
-                        runs.c.run_id == candidate["run_id"],
-                        runs.c.status == "pending",
-                        ~_has_running(candidate["thread_id"]),
-                    )
-                    .values(
-                        **changes(RUN, "running", now, runs),
-                        attempt=runs.c.attempt + 1,
-                        lease_expires_at=now + lease,
-                        updated_at=now,
-                    )
-                    .returning(*runs.c)
-                ).first()
-                if row is not None:
-                    return LangGraphRun.from_row(row._mapping)
+            while True:
+                skipped = {f"passed_{i}": thread_id for i, thread_id in enumerate(passed_over)}
+                candidate = raw.first(_CANDIDATES[len(passed_over)], skipped)
+                if candidate is None:
+                    return None
+                claimed = move_all(raw, _CLAIM, now, {**candidate, "lease": lease})
+                if claimed:
+                    return LangGraphRun.from_row(claimed[0])
                 passed_over.append(candidate["thread_id"])
-            return None
 
     def heartbeat(self, run_id: str, *, attempt: int, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> LangGraphRun:
         """Extend the lease of a running run, proving ownership by its attempt number.
@@ -291,17 +341,12 @@ class LangGraphRuns:
         """
         lease = _lease(lease_seconds)
         claim = check_int("attempt", attempt, minimum=1)
-        with self._scope.write() as connection:
-            now = self._scope.now_micros()
-            row = connection.execute(
-                sa.update(runs)
-                .where(runs.c.run_id == run_id, runs.c.status == "running", runs.c.attempt == claim)
-                .values(lease_expires_at=now + lease, updated_at=now)
-                .returning(*runs.c)
-            ).first()
+        with self._scope.write() as raw:
+            params = {"run_id": run_id, "attempt": claim, "lease": lease, "now": self._scope.now_micros()}
+            row = raw.first(_HEARTBEAT, params)
             if row is None:
-                raise _refusal(connection, run_id, claim, "running")
-            return LangGraphRun.from_row(row._mapping)
+                raise _refusal(raw, run_id, claim, "running")
+            return LangGraphRun.from_row(row)
 
     def finish(self, run_id: str, *, attempt: int, status: str) -> LangGraphRun:
         """End a running run as success, error, timeout or interrupted, if `attempt` is still the
@@ -320,24 +365,14 @@ class LangGraphRuns:
         """
         target = check_choice("status", status, FINISH_STATUSES)
         claim = check_int("attempt", attempt, minimum=1)
-        with self._scope.write() as connection:
-            _lock_threads_of(connection, [run_id])
+        with self._scope.write() as raw:
+            thread_id = _lock_thread_of(raw, run_id)
             now = self._scope.now_micros()
             try:
-                row = transition(
-                    connection,
-                    runs,
-                    RUN,
-                    run_id,
-                    target,
-                    now,
-                    sources={"running"},
-                    values={"updated_at": now},
-                    where={"attempt": claim},
-                )
+                row = move(raw, runs, RUN, "finish", run_id, now, target=target, where={"attempt": claim})
             except (ConflictError, InvalidTransitionError) as error:
-                raise _refusal(connection, run_id, claim, target) from error
-            thread_status.refresh(connection, [row["thread_id"]], now)
+                raise _refusal(raw, run_id, claim, target) from error
+            refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(row)
 
     def cancel(self, run_id: str, *, action: str = "interrupt") -> LangGraphRun | None:
@@ -354,14 +389,13 @@ class LangGraphRuns:
             InvalidTransitionError: the run has already ended.
         """
         how = check_choice("action", action, CANCEL_ACTIONS)
-        with self._scope.write() as connection:
-            _lock_threads_of(connection, [run_id])
+        with self._scope.write() as raw:
+            thread_id = _lock_thread_of(raw, run_id)
             now = self._scope.now_micros()
-            values = {"updated_at": now, "cancel_reason": how}
-            row = transition(connection, runs, RUN, run_id, "interrupted", now, values=values)
+            row = move(raw, runs, RUN, "cancel", run_id, now, values={"cancel_reason": how})
             if how == "rollback":
-                connection.execute(sa.delete(runs).where(runs.c.run_id == run_id))
-            thread_status.refresh(connection, [row["thread_id"]], now)
+                ROWS.delete(raw, run_id)
+            refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(row) if how == "interrupt" else None
 
     def requeue_stale(self, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> RunList:
@@ -376,30 +410,25 @@ class LangGraphRuns:
             ValidationError: a bad max_attempts.
         """
         limit = check_int("max_attempts", max_attempts, minimum=1)
-        with self._scope.write() as connection:
+        with self._scope.write() as raw:
             now = self._scope.now_micros()
-            stale = sa.select(runs.c.run_id).where(runs.c.status == "running", runs.c.lease_expires_at <= now)
-            _lock_threads_of(connection, list(connection.execute(stale).scalars()))
-            moved = []
-            for target, spent in (("error", runs.c.attempt >= limit), ("pending", runs.c.attempt < limit)):
-                rows = connection.execute(
-                    sa.update(runs)
-                    .where(runs.c.status == "running", runs.c.lease_expires_at <= now, spent)
-                    .values(**changes(RUN, target, now, runs), updated_at=now)
-                    .returning(*runs.c)
-                ).all()
-                moved += [LangGraphRun.from_row(row._mapping) for row in rows]
-            thread_status.refresh(connection, [run.thread_id for run in moved if run.status == "error"], now)
+            raw.rows(_LOCK_STALE_THREADS, {"now": now})
+            moved = [
+                LangGraphRun.from_row(row)
+                for bulk in _REQUEUE
+                for row in move_all(raw, bulk, now, {"max_attempts": limit})
+            ]
+            refresh_thread_status(raw, [run.thread_id for run in moved if run.status == "error"], now)
             return moved
 
 
-def _refusal(connection: Connection, run_id: str, attempt: int, target: str) -> Exception:
+def _refusal(raw: Raw, run_id: str, attempt: int, target: str) -> Exception:
     """Why a fenced write on a run matched no row: unknown run, stale attempt, or wrong status."""
-    found = connection.execute(sa.select(runs.c.status, runs.c.attempt).where(runs.c.run_id == run_id)).first()
+    found = raw.first(_FENCE, {"run_id": run_id})
     if found is None:
         return NotFoundError(KIND, run_id)
-    if found.attempt != attempt:
+    if found["attempt"] != attempt:
         return ConflictError(
-            f"Attempt {attempt} of run {run_id} is stale (it is on attempt {found.attempt}); nothing was changed."
+            f"Attempt {attempt} of run {run_id} is stale (it is on attempt {found['attempt']}); nothing was changed."
         )
-    return InvalidTransitionError(KIND, run_id, found.status, target)
+    return InvalidTransitionError(KIND, run_id, found["status"], target)

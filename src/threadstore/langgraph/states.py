@@ -13,9 +13,20 @@ RUN = Machine(
         "running": frozenset({"success", "error", "timeout", "interrupted", "pending"}),
     },
     fields={"lease_expires_at": FieldRule(frozenset({"running"}), required=True)},
+    verbs={
+        "claim_next": {"running": frozenset({"pending"})},
+        "finish": {status: frozenset({"running"}) for status in ("success", "error", "timeout", "interrupted")},
+        "cancel": {"interrupted": frozenset({"pending", "running"})},
+        # multitask_strategy="interrupt": a new run interrupts the thread's pending and running ones.
+        "interrupt": {"interrupted": frozenset({"pending", "running"})},
+        # A lease expired: the run waits for another worker, or ends after its last attempt.
+        "requeue_stale": {"pending": frozenset({"running"}), "error": frozenset({"running"})},
+    },
+    touches=("updated_at",),
 )
 
 THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+THREAD_INITIAL_STATUS = "idle"
 MULTITASK_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 FINISH_STATUSES = ("success", "error", "timeout", "interrupted")
 CANCEL_ACTIONS = ("interrupt", "rollback")

@@ -8,22 +8,46 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError
+from threadstore.fastsql import Shapes, insert
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphThread
-from threadstore.langgraph.filters import contains, json_contains, needs_python
+from threadstore.langgraph.filters import contains, json_contains, needs_python, params_of, shape_of
 from threadstore.langgraph.models import threads
-from threadstore.langgraph.states import THREAD_SORT_FIELDS, THREAD_STATUSES
-from threadstore.rows import fetch_one, locked
+from threadstore.langgraph.states import THREAD_INITIAL_STATUS, THREAD_SORT_FIELDS, THREAD_STATUSES
+from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.validation import check_choice, check_int, check_json_object, check_list, check_uuid
+from threadstore.transitions import create
+from threadstore.validation import UNSET, check_choice, check_int, check_json_object, check_list, check_uuid
 
-KIND = "langgraph thread"
 SearchResult = list[LangGraphThread]
-_UNSET: Any = object()
+ROWS = Rows(threads, "langgraph thread", key="thread_id")
+_INSERT = insert(threads)
 
 
-def _select(thread_id: str) -> sa.Select[Any]:
-    return sa.select(threads).where(threads.c.thread_id == thread_id)
+def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
+    """The search of one shape: filters on metadata and values, status, how many ids, the order,
+    and whether limit and offset apply in SQL (not when Python finishes nested filters)."""
+    metadata, values, status, ids, sort_by, direction, paged = shape
+    conditions = [
+        contains(threads.c[name], filt, name)
+        for name, filt in (("metadata", metadata), ("values", values))
+        if filt is not None
+    ]
+    if status:
+        conditions.append(threads.c.status == sa.bindparam("status", type_=sa.String))
+    if ids is not None:
+        conditions.append(threads.c.thread_id.in_([sa.bindparam(f"id_{i}", type_=sa.String) for i in range(ids)]))
+    column = threads.c[sort_by]
+    ordering = (
+        [column.asc(), threads.c.thread_id.asc()] if direction == "asc" else [column.desc(), threads.c.thread_id.desc()]
+    )
+    query = sa.select(threads).where(*conditions).order_by(*ordering)
+    if paged:
+        query = query.limit(sa.bindparam("limit", type_=sa.Integer)).offset(sa.bindparam("offset", type_=sa.Integer))
+    return query
+
+
+_SEARCHES = Shapes(_search)
 
 
 class LangGraphThreads:
@@ -50,22 +74,22 @@ class LangGraphThreads:
         new_id = new_uuid() if thread_id is None else check_uuid("thread_id", thread_id)
         meta = check_json_object("metadata", metadata)
         policy = check_choice("if_exists", if_exists, ("raise", "do_nothing"))
-        with self._scope.write() as connection:
-            existing = connection.execute(_select(new_id)).first()
+        with self._scope.write() as raw:
+            existing = ROWS.find(raw, new_id)
             if existing is not None:
                 if policy == "raise":
                     raise ConflictError(f"Thread {new_id} already exists.")
-                return LangGraphThread.from_row(existing._mapping)
+                return LangGraphThread.from_row(existing)
             now = self._scope.now_micros()
             values = {
                 "thread_id": new_id,
                 "created_at": now,
                 "updated_at": now,
                 "metadata": meta,
-                "status": "idle",
+                "status": THREAD_INITIAL_STATUS,
                 "values": None,
             }
-            connection.execute(sa.insert(threads).values(**values))
+            create(raw, _INSERT, values)
             return LangGraphThread.from_row(values)
 
     def get(self, thread_id: str, *, for_update: bool = False) -> LangGraphThread:
@@ -78,12 +102,11 @@ class LangGraphThreads:
         Raises:
             NotFoundError: there is none.
         """
-        with self._scope.read() as connection:
-            query = locked(_select(thread_id), for_update)
-            return LangGraphThread.from_row(fetch_one(connection, query, KIND, thread_id))
+        with self._scope.read() as raw:
+            return LangGraphThread.from_row(ROWS.get(raw, thread_id, for_update=for_update))
 
     def update(
-        self, thread_id: str, *, metadata: dict[str, Any] | None = _UNSET, values: dict[str, Any] | None = _UNSET
+        self, thread_id: str, *, metadata: dict[str, Any] | None = UNSET, values: dict[str, Any] | None = UNSET
     ) -> LangGraphThread:
         """Merge `metadata` into the thread's (as the API's PATCH does) and/or replace its `values`.
 
@@ -98,20 +121,17 @@ class LangGraphThreads:
             ValidationError: bad metadata or values; nothing is written.
             NotFoundError: there is no such thread.
         """
-        patch = None if metadata is _UNSET else check_json_object("metadata", metadata)
-        state = _UNSET if values is _UNSET else (None if values is None else check_json_object("values", values))
-        with self._scope.write() as connection:
+        patch = None if metadata is UNSET else check_json_object("metadata", metadata)
+        state = UNSET if values is UNSET else (None if values is None else check_json_object("values", values))
+        with self._scope.write() as raw:
             # Locked, so that two merges of one thread's metadata cannot lose each other's keys.
-            current = LangGraphThread.from_row(
-                fetch_one(connection, _select(thread_id).with_for_update(), KIND, thread_id)
-            )
+            current = ROWS.get(raw, thread_id, for_update=True)
             changes: dict[str, Any] = {"updated_at": self._scope.now_micros()}
             if patch is not None:
-                changes["metadata"] = {**current.metadata, **patch}
-            if state is not _UNSET:
+                changes["metadata"] = {**current["metadata"], **patch}
+            if state is not UNSET:
                 changes["values"] = state
-            connection.execute(sa.update(threads).where(threads.c.thread_id == thread_id).values(**changes))
-            return LangGraphThread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+            return LangGraphThread.from_row(ROWS.update(raw, thread_id, changes))
 
     def list(self, *, limit: int = 10, offset: int = 0) -> SearchResult:
         """Threads, newest first, with limit/offset (a search without filters).
@@ -134,9 +154,8 @@ class LangGraphThreads:
         Raises:
             NotFoundError: there is no such thread.
         """
-        with self._scope.write() as connection:
-            fetch_one(connection, _select(thread_id), KIND, thread_id)
-            connection.execute(sa.delete(threads).where(threads.c.thread_id == thread_id))
+        with self._scope.write() as raw:
+            ROWS.delete(raw, thread_id)
 
     def search(
         self,
@@ -170,31 +189,36 @@ class LangGraphThreads:
             "metadata": None if metadata is None else check_json_object("metadata", metadata),
             "values": None if values is None else check_json_object("values", values),
         }
-        dialect = self._scope.dialect
-        conditions = [contains(threads.c[name], filt, dialect) for name, filt in wanted.items() if filt]
+        params: dict[str, Any] = {}
         if status is not None:
-            conditions.append(threads.c.status == check_choice("status", status, THREAD_STATUSES))
-        if ids is not None:
-            conditions.append(threads.c.thread_id.in_([check_uuid("ids", i) for i in check_list("ids", ids)]))
-        column = threads.c[check_choice("sort_by", sort_by, THREAD_SORT_FIELDS)]
+            params["status"] = check_choice("status", status, THREAD_STATUSES)
+        chosen = None if ids is None else [check_uuid("ids", i) for i in check_list("ids", ids)]
+        params.update({f"id_{i}": thread_id for i, thread_id in enumerate(chosen or ())})
+        sort = check_choice("sort_by", sort_by, THREAD_SORT_FIELDS)
         direction = check_choice("sort_order", sort_order, ("asc", "desc"))
-        ordering = (
-            [column.asc(), threads.c.thread_id.asc()]
-            if direction == "asc"
-            else [column.desc(), threads.c.thread_id.desc()]
-        )
         first = check_int("offset", offset, minimum=0)
         count = check_int("limit", limit, minimum=1, maximum=1000)
-        query = sa.select(threads).where(*conditions).order_by(*ordering)
-        nested = {name: filt for name, filt in wanted.items() if filt and needs_python(filt, dialect)}
-        with self._scope.read() as connection:
+        dialect = self._scope.dialect
+        filters = {name: filt for name, filt in wanted.items() if filt}
+        for name, filt in filters.items():
+            params.update(params_of(filt, dialect, name))
+        nested = {name: filt for name, filt in filters.items() if needs_python(filt, dialect)}
+        shape = (
+            *(shape_of(filters[name], dialect) if name in filters else None for name in ("metadata", "values")),
+            status is not None,
+            None if chosen is None else len(chosen),
+            sort,
+            direction,
+            not nested,
+        )
+        with self._scope.read() as raw:
             if not nested:
-                rows = connection.execute(query.limit(count).offset(first))
-                return [LangGraphThread.from_row(row._mapping) for row in rows]
+                rows = raw.rows(_SEARCHES[shape], {**params, "limit": count, "offset": first})
+                return [LangGraphThread.from_row(row) for row in rows]
             # SQLite cannot test nested containment in SQL: filter here, before the page is cut.
             found = [
-                LangGraphThread.from_row(row._mapping)
-                for row in connection.execute(query)
-                if all(json_contains(row._mapping[name], filt) for name, filt in nested.items())
+                LangGraphThread.from_row(row)
+                for row in raw.rows(_SEARCHES[shape], params)
+                if all(json_contains(row[name], filt) for name, filt in nested.items())
             ]
             return found[first : first + count]

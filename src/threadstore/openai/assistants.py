@@ -7,14 +7,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from threadstore.fastsql import insert
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Assistant, Deleted
 from threadstore.openai.models import assistants
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
-from threadstore.rows import fetch_one, locked, update_one
+from threadstore.rows import Rows
 from threadstore.scope import Scope
+from threadstore.transitions import create
 from threadstore.validation import (
+    UNSET,
     check_metadata,
     check_optional_number,
     check_optional_string,
@@ -22,10 +25,11 @@ from threadstore.validation import (
 )
 
 JsonList = list[dict[str, Any]]
-KIND = "assistant"
-_UNSET: Any = object()
 _live = assistants.c.deleted_at.is_(None)
 _columns = [c for c in assistants.c if c.name != "deleted_at"]
+_ROWS = Rows(assistants, "assistant", where=[_live], columns=_columns)
+_INSERT = insert(assistants)
+_EMPTY = {column.name: None for column in assistants.c}
 
 
 def _name(value: Any) -> str | None:
@@ -71,8 +75,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 
 
 def _fields(**given: Any) -> dict[str, Any]:
-    """Check the fields a client may set; those left _UNSET are not returned."""
-    return {key: _CHECKS[key](value) for key, value in given.items() if value is not _UNSET}
+    """Check the fields a client may set; those left UNSET are not returned."""
+    return {key: _CHECKS[key](value) for key, value in given.items() if value is not UNSET}
 
 
 _LIST = Lister(sa.select(*_columns), assistants, where=[_live])
@@ -129,9 +133,9 @@ class Assistants:
             top_p=top_p,
             response_format=response_format,
         )
-        with self._scope.write() as connection:
+        with self._scope.write() as raw:
             values.update(id=new_id("asst"), created_at=self._scope.now())
-            connection.execute(sa.insert(assistants).values(**values))
+            create(raw, _INSERT, {**_EMPTY, **values})
         return Assistant.from_row(values)
 
     def get(self, assistant_id: str, *, for_update: bool = False) -> Assistant:
@@ -145,9 +149,8 @@ class Assistants:
         Raises:
             NotFoundError: there is none (or it was deleted).
         """
-        with self._scope.read() as connection:
-            query = sa.select(*_columns).where(assistants.c.id == assistant_id, _live)
-            return Assistant.from_row(fetch_one(connection, locked(query, for_update), KIND, assistant_id))
+        with self._scope.read() as raw:
+            return Assistant.from_row(_ROWS.get(raw, assistant_id, for_update=for_update))
 
     def list(
         self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
@@ -164,23 +167,23 @@ class Assistants:
             ValidationError: a bad limit, order or cursor.
         """
         params = list_params(limit, order, after, before)
-        with self._scope.raw_read() as raw:
+        with self._scope.read() as raw:
             return _LIST.page(raw, {}, params, Assistant.from_row)
 
     def update(
         self,
         assistant_id: str,
         *,
-        model: str = _UNSET,
-        name: str | None = _UNSET,
-        description: str | None = _UNSET,
-        instructions: str | None = _UNSET,
-        tools: JsonList | None = _UNSET,
-        tool_resources: dict[str, Any] | None = _UNSET,
-        metadata: dict[str, str] | None = _UNSET,
-        temperature: float | None = _UNSET,
-        top_p: float | None = _UNSET,
-        response_format: Any = _UNSET,
+        model: str = UNSET,
+        name: str | None = UNSET,
+        description: str | None = UNSET,
+        instructions: str | None = UNSET,
+        tools: JsonList | None = UNSET,
+        tool_resources: dict[str, Any] | None = UNSET,
+        metadata: dict[str, str] | None = UNSET,
+        temperature: float | None = UNSET,
+        top_p: float | None = UNSET,
+        response_format: Any = UNSET,
     ) -> Assistant:
         """Change the fields given; the others keep their values. `metadata` replaces the map.
 
@@ -213,11 +216,9 @@ class Assistants:
             top_p=top_p,
             response_format=response_format,
         )
-        with self._scope.write() as connection:
-            if values:
-                update_one(connection, assistants, KIND, assistant_id, values, _live)
-            query = sa.select(*_columns).where(assistants.c.id == assistant_id, _live)
-            return Assistant.from_row(fetch_one(connection, query, KIND, assistant_id))
+        with self._scope.write() as raw:
+            row = _ROWS.update(raw, assistant_id, values) if values else _ROWS.get(raw, assistant_id)
+            return Assistant.from_row(row)
 
     def delete(self, assistant_id: str) -> Deleted:
         """Delete an assistant. Its runs, steps and messages keep their `assistant_id`.
@@ -228,7 +229,6 @@ class Assistants:
         Raises:
             NotFoundError: there is no such assistant.
         """
-        with self._scope.write() as connection:
-            now = self._scope.now()
-            update_one(connection, assistants, KIND, assistant_id, {"deleted_at": now}, _live)
+        with self._scope.write() as raw:
+            _ROWS.update(raw, assistant_id, {"deleted_at": self._scope.now()})
         return Deleted(assistant_id, "assistant.deleted")

@@ -17,9 +17,9 @@ from threadstore.openai.models import messages, threads
 from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, lock_thread
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
-from threadstore.rows import Getter, delete_one, fetch_one, require, update_one
+from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.transitions import transition
+from threadstore.transitions import create, create_many, move
 from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string
 
 JsonList = list[dict[str, Any]]
@@ -105,9 +105,7 @@ def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) ->
             message names a run that has ended.
         NotFoundError: its assistant or run does not exist (the run: not in this thread).
     """
-    active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
-    if active is not None and active["id"] != message.run_id:
-        raise ConflictError(f"Can't add messages to {thread_id} while a run {active['id']} is active.")
+    refuse_while_active(raw, thread_id, unless_run=message.run_id)
     if message.assistant_id is not None and raw.first(LIVE_ASSISTANT, {"id": message.assistant_id}) is None:
         raise NotFoundError("assistant", message.assistant_id)
     if message.run_id is not None:
@@ -117,8 +115,19 @@ def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) ->
         if run["status"] not in RUN.active:
             raise ConflictError(f"Run {run['id']} is {run['status']}; it can write no more messages.")
     values = _row(now, thread_id, message)
-    raw.execute(INSERT_MESSAGE, values)
+    create(raw, INSERT_MESSAGE, values, MESSAGE)
     return values
+
+
+def refuse_while_active(raw: Raw, thread_id: str, *, unless_run: str | None = None) -> None:
+    """The thread lock: no message is added to a thread while it has an active run, but by that run.
+
+    Raises:
+        ConflictError: the thread has an active run (other than `unless_run`).
+    """
+    active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
+    if active is not None and active["id"] != unless_run:
+        raise ConflictError(f"Can't add messages to {thread_id} while a run {active['id']} is active.")
 
 
 def _one_of_many(index: int, message: object) -> MessageInput:
@@ -146,7 +155,7 @@ def _row(now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
 
 
 INSERT_MESSAGE = insert(messages)
-_GET = Getter(messages, KIND, parent="thread_id")
+_ROWS = Rows(messages, KIND, parent="thread_id")
 _UPDATE_CONTENT = Statement(
     sa.update(messages)
     .where(messages.c.id == sa.bindparam("id"), messages.c.status == MESSAGE.initial)
@@ -156,13 +165,6 @@ _UPDATE_CONTENT = Statement(
 _LIST = Lister(
     sa.select(messages), messages, scope=("thread_id", "run_id"), owner=Owner(threads, "thread", "thread_id")
 )
-
-
-def _in_thread(message_id: str, thread_id: str | None) -> list[Any]:
-    where = [messages.c.id == message_id]
-    if thread_id is not None:
-        where.append(messages.c.thread_id == thread_id)
-    return where
 
 
 class Messages:
@@ -211,7 +213,7 @@ class Messages:
             run_id=run_id,
             status=status,
         )
-        with self._scope.raw_write() as raw:
+        with self._scope.write() as raw:
             lock_thread(raw, thread_id)
             return Message.from_row(insert_message(raw, self._scope.now(), thread_id, message))
 
@@ -230,14 +232,12 @@ class Messages:
             ConflictError: the thread has an active run.
         """
         checked = [_one_of_many(i, m) for i, m in enumerate(check_list("messages", messages))]
-        with self._scope.raw_write() as raw:
+        with self._scope.write() as raw:
             lock_thread(raw, thread_id)
-            active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
-            if active is not None:
-                raise ConflictError(f"Can't add messages to {thread_id} while a run {active['id']} is active.")
+            refuse_while_active(raw, thread_id)
             now = self._scope.now()
             rows = [_row(now, thread_id, message) for message in checked]
-            raw.execute_many(INSERT_MESSAGE, rows)
+            create_many(raw, INSERT_MESSAGE, rows, MESSAGE)
         return [Message.from_row(row) for row in rows]
 
     def get(self, message_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Message:
@@ -252,8 +252,8 @@ class Messages:
         Raises:
             NotFoundError: there is none.
         """
-        with self._scope.raw_read() as raw:
-            return Message.from_row(_GET.get(raw, message_id, thread_id, for_update=for_update))
+        with self._scope.read() as raw:
+            return Message.from_row(_ROWS.get(raw, message_id, thread_id, for_update=for_update))
 
     def list(
         self,
@@ -281,7 +281,7 @@ class Messages:
         """
         params = list_params(limit, order, after, before)
         scope = {"thread_id": thread_id, "run_id": check_optional_string("run_id", run_id)}
-        with self._scope.raw_read() as raw:
+        with self._scope.read() as raw:
             return _LIST.page(raw, scope, params, Message.from_row)
 
     def update(self, message_id: str, *, metadata: dict[str, str] | None, thread_id: str | None = None) -> Message:
@@ -297,10 +297,8 @@ class Messages:
             NotFoundError: there is no such message (in this thread).
         """
         values = {"metadata": check_metadata(metadata)}
-        where = _in_thread(message_id, thread_id)
-        with self._scope.write() as connection:
-            update_one(connection, messages, KIND, message_id, values, *where[1:])
-            return Message.from_row(fetch_one(connection, sa.select(messages).where(*where), KIND, message_id))
+        with self._scope.write() as raw:
+            return Message.from_row(_ROWS.update(raw, message_id, values, thread_id))
 
     def complete(self, message_id: str) -> Message:
         """in_progress → completed, stamping completed_at.
@@ -312,10 +310,8 @@ class Messages:
             NotFoundError: no such message. InvalidTransitionError: it is not in progress.
             ConflictError: another writer moved it first.
         """
-        with self._scope.write() as connection:
-            return Message.from_row(
-                transition(connection, messages, MESSAGE, message_id, "completed", self._scope.now())
-            )
+        with self._scope.write() as raw:
+            return Message.from_row(move(raw, messages, MESSAGE, "complete", message_id, self._scope.now()))
 
     def mark_incomplete(self, message_id: str, *, reason: str) -> Message:
         """in_progress → incomplete, stamping incomplete_at, with `incomplete_details.reason`
@@ -330,11 +326,9 @@ class Messages:
             InvalidTransitionError: it is not in progress. ConflictError: another writer moved it first.
         """
         values = {"incomplete_reason": check_choice("reason", reason, MESSAGE_INCOMPLETE_REASONS)}
-        with self._scope.write() as connection:
+        with self._scope.write() as raw:
             now = self._scope.now()
-            return Message.from_row(
-                transition(connection, messages, MESSAGE, message_id, "incomplete", now, values=values)
-            )
+            return Message.from_row(move(raw, messages, MESSAGE, "mark_incomplete", message_id, now, values=values))
 
     def update_content(self, message_id: str, *, content: str | JsonList) -> Message:
         """Replace the content of a message that is still in progress (as a reply streams in).
@@ -348,10 +342,10 @@ class Messages:
             NotFoundError: no such message. ConflictError: the message is no longer in progress.
         """
         parts = _content(content)
-        with self._scope.raw_write() as raw:
+        with self._scope.write() as raw:
             row = raw.first(_UPDATE_CONTENT, {"id": message_id, "content": parts})
             if row is None:
-                status = _GET.get(raw, message_id, None, for_update=False)["status"]
+                status = _ROWS.get(raw, message_id)["status"]
                 raise ConflictError(f"Message {message_id} is {status}; its content changes only while in_progress.")
             return Message.from_row(row)
 
@@ -365,8 +359,6 @@ class Messages:
         Raises:
             NotFoundError: there is no such message (in this thread).
         """
-        with self._scope.write() as connection:
-            if thread_id is not None:
-                require(connection, messages, KIND, message_id, messages.c.thread_id == thread_id)
-            delete_one(connection, messages, KIND, message_id)
+        with self._scope.write() as raw:
+            _ROWS.delete(raw, message_id, thread_id)
         return Deleted(message_id, "thread.message.deleted")

@@ -1,5 +1,5 @@
 """Reads and writes of runs and run steps that several repositories share, each taking the
-caller's connection."""
+caller's executor."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from threadstore.errors import NotFoundError
 from threadstore.fastsql import Raw, Statement, insert, one_of, raw_of
 from threadstore.ids import new_id
-from threadstore.openai.api import Run, RunStep
+from threadstore.openai.api import RunStep
 from threadstore.openai.models import (
     assistants,
     messages,
@@ -24,7 +23,8 @@ from threadstore.openai.models import (
     threads,
 )
 from threadstore.openai.states import RUN, RUN_STEP
-from threadstore.rows import fetch_one, locked
+from threadstore.rows import Rows
+from threadstore.transitions import create
 
 STEP_QUERY = (
     sa.select(
@@ -43,14 +43,7 @@ STEP_QUERY = (
 )
 
 
-def load_run(connection: Connection, run_id: str, *where: Any, for_update: bool = False) -> Run:
-    """The run with this id; `for_update` locks it until the unit of work ends.
-
-    Raises:
-        NotFoundError: there is none.
-    """
-    query = sa.select(runs).where(runs.c.id == run_id, *where)
-    return Run.from_row(fetch_one(connection, locked(query, for_update), "run", run_id))
+RUNS = Rows(runs, "run", parent="thread_id")
 
 
 _STEP = {
@@ -63,7 +56,7 @@ _STEP = {
 }
 
 
-def load_step(connection: Connection | Raw, step_id: str, *, run_id: str | None = None) -> RunStep:
+def load_step(connection: Raw, step_id: str, *, run_id: str | None = None) -> RunStep:
     """The step with this id (of this run, if `run_id` is given), with its details, last error and usage.
 
     Raises:
@@ -89,7 +82,7 @@ _EMPTY_STEP = {column.name: None for column in run_steps.c}
 
 
 def insert_step(
-    connection: Connection | Raw, now: int, run: Mapping[str, Any], details: dict[str, Any], metadata: dict[str, str]
+    connection: Raw, now: int, run: Mapping[str, Any], details: dict[str, Any], metadata: dict[str, str]
 ) -> str:
     """Write an in-progress step of `run` (its `id`, `thread_id` and `assistant_id`) with checked
     `details`; return its id."""
@@ -106,7 +99,7 @@ def insert_step(
         "status": RUN_STEP.initial,
         "metadata": metadata,
     }
-    raw.execute(_INSERT_STEP, step)
+    create(raw, _INSERT_STEP, step, RUN_STEP)
     raw.execute(_INSERT_DETAILS, {"step_id": step_id, **details_values(details)})
     return step_id
 
@@ -129,7 +122,7 @@ INSERT_LAST_ERROR = insert(run_step_last_errors)
 
 
 def record_step_end(
-    connection: Connection | Raw, step_id: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None
+    connection: Raw, step_id: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None
 ) -> None:
     """Write the usage and last error of a step that has just ended."""
     raw = raw_of(connection)

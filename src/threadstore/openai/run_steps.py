@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, NotFoundError, ValidationError
+from threadstore.fastsql import Statement
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, RunStep
 from threadstore.openai.models import run_step_details, run_steps, runs
@@ -21,12 +22,22 @@ from threadstore.openai.queries import (
 )
 from threadstore.openai.states import RUN_STEP, STEP_ERROR_CODES
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
-from threadstore.rows import delete_one, update_one
+from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.transitions import transition
+from threadstore.transitions import move
 from threadstore.validation import check_metadata
 
 KIND = "run step"
+_ROWS = Rows(run_steps, KIND)
+_SET_DETAILS = Statement(
+    sa.update(run_step_details)
+    .where(run_step_details.c.step_id == sa.bindparam("step_id"))
+    .values(
+        type=sa.bindparam("type"),
+        message_id=sa.bindparam("message_id"),
+        tool_calls=sa.bindparam("tool_calls", type_=run_step_details.c.tool_calls.type),
+    )
+)
 _LIST = Lister(STEP_QUERY, run_steps, scope=("run_id",), owner=Owner(runs, "run", "run_id"))
 
 
@@ -54,7 +65,7 @@ class RunSteps:
         """
         details = content.step_details(step_details)
         meta = check_metadata(metadata)
-        with self._scope.raw_write() as raw:
+        with self._scope.write() as raw:
             run = raw.first(RUN_OF_STEP_LOCKED, {"id": run_id})  # a run that is ending waits for us, or we for it
             if run is None:
                 raise NotFoundError("run", run_id)
@@ -77,7 +88,7 @@ class RunSteps:
         Raises:
             NotFoundError: there is none.
         """
-        with self._scope.raw_read() as raw:
+        with self._scope.read() as raw:
             return load_step(raw, step_id, run_id=run_id)
 
     def list(
@@ -103,7 +114,7 @@ class RunSteps:
             NotFoundError: the run does not exist.
         """
         params = list_params(limit, order, after, before)
-        with self._scope.raw_read() as raw:
+        with self._scope.read() as raw:
             return _LIST.page(raw, {"run_id": run_id}, params, RunStep.from_row)
 
     def update(self, step_id: str, *, metadata: dict[str, str] | None) -> RunStep:
@@ -118,9 +129,9 @@ class RunSteps:
             NotFoundError: there is no such step.
         """
         values = {"metadata": check_metadata(metadata)}
-        with self._scope.write() as connection:
-            update_one(connection, run_steps, KIND, step_id, values)
-            return load_step(connection, step_id)
+        with self._scope.write() as raw:
+            _ROWS.update(raw, step_id, values)
+            return load_step(raw, step_id)
 
     def update_details(self, step_id: str, *, step_details: dict[str, Any]) -> RunStep:
         """Replace the details of an in-progress step (of the same type), e.g. as tool calls stream in.
@@ -135,18 +146,14 @@ class RunSteps:
             ConflictError: the step has ended.
         """
         details = content.step_details(step_details)
-        with self._scope.write() as connection:
-            step = load_step(connection, step_id)
+        with self._scope.write() as raw:
+            step = load_step(raw, step_id)
             if step.type != details["type"]:
                 raise ValidationError(f"Step {step_id} is a {step.type} step, not {details['type']}.")
             if step.status != "in_progress":
                 raise ConflictError(f"Step {step_id} is {step.status}; its details change only while in_progress.")
-            connection.execute(
-                sa.update(run_step_details)
-                .where(run_step_details.c.step_id == step_id)
-                .values(**details_values(details))
-            )
-            return load_step(connection, step_id)
+            raw.execute(_SET_DETAILS, {"step_id": step_id, **details_values(details)})
+            return load_step(raw, step_id)
 
     def complete(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → completed, stamping completed_at.
@@ -160,7 +167,7 @@ class RunSteps:
             ValidationError: bad usage. NotFoundError: no such step.
             InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
         """
-        return self._end(step_id, "completed", usage=usage)
+        return self._end(step_id, "complete", usage=usage)
 
     def fail(self, step_id: str, *, code: str, message: str, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → failed with `last_error` (code server_error or rate_limit_exceeded).
@@ -176,7 +183,7 @@ class RunSteps:
             ValidationError: an unknown code or bad usage. NotFoundError: no such step.
             InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
         """
-        return self._end(step_id, "failed", usage=usage, error=content.last_error(code, message, STEP_ERROR_CODES))
+        return self._end(step_id, "fail", usage=usage, error=content.last_error(code, message, STEP_ERROR_CODES))
 
     def cancel(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → cancelled, stamping cancelled_at.
@@ -190,7 +197,7 @@ class RunSteps:
             ValidationError: bad usage. NotFoundError: no such step.
             InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
         """
-        return self._end(step_id, "cancelled", usage=usage)
+        return self._end(step_id, "cancel", usage=usage)
 
     def expire(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → expired, stamping expired_at.
@@ -204,14 +211,14 @@ class RunSteps:
             ValidationError: bad usage. NotFoundError: no such step.
             InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
         """
-        return self._end(step_id, "expired", usage=usage)
+        return self._end(step_id, "expire", usage=usage)
 
     def _end(
-        self, step_id: str, target: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None = None
+        self, step_id: str, verb: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None = None
     ) -> RunStep:
         checked_usage = content.usage(usage)
-        with self._scope.raw_write() as raw:
-            transition(raw, run_steps, RUN_STEP, step_id, target, self._scope.now())
+        with self._scope.write() as raw:
+            move(raw, run_steps, RUN_STEP, verb, step_id, self._scope.now())
             record_step_end(raw, step_id, usage=checked_usage, error=error)
             return load_step(raw, step_id)
 
@@ -224,6 +231,6 @@ class RunSteps:
         Raises:
             NotFoundError: there is no such step.
         """
-        with self._scope.write() as connection:
-            delete_one(connection, run_steps, KIND, step_id)
+        with self._scope.write() as raw:
+            _ROWS.delete(raw, step_id)
         return Deleted(step_id, "thread.run.step.deleted")

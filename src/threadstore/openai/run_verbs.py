@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
-from threadstore.fastsql import Raw, Statement, raw_of
+from threadstore.fastsql import Raw, Statement, one_of
 from threadstore.openai import content
 from threadstore.openai.api import Run
 from threadstore.openai.models import messages, run_step_details, run_steps, runs
-from threadstore.openai.queries import insert_step, load_run, record_step_end
+from threadstore.openai.queries import RUNS, insert_step, record_step_end
 from threadstore.openai.states import (
     MESSAGE,
     MESSAGE_END_WHEN_RUN_ENDS,
@@ -25,55 +24,53 @@ from threadstore.openai.states import (
     STEP_STATUS_WHEN_RUN_ENDS,
 )
 from threadstore.scope import Scope
-from threadstore.transitions import changes, transition
+from threadstore.transitions import Bulk, move, move_all
 from threadstore.validation import check_choice, check_list, check_mapping, check_optional_string, check_string
 
 Json = dict[str, Any]
 
 
 def move_run(
-    connection: Connection | Raw,
-    run_id: str,
-    target: str,
-    now: int,
-    *,
-    sources: set[str] | None = None,
-    values: Json | None = None,
+    raw: Raw, run_id: str, verb: str, now: int, *, target: str | None = None, values: Json | None = None
 ) -> Run:
-    """Move a run and, if it ends, its in-progress steps and messages; return the run.
+    """Move a run by `verb` and, if it ends, its in-progress steps and messages; return the run.
 
     Raises:
-        NotFoundError, InvalidTransitionError, ConflictError: as transitions.transition.
+        NotFoundError, InvalidTransitionError, ConflictError: as transitions.move.
     """
-    run = Run.from_row(transition(connection, runs, RUN, run_id, target, now, sources=sources, values=values))
-    if target in RUN.terminal:
-        _end_children(connection, run, now)
+    run = Run.from_row(move(raw, runs, RUN, verb, run_id, now, target=target, values=values))
+    if run.status in RUN.terminal:
+        end_children(raw, run, now)
     return run
 
 
-def _end_statements(run_status: str) -> tuple[Statement, Statement]:
-    """The two UPDATEs that end a run's in-progress steps and messages when it ends in `run_status`."""
-    now = sa.bindparam("now", type_=sa.BigInteger)
-    run_id: sa.BindParameter[str] = sa.bindparam("run_id")
+def _end_moves(run_status: str) -> tuple[Bulk, Bulk]:
+    """The moves that end a run's in-progress steps and messages when it ends in `run_status`."""
     message_status, reason = MESSAGE_END_WHEN_RUN_ENDS[run_status]
-    steps = (
-        sa.update(run_steps)
-        .where(run_steps.c.run_id == run_id, run_steps.c.status == RUN_STEP.initial)
-        .values(**changes(RUN_STEP, STEP_STATUS_WHEN_RUN_ENDS[run_status], now, run_steps))
-        .returning(run_steps.c.id)
+    steps = Bulk(
+        run_steps,
+        RUN_STEP,
+        "end_with_run",
+        target=STEP_STATUS_WHEN_RUN_ENDS[run_status],
+        where=[run_steps.c.run_id == sa.bindparam("run_id")],
+        returning=[run_steps.c.id],
     )
-    messages_ = (
-        sa.update(messages)
-        .where(messages.c.run_id == run_id, messages.c.status == MESSAGE.initial)
-        .values(**changes(MESSAGE, message_status, now, messages), incomplete_reason=reason)
+    messages_ = Bulk(
+        messages,
+        MESSAGE,
+        "end_with_run",
+        target=message_status,
+        where=[messages.c.run_id == sa.bindparam("run_id")],
+        values={} if reason is None else {"incomplete_reason": sa.literal(reason)},
+        returning=[messages.c.id],
     )
-    return Statement(steps), Statement(messages_)
+    return steps, messages_
 
 
-_END = {status: _end_statements(status) for status in RUN.terminal}
+_END = {status: _end_moves(status) for status in RUN.terminal}
 
 
-def _claim_statement() -> Statement:
+def _claim() -> Bulk:
     now = sa.bindparam("now", type_=sa.BigInteger)
     oldest = (
         sa.select(runs.c.id)
@@ -83,27 +80,33 @@ def _claim_statement() -> Statement:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    claim = (
-        sa.update(runs)
-        .where(runs.c.id == oldest, runs.c.status == "queued")
-        .values(**changes(RUN, "in_progress", now, runs))
-        .returning(*runs.c)
+    return Bulk(runs, RUN, "claim_next", where=[runs.c.id == oldest])
+
+
+def _overdue() -> Bulk:
+    now = sa.bindparam("now", type_=sa.BigInteger)
+    overdue = (
+        sa.select(runs.c.id)
+        .where(one_of(runs.c.status, sorted(RUN.active)), runs.c.expires_at <= now)
+        .order_by(runs.c.id)
+        .with_for_update(skip_locked=True)
     )
-    return Statement(claim)
+    return Bulk(runs, RUN, "expire_overdue", where=[runs.c.id.in_(overdue.scalar_subquery())])
 
 
-_CLAIM = _claim_statement()
+_CLAIM = _claim()
+_OVERDUE = _overdue()
 
 
-def _end_children(connection: Connection | Raw, run: Run, now: int) -> None:
-    raw = raw_of(connection)
+def end_children(raw: Raw, run: Run, now: int) -> None:
+    """The cascade of a run that has just ended: its in-progress steps and messages end to match."""
     end_steps, end_messages = _END[run.status]
-    ended = [row["id"] for row in raw.rows(end_steps, {"run_id": run.id, "now": now})]
-    if STEP_STATUS_WHEN_RUN_ENDS[run.status] == "failed" and run.last_error is not None:
+    ended = [row["id"] for row in move_all(raw, end_steps, now, {"run_id": run.id})]
+    if end_steps.target == "failed" and run.last_error is not None:
         code = run.last_error.code if run.last_error.code in STEP_ERROR_CODES else "server_error"
         for step_id in ended:
             record_step_end(raw, step_id, usage=None, error=(code, run.last_error.message))
-    raw.execute(end_messages, {"run_id": run.id, "now": now})
+    move_all(raw, end_messages, now, {"run_id": run.id})
 
 
 def _usage_values(usage: object) -> Json:
@@ -145,24 +148,33 @@ def _tool_outputs(tool_outputs: object) -> dict[str, str]:
     return outputs
 
 
-def _step_holding(connection: Connection, run_id: str, call_ids: set[str]) -> tuple[str, list[Json]] | None:
+_HOLDING = Statement(
+    sa.select(run_steps.c.id, run_step_details.c.tool_calls)
+    .join(run_step_details, run_step_details.c.step_id == run_steps.c.id)
+    .where(
+        run_steps.c.run_id == sa.bindparam("run_id"),
+        run_steps.c.status == "in_progress",
+        run_steps.c.type == "tool_calls",
+    )
+    .order_by(run_steps.c.created_at.desc(), run_steps.c.id.desc())
+)
+_SET_TOOL_CALLS = Statement(
+    sa.update(run_step_details)
+    .where(run_step_details.c.step_id == sa.bindparam("step_id"))
+    .values(tool_calls=sa.bindparam("tool_calls", type_=run_step_details.c.tool_calls.type))
+)
+
+
+def _step_holding(raw: Raw, run_id: str, call_ids: set[str]) -> tuple[str, list[Json]] | None:
     """The run's newest in-progress tool_calls step that holds every one of `call_ids`."""
-    rows = connection.execute(
-        sa.select(run_steps.c.id, run_step_details.c.tool_calls)
-        .join(run_step_details, run_step_details.c.step_id == run_steps.c.id)
-        .where(run_steps.c.run_id == run_id, run_steps.c.status == "in_progress", run_steps.c.type == "tool_calls")
-        .order_by(run_steps.c.created_at.desc(), run_steps.c.id.desc())
-    ).all()
-    for row in rows:
-        if call_ids <= {call["id"] for call in row.tool_calls}:
-            return row.id, list(row.tool_calls)
+    for row in raw.rows(_HOLDING, {"run_id": run_id}):
+        if call_ids <= {call["id"] for call in row["tool_calls"]}:
+            return row["id"], list(row["tool_calls"])
     return None
 
 
-def _set_tool_calls(connection: Connection, step_id: str, tool_calls: list[Json]) -> None:
-    connection.execute(
-        sa.update(run_step_details).where(run_step_details.c.step_id == step_id).values(tool_calls=tool_calls)
-    )
+def _set_tool_calls(raw: Raw, step_id: str, tool_calls: list[Json]) -> None:
+    raw.execute(_SET_TOOL_CALLS, {"step_id": step_id, "tool_calls": tool_calls})
 
 
 class RunVerbs:
@@ -170,9 +182,9 @@ class RunVerbs:
 
     _scope: Scope
 
-    def _move(self, run_id: str, target: str, *, sources: set[str] | None = None, values: Json | None = None) -> Run:
-        with self._scope.raw_write() as raw:
-            return move_run(raw, run_id, target, self._scope.now(), sources=sources, values=values)
+    def _move(self, run_id: str, verb: str, *, values: Json | None = None) -> Run:
+        with self._scope.write() as raw:
+            return move_run(raw, run_id, verb, self._scope.now(), values=values)
 
     def start(self, run_id: str) -> Run:
         """queued → in_progress; `started_at` is stamped the first time.
@@ -184,7 +196,7 @@ class RunVerbs:
             NotFoundError: no such run. InvalidTransitionError: it is not queued.
             ConflictError: another writer moved it first.
         """
-        return self._move(run_id, "in_progress")
+        return self._move(run_id, "start")
 
     def claim_next(self) -> Run | None:
         """Atomically take the oldest queued, unexpired run and start it; None if there is none.
@@ -195,9 +207,9 @@ class RunVerbs:
         Raises:
             ConflictError, StorageError: the database refused the work.
         """
-        with self._scope.raw_write() as raw:
-            row = raw.first(_CLAIM, {"now": self._scope.now()})
-            return None if row is None else Run.from_row(row)
+        with self._scope.write() as raw:
+            rows = move_all(raw, _CLAIM, self._scope.now())
+            return Run.from_row(rows[0]) if rows else None
 
     def require_action(self, run_id: str, *, tool_calls: list[Json]) -> Run:
         """in_progress → requires_action, asking for the outputs of function `tool_calls`
@@ -216,13 +228,13 @@ class RunVerbs:
         """
         calls = _function_calls(tool_calls)
         action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
-        with self._scope.write() as connection:
+        with self._scope.write() as raw:
             now = self._scope.now()
-            run = move_run(connection, run_id, "requires_action", now, values={"required_action": action})
-            if _step_holding(connection, run_id, {call["id"] for call in calls}) is None:
+            run = move_run(raw, run_id, "require_action", now, values={"required_action": action})
+            if _step_holding(raw, run_id, {call["id"] for call in calls}) is None:
                 recorded = [{**call, "function": {**call["function"], "output": None}} for call in calls]
                 owner = {"id": run.id, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
-                insert_step(connection, now, owner, {"type": "tool_calls", "tool_calls": recorded}, {})
+                insert_step(raw, now, owner, {"type": "tool_calls", "tool_calls": recorded}, {})
             return run
 
     def submit_tool_outputs(self, run_id: str, *, tool_outputs: list[Json]) -> Run:
@@ -243,27 +255,27 @@ class RunVerbs:
                 ended or lost them (nothing is written; the outputs are never dropped silently).
         """
         outputs = _tool_outputs(tool_outputs)
-        with self._scope.write() as connection:
-            run = load_run(connection, run_id, for_update=True)
+        with self._scope.write() as raw:
+            run = Run.from_row(RUNS.get(raw, run_id, for_update=True))
             if run.status != "requires_action" or run.required_action is None:
                 raise InvalidTransitionError("run", run_id, run.status, "queued")
             asked = {call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]}
             if set(outputs) != asked:
                 raise ValidationError(f"tool_outputs must answer exactly {sorted(asked)}; got {sorted(outputs)}.")
-            step = _step_holding(connection, run_id, asked)
+            step = _step_holding(raw, run_id, asked)
             if step is None:
                 raise ConflictError(
                     f"Run {run_id} asked for {sorted(asked)}, but no in-progress tool_calls step holds them any "
                     "more (it was completed or its calls were replaced); nothing was written."
                 )
             now = self._scope.now()
-            queued = move_run(connection, run_id, "queued", now, sources={"requires_action"})
+            queued = move_run(raw, run_id, "submit_tool_outputs", now)
             step_id, held = step
             for call in held:
                 if call["id"] in outputs:
                     call["function"] = {**call["function"], "output": outputs[call["id"]]}
-            _set_tool_calls(connection, step_id, held)
-            transition(connection, run_steps, RUN_STEP, step_id, "completed", now)
+            _set_tool_calls(raw, step_id, held)
+            move(raw, run_steps, RUN_STEP, "complete", step_id, now)
             return queued
 
     def cancel(self, run_id: str) -> Run:
@@ -278,12 +290,10 @@ class RunVerbs:
             NotFoundError: no such run. InvalidTransitionError: it is cancelling or has ended.
             ConflictError: another writer moved it first.
         """
-        with self._scope.write() as connection:
-            status = load_run(connection, run_id, for_update=True).status
-            now = self._scope.now()
-            if status == "in_progress":
-                return move_run(connection, run_id, "cancelling", now, sources={"in_progress"})
-            return move_run(connection, run_id, "cancelled", now, sources={"queued", "requires_action"})
+        with self._scope.write() as raw:
+            status = RUNS.get(raw, run_id, for_update=True)["status"]
+            target = next((to for to, sources in RUN.verbs["cancel"].items() if status in sources), "cancelled")
+            return move_run(raw, run_id, "cancel", self._scope.now(), target=target)
 
     def mark_cancelled(self, run_id: str, *, usage: dict[str, int] | None = None) -> Run:
         """cancelling → cancelled: the worker's acknowledgement of `cancel`.
@@ -297,7 +307,7 @@ class RunVerbs:
             ValidationError: bad usage. NotFoundError: no such run.
             InvalidTransitionError: it is not cancelling. ConflictError: another writer moved it first.
         """
-        return self._move(run_id, "cancelled", sources={"cancelling"}, values=_usage_values(usage))
+        return self._move(run_id, "mark_cancelled", values=_usage_values(usage))
 
     def complete(self, run_id: str, *, usage: dict[str, int] | None = None) -> Run:
         """in_progress or cancelling → completed, with `usage` if given.
@@ -312,7 +322,7 @@ class RunVerbs:
             InvalidTransitionError: it is not in progress or cancelling.
             ConflictError: another writer moved it first.
         """
-        return self._move(run_id, "completed", values=_usage_values(usage))
+        return self._move(run_id, "complete", values=_usage_values(usage))
 
     def fail(self, run_id: str, *, code: str, message: str, usage: dict[str, int] | None = None) -> Run:
         """Any active status → failed, with `last_error` (server_error, rate_limit_exceeded or
@@ -331,7 +341,7 @@ class RunVerbs:
         """
         error_code, error_message = content.last_error(code, message, RUN_ERROR_CODES)
         values = {"last_error_code": error_code, "last_error_message": error_message, **_usage_values(usage)}
-        return self._move(run_id, "failed", values=values)
+        return self._move(run_id, "fail", values=values)
 
     def mark_incomplete(self, run_id: str, *, reason: str | None = None, usage: dict[str, int] | None = None) -> Run:
         """in_progress or cancelling → incomplete, because a token limit was reached
@@ -349,7 +359,7 @@ class RunVerbs:
             ConflictError: another writer moved it first.
         """
         checked = None if reason is None else check_choice("reason", reason, RUN_INCOMPLETE_REASONS)
-        return self._move(run_id, "incomplete", values={"incomplete_reason": checked, **_usage_values(usage)})
+        return self._move(run_id, "mark_incomplete", values={"incomplete_reason": checked, **_usage_values(usage)})
 
     def expire(self, run_id: str) -> Run:
         """Any active status → expired. `expires_at` keeps the deadline that was missed.
@@ -361,7 +371,7 @@ class RunVerbs:
             NotFoundError: no such run. InvalidTransitionError: it has ended.
             ConflictError: another writer moved it first.
         """
-        return self._move(run_id, "expired")
+        return self._move(run_id, "expire")
 
     def expire_overdue(self) -> list[Run]:
         """Expire every active run whose `expires_at` has come, with the cascade; return them.
@@ -371,21 +381,9 @@ class RunVerbs:
         Raises:
             ConflictError, StorageError: the database refused the work.
         """
-        with self._scope.write() as connection:
+        with self._scope.write() as raw:
             now = self._scope.now()
-            overdue = (
-                sa.select(runs.c.id)
-                .where(runs.c.status.in_(RUN.active), runs.c.expires_at <= now)
-                .order_by(runs.c.id)
-                .with_for_update(skip_locked=True)
-            )
-            rows = connection.execute(
-                sa.update(runs)
-                .where(runs.c.id.in_(overdue.scalar_subquery()))
-                .values(**changes(RUN, "expired", now, runs))
-                .returning(*runs.c)
-            ).all()
-            expired = [Run.from_row(row._mapping) for row in rows]
+            expired = [Run.from_row(row) for row in move_all(raw, _OVERDUE, now)]
             for run in expired:
-                _end_children(connection, run, now)
+                end_children(raw, run, now)
             return expired

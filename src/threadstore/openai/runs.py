@@ -12,12 +12,12 @@ from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Run
 from threadstore.openai.models import assistants, runs, threads
-from threadstore.openai.queries import ACTIVE_RUN, load_run, lock_thread
+from threadstore.openai.queries import ACTIVE_RUN, RUNS, lock_thread
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
-from threadstore.rows import Getter, delete_one, update_one
 from threadstore.scope import Scope
+from threadstore.transitions import create
 from threadstore.validation import (
     MAX_INT32,
     check_bool,
@@ -29,13 +29,11 @@ from threadstore.validation import (
 )
 
 JsonList = list[dict[str, Any]]
-KIND = "run"
 DEFAULT_EXPIRES_IN = 600
 MAX_EXPIRES_IN = 10 * 365 * 86_400  # ten years
 
 
 _LIST = Lister(sa.select(runs), runs, scope=("thread_id",), owner=Owner(threads, "thread", "thread_id"))
-_GET = Getter(runs, KIND, parent="thread_id")
 
 
 class Runs(RunVerbs):
@@ -110,7 +108,7 @@ class Runs(RunVerbs):
             "parallel_tool_calls": check_bool("parallel_tool_calls", parallel_tool_calls),
         }
         lifetime = check_int("expires_in", expires_in, minimum=1, maximum=MAX_EXPIRES_IN)
-        with self._scope.raw_write() as raw:
+        with self._scope.write() as raw:
             lock_thread(raw, thread_id)
             active = raw.first(ACTIVE_RUN, {"thread_id": thread_id})
             if active is not None:
@@ -126,7 +124,7 @@ class Runs(RunVerbs):
                 expires_at=now + lifetime,
             )
             row = {**_EMPTY_RUN, **values}
-            raw.execute(_INSERT, row)
+            create(raw, _INSERT, row, RUN)
             return Run.from_row(row)
 
     def get(self, run_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Run:
@@ -141,8 +139,8 @@ class Runs(RunVerbs):
         Raises:
             NotFoundError: there is none.
         """
-        with self._scope.raw_read() as raw:
-            return Run.from_row(_GET.get(raw, run_id, thread_id, for_update=for_update))
+        with self._scope.read() as raw:
+            return Run.from_row(RUNS.get(raw, run_id, thread_id, for_update=for_update))
 
     def list(
         self,
@@ -167,7 +165,7 @@ class Runs(RunVerbs):
             NotFoundError: the thread does not exist.
         """
         params = list_params(limit, order, after, before)
-        with self._scope.raw_read() as raw:
+        with self._scope.read() as raw:
             return _LIST.page(raw, {"thread_id": thread_id}, params, Run.from_row)
 
     def update(self, run_id: str, *, metadata: dict[str, str] | None) -> Run:
@@ -182,9 +180,8 @@ class Runs(RunVerbs):
             NotFoundError: there is no such run.
         """
         values = {"metadata": check_metadata(metadata)}
-        with self._scope.write() as connection:
-            update_one(connection, runs, KIND, run_id, values)
-            return load_run(connection, run_id)
+        with self._scope.write() as raw:
+            return Run.from_row(RUNS.update(raw, run_id, values))
 
     def delete(self, run_id: str) -> Deleted:
         """Delete a run and its steps; the messages it wrote stay, with `run_id` cleared.
@@ -195,8 +192,8 @@ class Runs(RunVerbs):
         Raises:
             NotFoundError: there is no such run.
         """
-        with self._scope.write() as connection:
-            delete_one(connection, runs, KIND, run_id)
+        with self._scope.write() as raw:
+            RUNS.delete(raw, run_id)
         return Deleted(run_id, "thread.run.deleted")
 
 

@@ -11,6 +11,13 @@ _RUN_TRANSITIONS = {
     "cancelling": frozenset({"cancelled", "completed", "failed", "incomplete", "expired"}),
 }
 _RUN_TERMINAL = frozenset(t for targets in _RUN_TRANSITIONS.values() for t in targets) - set(_RUN_TRANSITIONS)
+_RUN_ACTIVE = frozenset(_RUN_TRANSITIONS)
+_WORKING = frozenset({"in_progress", "cancelling"})  # a worker holds the run
+
+
+def _verb(target: str, *sources: str) -> dict[str, frozenset[str]]:
+    return {target: frozenset(sources)}
+
 
 RUN = Machine(
     kind="run",
@@ -23,6 +30,21 @@ RUN = Machine(
         "completed": "completed_at",
     },
     keep_first=frozenset({"started_at"}),
+    verbs={
+        "start": _verb("in_progress", "queued"),
+        "claim_next": _verb("in_progress", "queued"),
+        "require_action": _verb("requires_action", "in_progress"),
+        "submit_tool_outputs": _verb("queued", "requires_action"),
+        # Nothing is running a queued run or one waiting for outputs: it stops at once. A run in
+        # progress is stopped by its worker, which acknowledges with mark_cancelled.
+        "cancel": {"cancelled": frozenset({"queued", "requires_action"}), "cancelling": frozenset({"in_progress"})},
+        "mark_cancelled": _verb("cancelled", "cancelling"),
+        "complete": {"completed": _WORKING},
+        "fail": {"failed": _RUN_ACTIVE},
+        "mark_incomplete": {"incomplete": _WORKING},
+        "expire": {"expired": _RUN_ACTIVE},
+        "expire_overdue": {"expired": _RUN_ACTIVE},
+    },
     fields={
         "required_action": FieldRule(frozenset({"requires_action"}), required=True),
         "last_error_code": FieldRule(frozenset({"failed"}), required=True),
@@ -43,6 +65,16 @@ RUN_STEP = Machine(
         "cancelled": "cancelled_at",
         "expired": "expired_at",
     },
+    verbs={
+        "complete": _verb("completed", "in_progress"),
+        "fail": _verb("failed", "in_progress"),
+        "cancel": _verb("cancelled", "in_progress"),
+        "expire": _verb("expired", "in_progress"),
+        # The cascade when the step's run ends (STEP_STATUS_WHEN_RUN_ENDS).
+        "end_with_run": {
+            status: frozenset({"in_progress"}) for status in ("completed", "cancelled", "failed", "expired")
+        },
+    },
 )
 
 MESSAGE = Machine(
@@ -50,6 +82,13 @@ MESSAGE = Machine(
     initial="in_progress",
     transitions={"in_progress": frozenset({"completed", "incomplete"})},
     stamps={"completed": "completed_at", "incomplete": "incomplete_at"},
+    created_in=frozenset({"in_progress", "completed"}),
+    verbs={
+        "complete": _verb("completed", "in_progress"),
+        "mark_incomplete": _verb("incomplete", "in_progress"),
+        # The cascade when the message's run ends (MESSAGE_END_WHEN_RUN_ENDS).
+        "end_with_run": {"completed": frozenset({"in_progress"}), "incomplete": frozenset({"in_progress"})},
+    },
     fields={
         "incomplete_reason": FieldRule(frozenset({"incomplete"}), required=True),
         "completed_at": FieldRule(frozenset({"completed"})),

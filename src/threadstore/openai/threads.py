@@ -15,12 +15,12 @@ from threadstore.openai.api import Deleted, Thread
 from threadstore.openai.messages import MessageInput, insert_message
 from threadstore.openai.models import threads
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
-from threadstore.rows import delete_one, fetch_one, locked, update_one
+from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.validation import check_list, check_metadata
+from threadstore.transitions import create
+from threadstore.validation import UNSET, check_list, check_metadata
 
-KIND = "thread"
-_UNSET: Any = object()
+_ROWS = Rows(threads, "thread")
 
 
 _LIST = Lister(sa.select(threads), threads)
@@ -66,10 +66,10 @@ class Threads:
             MessageInput.from_mapping(_mapping(f"messages[{i}]", m))
             for i, m in enumerate(check_list("messages", [] if messages is None else messages))
         ]
-        with self._scope.raw_write() as raw:
+        with self._scope.write() as raw:
             now = self._scope.now()
             values.update(id=new_id("thread"), created_at=now)
-            raw.execute(INSERT_THREAD, values)
+            create(raw, INSERT_THREAD, values)
             for message in initial:
                 insert_message(raw, now, values["id"], message)
         return Thread.from_row(values)
@@ -86,8 +86,8 @@ class Threads:
         Raises:
             NotFoundError: there is none.
         """
-        with self._scope.read() as connection:
-            return Thread.from_row(fetch_one(connection, locked(_select(thread_id), for_update), KIND, thread_id))
+        with self._scope.read() as raw:
+            return Thread.from_row(_ROWS.get(raw, thread_id, for_update=for_update))
 
     def list(
         self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
@@ -104,15 +104,15 @@ class Threads:
             ValidationError: a bad limit, order or cursor.
         """
         params = list_params(limit, order, after, before)
-        with self._scope.raw_read() as raw:
+        with self._scope.read() as raw:
             return _LIST.page(raw, {}, params, Thread.from_row)
 
     def update(
         self,
         thread_id: str,
         *,
-        metadata: dict[str, str] | None = _UNSET,
-        tool_resources: dict[str, Any] | None = _UNSET,
+        metadata: dict[str, str] | None = UNSET,
+        tool_resources: dict[str, Any] | None = UNSET,
     ) -> Thread:
         """Change the fields given. `metadata` replaces the whole map.
 
@@ -126,14 +126,13 @@ class Threads:
             NotFoundError: there is no such thread.
         """
         values: dict[str, Any] = {}
-        if metadata is not _UNSET:
+        if metadata is not UNSET:
             values["metadata"] = check_metadata(metadata)
-        if tool_resources is not _UNSET:
+        if tool_resources is not UNSET:
             values["tool_resources"] = content.tool_resources(tool_resources)
-        with self._scope.write() as connection:
-            if values:
-                update_one(connection, threads, KIND, thread_id, values)
-            return Thread.from_row(fetch_one(connection, _select(thread_id), KIND, thread_id))
+        with self._scope.write() as raw:
+            row = _ROWS.update(raw, thread_id, values) if values else _ROWS.get(raw, thread_id)
+            return Thread.from_row(row)
 
     def delete(self, thread_id: str) -> Deleted:
         """Delete a thread and everything in it: messages, runs, run steps.
@@ -144,10 +143,6 @@ class Threads:
         Raises:
             NotFoundError: there is no such thread.
         """
-        with self._scope.write() as connection:
-            delete_one(connection, threads, KIND, thread_id)
+        with self._scope.write() as raw:
+            _ROWS.delete(raw, thread_id)
         return Deleted(thread_id, "thread.deleted")
-
-
-def _select(thread_id: str) -> sa.Select[Any]:
-    return sa.select(threads).where(threads.c.id == thread_id)

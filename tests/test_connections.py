@@ -1,0 +1,85 @@
+"""PostgreSQL units of work without a pre-ping: a connection the server dropped while it sat in the
+pool is replaced by the unit's first statement, never in the middle of a unit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import POSTGRES_URL, SKIP_POSTGRES, empty_postgres, postgres_url_in_schema
+from threadstore import StorageError, Store, ValidationError
+from threadstore.db import create_engine
+
+pytestmark = SKIP_POSTGRES
+
+
+@pytest.fixture
+def named_store(postgres_session_schema: str) -> Iterator[tuple[Store, str]]:
+    """A PostgreSQL store whose connections carry an application name of their own."""
+    name = f"ts_{uuid.uuid4().hex[:10]}"
+    url = postgres_url_in_schema(postgres_session_schema).update_query_dict({"application_name": name})
+    empty_postgres(url)
+    with Store(url) as store:
+        yield store, name
+    empty_postgres(url)
+
+
+def terminate_connections_of(application: str) -> int:
+    """Have the server drop every connection of `application`; return how many it dropped."""
+    assert POSTGRES_URL
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            query = sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"
+            )
+            return int(connection.execute(query, {"name": application}).scalar_one())
+    finally:
+        admin.dispose()
+
+
+def test_units_of_work_send_no_ping(named_store: tuple[Store, str]) -> None:
+    store, _ = named_store
+    assert store.engine.pool._pre_ping is False  # type: ignore[attr-defined]
+
+
+def test_a_connection_dropped_between_calls_is_replaced_by_the_next_call(named_store: tuple[Store, str]) -> None:
+    store, application = named_store
+    thread = store.threads.create()
+    assert terminate_connections_of(application) == 1  # the pooled connection, idle between calls
+
+    assert store.threads.get(thread.id) == thread
+    assert store.threads.create().id
+
+
+def test_a_transaction_whose_connection_was_dropped_before_it_began_goes_on(named_store: tuple[Store, str]) -> None:
+    store, application = named_store
+    store.threads.create()
+    terminate_connections_of(application)
+
+    with store.transaction() as tx:
+        thread = tx.threads.create()
+        tx.messages.create(thread.id, role="user", content="hello")
+
+    assert len(store.messages.list(thread.id)) == 1
+
+
+def test_a_connection_lost_inside_a_unit_fails_it_and_repeats_nothing(named_store: tuple[Store, str]) -> None:
+    store, application = named_store
+    with pytest.raises(StorageError), store.transaction() as tx:
+        tx.threads.create(metadata={"n": "1"})
+        terminate_connections_of(application)
+        tx.threads.create(metadata={"n": "2"})
+
+    assert store.threads.list().data == []  # the first create was rolled back with the connection
+    assert store.threads.create().id
+
+
+def test_a_first_statement_refused_for_another_reason_is_not_repeated(named_store: tuple[Store, str]) -> None:
+    store, _ = named_store
+    with pytest.raises(ValidationError):
+        store.threads.get("thread_\x00")  # PostgreSQL refuses NUL in text, on a live connection
+    assert store.threads.create().id
