@@ -43,7 +43,7 @@ def terminate_connections_of(application: str) -> int:
 
 def test_units_of_work_send_no_ping(named_store: tuple[Store, str]) -> None:
     store, _ = named_store
-    assert store.engine.pool._pre_ping is False  # type: ignore[attr-defined]
+    assert store.engine.pool._pre_ping is False
 
 
 def test_a_connection_dropped_between_calls_is_replaced_by_the_next_call(named_store: tuple[Store, str]) -> None:

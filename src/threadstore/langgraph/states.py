@@ -1,4 +1,4 @@
-"""The LangGraph run lifecycle and thread statuses, as data (DESIGN.md, "Lifecycles")."""
+"""The LangGraph run lifecycle and thread statuses, as data (README.md, "Lifecycles")."""
 
 from __future__ import annotations
 

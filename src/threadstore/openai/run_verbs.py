@@ -1,4 +1,4 @@
-"""The run lifecycle verbs (DESIGN.md, "Lifecycles"), and the cascade to steps and messages
+"""The run lifecycle verbs (README.md, "Lifecycles"), and the cascade to steps and messages
 that runs in the same transaction as the move that ends a run."""
 
 from __future__ import annotations

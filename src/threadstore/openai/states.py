@@ -1,4 +1,4 @@
-"""The lifecycles of OpenAI runs, run steps and messages, as data (DESIGN.md, "Lifecycles")."""
+"""The lifecycles of OpenAI runs, run steps and messages, as data (README.md, "Lifecycles")."""
 
 from __future__ import annotations
 
