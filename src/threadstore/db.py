@@ -12,6 +12,7 @@ import sqlite3
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -116,40 +117,109 @@ def _configure_sqlite(engine: Engine, *, synchronous: Synchronous, wal: bool) ->
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def _driver_errors() -> tuple[type[Exception], ...]:
-    """The base error classes of the installed drivers, for DBAPI calls made outside SQLAlchemy."""
-    errors: list[type[Exception]] = [sqlite3.Error]
+def _drivers() -> list[ModuleType]:
+    """The installed DB-API modules: sqlite3, and psycopg with the postgres extra."""
+    modules: list[ModuleType] = [sqlite3]
     try:
         import psycopg
     except ImportError:  # the postgres extra is not installed
         pass
     else:
-        errors.append(psycopg.Error)
-    return tuple(errors)
+        modules.append(psycopg)
+    return modules
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """The base error classes of the installed drivers, for DBAPI calls made outside SQLAlchemy."""
+    return tuple(driver.Error for driver in _drivers())
 
 
 DATABASE_ERRORS: tuple[type[Exception], ...] = (exc.DBAPIError, *_driver_errors())
 
+# Driver errors are classified by their codes, never by their text: PostgreSQL translates its
+# messages (lc_messages) and neither driver promises its wording. An outcome is the error to
+# raise and the sentence its message opens with; the code and the driver's message follow.
+_Outcome = tuple[type[ThreadStoreError], str]
+_CONFLICT: _Outcome = (ConflictError, "The write conflicts with the stored data")
+_CONTENTION: _Outcome = (ConflictError, "The database refused the work under contention")
+_BAD_TEXT: _Outcome = (ValidationError, "The database refused a character it cannot store (such as NUL)")
+_BAD_VALUE: _Outcome = (ValidationError, "The database refused a value")
+_DRIVER_BAD_VALUE: _Outcome = (ValidationError, "The driver refused a value")
+_FAILED: _Outcome = (StorageError, "The database failed")
 
-def _is_integrity_error(error: BaseException) -> bool:
-    # SQLAlchemy's, sqlite3's and psycopg's integrity errors all carry the DBAPI's class name.
-    return any(cls.__name__ == "IntegrityError" for cls in type(error).__mro__)
+# PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html): a
+# five-character code, or a two-character class standing for every code in it not listed. Of
+# class 22 only the values a caller can send are listed: the rest (division by zero, a bad
+# argument to a function, ...) would be threadstore's own bug, a StorageError.
+_SQLSTATES: dict[str, _Outcome] = {
+    "23": _CONFLICT,  # integrity_constraint_violation: unique, foreign key, check, not null, exclusion
+    "40001": _CONTENTION,  # serialization_failure
+    "40P01": _CONTENTION,  # deadlock_detected
+    "55P03": _CONTENTION,  # lock_not_available: lock_timeout, NOWAIT
+    "22P05": _BAD_TEXT,  # untranslatable_character: \u0000 in JSONB
+    "22021": _BAD_TEXT,  # character_not_in_repertoire: a NUL byte, or one invalid in the encoding
+    "22001": _BAD_VALUE,  # string_data_right_truncation: too long for its column
+    "22003": _BAD_VALUE,  # numeric_value_out_of_range
+    "22P02": _BAD_VALUE,  # invalid_text_representation: not valid for its column's type
+}
+
+# SQLite primary result codes (https://sqlite.org/rescode.html); an extended code such as
+# SQLITE_BUSY_SNAPSHOT or SQLITE_CONSTRAINT_UNIQUE carries its primary code in its low byte.
+_SQLITE_CODES: dict[int, _Outcome] = {
+    sqlite3.SQLITE_BUSY: _CONTENTION,  # another connection holds the lock, or a WAL snapshot is stale
+    sqlite3.SQLITE_LOCKED: _CONTENTION,  # a conflict within one connection or shared cache
+    sqlite3.SQLITE_CONSTRAINT: _CONFLICT,  # unique, primary key, foreign key, check, not null, trigger
+}
+
+# An error a driver raised itself, before any database answered, has no code: it goes by its
+# DB-API class (PEP 249), e.g. psycopg's refusal of NUL in text is a DataError.
+_UNCODED: list[tuple[type[Exception], _Outcome]] = [
+    pair
+    for driver in _drivers()
+    for pair in ((driver.IntegrityError, _CONFLICT), (driver.DataError, _DRIVER_BAD_VALUE))
+]
+
+
+def _classify(error: BaseException) -> tuple[_Outcome, str]:
+    """The outcome for a driver's own error, and the code it was chosen by, as the message shows it."""
+    sqlstate = getattr(error, "sqlstate", None)  # psycopg: from the server, or the error class's own
+    if isinstance(sqlstate, str) and sqlstate:
+        return _SQLSTATES.get(sqlstate) or _SQLSTATES.get(sqlstate[:2], _FAILED), f"SQLSTATE {sqlstate}"
+    code = getattr(error, "sqlite_errorcode", None)  # sqlite3 (Python 3.11+), absent on its own errors
+    if isinstance(code, int):
+        name = getattr(error, "sqlite_errorname", None) or f"SQLite code {code}"
+        return _SQLITE_CODES.get(code & 0xFF, _FAILED), name
+    for cls, outcome in _UNCODED:
+        if isinstance(error, cls):
+            return outcome, cls.__name__
+    return _FAILED, type(error).__name__
 
 
 def map_error(error: Exception) -> ThreadStoreError:
-    """Translate a driver error (SQLAlchemy's wrapper, or the driver's own) into threadstore's tree."""
+    """Translate a driver error into threadstore's tree, by the driver's code alone.
+
+    The code is psycopg's SQLSTATE or sqlite3's result code, looked up in `_SQLSTATES` (by
+    code, then by class) or `_SQLITE_CODES` (by primary code); an error the driver raised before
+    reaching the database has none and goes by its DB-API class. The message text is never read,
+    so a translated PostgreSQL message (lc_messages) changes nothing. The returned error's
+    message holds the code and the driver's message; raise it ``from`` `error`.
+
+    Args:
+        error: SQLAlchemy's wrapper (`exc.DBAPIError`, unwrapped to its ``orig``) or a driver's
+            own error (`sqlite3.Error`, `psycopg.Error`).
+
+    Returns:
+        ConflictError for a violated constraint (SQLSTATE class 23, SQLITE_CONSTRAINT_*) or a
+        write refused under contention (40001 serialization_failure, 40P01 deadlock_detected,
+        55P03 lock_not_available, SQLITE_BUSY_*, SQLITE_LOCKED_*); ValidationError for a value
+        the database cannot store (22P05, 22021: NUL; 22001, 22003, 22P02); StorageError for
+        anything else.
+    """
     orig: BaseException = error
     if isinstance(error, exc.DBAPIError) and error.orig is not None:
         orig = error.orig
-    if _is_integrity_error(orig):
-        return ConflictError(f"The write conflicts with the stored data: {orig}")
-    text = str(orig).lower()
-    if "cannot contain nul" in text:
-        # PostgreSQL refuses NUL in text even in a lookup; SQLite simply finds nothing.
-        return ValidationError(f"NUL characters are refused: {orig}")
-    if "database is locked" in text or "could not serialize" in text or "deadlock" in text:
-        return ConflictError(f"The database refused the write under contention: {orig}")
-    return StorageError(f"The database failed: {orig}")
+    (kind, lead), code = _classify(orig)
+    return kind(f"{lead} ({code}): {orig}")
 
 
 @contextmanager
@@ -157,7 +227,9 @@ def translated_errors() -> Iterator[None]:
     """Re-raise driver errors inside the block as threadstore errors (`raise ... from`).
 
     Raises:
-        ConflictError: a constraint was violated or the write lost to a concurrent one.
+        ConflictError: a constraint was violated or the work lost to a concurrent transaction
+            (see map_error).
+        ValidationError: the database refused a value it cannot store, such as NUL in text.
         StorageError: any other driver error.
     """
     try:
