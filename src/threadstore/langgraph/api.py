@@ -4,13 +4,10 @@ carries `kwargs`, as the documented run table does."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from threadstore.clock import iso_from_micros
-
-Json = dict[str, Any]
+from threadstore.records import Json, Row, row_reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +27,9 @@ class LangGraphThread:
         return self.thread_id
 
     @classmethod
-    def from_row(cls, m: Mapping[Any, Any]) -> LangGraphThread:
+    def from_row(cls, m: Row) -> LangGraphThread:
         """Build from a row of the langgraph_threads table."""
-        return cls(
-            thread_id=m["thread_id"],
-            created_at=m["created_at"],
-            updated_at=m["updated_at"],
-            metadata=m["metadata"],
-            status=m["status"],
-            values=m["values"],
-        )
+        return cls(*_THREAD_ARGS(m))
 
     def to_api(self) -> Json:
         """The API's thread object."""
@@ -79,22 +69,9 @@ class LangGraphRun:
         return self.run_id
 
     @classmethod
-    def from_row(cls, m: Mapping[Any, Any]) -> LangGraphRun:
+    def from_row(cls, m: Row) -> LangGraphRun:
         """Build from a row of the langgraph_runs table."""
-        return cls(
-            run_id=m["run_id"],
-            thread_id=m["thread_id"],
-            assistant_id=m["assistant_id"],
-            created_at=m["created_at"],
-            updated_at=m["updated_at"],
-            status=m["status"],
-            metadata=m["metadata"],
-            kwargs=m["kwargs"],
-            multitask_strategy=m["multitask_strategy"],
-            cancel_reason=m["cancel_reason"],
-            attempt=m["attempt"],
-            lease_expires_at=m["lease_expires_at"],
-        )
+        return cls(*_RUN_ARGS(m))
 
     def to_api(self) -> Json:
         """The API's run object, with `kwargs`."""
@@ -110,3 +87,7 @@ class LangGraphRun:
             "multitask_strategy": self.multitask_strategy,
             "cancel_reason": self.cancel_reason,
         }
+
+
+_THREAD_ARGS = row_reader(LangGraphThread)
+_RUN_ARGS = row_reader(LangGraphRun)

@@ -1,15 +1,17 @@
 """The objects the OpenAI repositories return, and their exact API JSON (`to_api()`).
 
 Each is a frozen, detached value: nothing is loaded after the transaction that read it ended.
+`from_row` reads one column per field, named as the field (`records.row_reader`); the few fields
+built from several columns (a last error, a usage, a step's details) say how below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Json = dict[str, Any]
+from threadstore.records import Json, Row, row_reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +61,9 @@ class Assistant:
     response_format: Any
 
     @classmethod
-    def from_row(cls, m: Mapping[Any, Any]) -> Assistant:
+    def from_row(cls, m: Row) -> Assistant:
         """Build from a row of the assistants table."""
-        return cls(
-            id=m["id"],
-            created_at=m["created_at"],
-            name=m["name"],
-            description=m["description"],
-            model=m["model"],
-            instructions=m["instructions"],
-            tools=m["tools"],
-            tool_resources=m["tool_resources"],
-            metadata=m["metadata"],
-            temperature=m["temperature"],
-            top_p=m["top_p"],
-            response_format=m["response_format"],
-        )
+        return cls(*_ASSISTANT_ARGS(m))
 
     def to_api(self) -> Json:
         """The API's assistant object."""
@@ -105,14 +94,9 @@ class Thread:
     tool_resources: Json | None
 
     @classmethod
-    def from_row(cls, m: Mapping[Any, Any]) -> Thread:
+    def from_row(cls, m: Row) -> Thread:
         """Build from a row of the threads table."""
-        return cls(
-            id=m["id"],
-            created_at=m["created_at"],
-            metadata=m["metadata"],
-            tool_resources=m["tool_resources"],
-        )
+        return cls(*_THREAD_ARGS(m))
 
     def to_api(self) -> Json:
         """The API's thread object."""
@@ -144,23 +128,9 @@ class Message:
     metadata: dict[str, str]
 
     @classmethod
-    def from_row(cls, m: Mapping[Any, Any]) -> Message:
+    def from_row(cls, m: Row) -> Message:
         """Build from a row of the messages table."""
-        return cls(
-            id=m["id"],
-            created_at=m["created_at"],
-            thread_id=m["thread_id"],
-            status=m["status"],
-            incomplete_reason=m["incomplete_reason"],
-            completed_at=m["completed_at"],
-            incomplete_at=m["incomplete_at"],
-            role=m["role"],
-            content=m["content"],
-            assistant_id=m["assistant_id"],
-            run_id=m["run_id"],
-            attachments=m["attachments"],
-            metadata=m["metadata"],
-        )
+        return cls(*_MESSAGE_ARGS(m))
 
     @property
     def incomplete_details(self) -> Json | None:
@@ -223,38 +193,9 @@ class Run:
     parallel_tool_calls: bool
 
     @classmethod
-    def from_row(cls, m: Mapping[Any, Any]) -> Run:
-        """Build from a row of the runs table."""
-        code = m["last_error_code"]
-        total = m["usage_total_tokens"]
-        return cls(
-            id=m["id"],
-            created_at=m["created_at"],
-            thread_id=m["thread_id"],
-            assistant_id=m["assistant_id"],
-            status=m["status"],
-            required_action=m["required_action"],
-            last_error=None if code is None else LastError(code, m["last_error_message"]),
-            expires_at=m["expires_at"],
-            started_at=m["started_at"],
-            cancelled_at=m["cancelled_at"],
-            failed_at=m["failed_at"],
-            completed_at=m["completed_at"],
-            incomplete_reason=m["incomplete_reason"],
-            model=m["model"],
-            instructions=m["instructions"],
-            tools=m["tools"],
-            metadata=m["metadata"],
-            usage=None if total is None else Usage(m["usage_prompt_tokens"], m["usage_completion_tokens"], total),
-            temperature=m["temperature"],
-            top_p=m["top_p"],
-            max_prompt_tokens=m["max_prompt_tokens"],
-            max_completion_tokens=m["max_completion_tokens"],
-            truncation_strategy=m["truncation_strategy"],
-            response_format=m["response_format"],
-            tool_choice=m["tool_choice"],
-            parallel_tool_calls=m["parallel_tool_calls"],
-        )
+    def from_row(cls, m: Row) -> Run:
+        """Build from a row of the runs table (last_error_* and usage_* make the nested objects)."""
+        return cls(*_RUN_ARGS(m))
 
     @property
     def incomplete_details(self) -> Json | None:
@@ -315,31 +256,9 @@ class RunStep:
     metadata: dict[str, str]
 
     @classmethod
-    def from_row(cls, m: Mapping[Any, Any]) -> RunStep:
+    def from_row(cls, m: Row) -> RunStep:
         """Build from a row of run_steps joined with its details, last error and usage."""
-        if m["type"] == "message_creation":
-            details: Json = {"type": "message_creation", "message_creation": {"message_id": m["message_id"]}}
-        else:
-            details = {"type": "tool_calls", "tool_calls": m["tool_calls"]}
-        code = m["error_code"]
-        total = m["total_tokens"]
-        return cls(
-            id=m["id"],
-            created_at=m["created_at"],
-            run_id=m["run_id"],
-            thread_id=m["thread_id"],
-            assistant_id=m["assistant_id"],
-            type=m["type"],
-            status=m["status"],
-            step_details=details,
-            last_error=None if code is None else LastError(code, m["error_message"]),
-            usage=None if total is None else Usage(m["prompt_tokens"], m["completion_tokens"], total),
-            expired_at=m["expired_at"],
-            cancelled_at=m["cancelled_at"],
-            failed_at=m["failed_at"],
-            completed_at=m["completed_at"],
-            metadata=m["metadata"],
-        )
+        return cls(*_RUN_STEP_ARGS(m))
 
     def to_api(self) -> Json:
         """The API's run step object."""
@@ -361,6 +280,53 @@ class RunStep:
             "metadata": self.metadata,
             "usage": None if self.usage is None else self.usage.to_api(),
         }
+
+
+def _last_error(code: str, message: str) -> Callable[[Row], LastError | None]:
+    """Build a LastError from the columns `code` and `message`, or None when there is no code."""
+
+    def build(m: Row) -> LastError | None:
+        value = m[code]
+        return None if value is None else LastError(value, m[message])
+
+    return build
+
+
+def _usage(prompt: str, completion: str, total: str) -> Callable[[Row], Usage | None]:
+    """Build a Usage from the three token columns, or None when there is no total."""
+
+    def build(m: Row) -> Usage | None:
+        value = m[total]
+        return None if value is None else Usage(m[prompt], m[completion], value)
+
+    return build
+
+
+def _step_details(m: Row) -> Json:
+    """A run step's step_details from its type and the column of that type's details."""
+    if m["type"] == "message_creation":
+        return {"type": "message_creation", "message_creation": {"message_id": m["message_id"]}}
+    return {"type": "tool_calls", "tool_calls": m["tool_calls"]}
+
+
+_ASSISTANT_ARGS = row_reader(Assistant)
+_THREAD_ARGS = row_reader(Thread)
+_MESSAGE_ARGS = row_reader(Message)
+_RUN_ARGS = row_reader(
+    Run,
+    {
+        "last_error": _last_error("last_error_code", "last_error_message"),
+        "usage": _usage("usage_prompt_tokens", "usage_completion_tokens", "usage_total_tokens"),
+    },
+)
+_RUN_STEP_ARGS = row_reader(
+    RunStep,
+    {
+        "step_details": _step_details,
+        "last_error": _last_error("error_code", "error_message"),
+        "usage": _usage("prompt_tokens", "completion_tokens", "total_tokens"),
+    },
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from threadstore.openai import content
 from threadstore.openai.api import Assistant, Deleted
 from threadstore.openai.models import assistants
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
+from threadstore.records import JsonList
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import create
@@ -24,7 +25,6 @@ from threadstore.validation import (
     check_string,
 )
 
-JsonList = list[dict[str, Any]]
 _live = assistants.c.deleted_at.is_(None)
 _columns = [c for c in assistants.c if c.name != "deleted_at"]
 _ROWS = Rows(assistants, "assistant", where=[_live], columns=_columns)

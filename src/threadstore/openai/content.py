@@ -10,6 +10,7 @@ from typing import Any
 from threadstore.errors import ValidationError
 from threadstore.ids import new_id
 from threadstore.openai.states import TOOL_TYPES
+from threadstore.records import Json
 from threadstore.validation import (
     MAX_INT32,
     check_choice,
@@ -21,7 +22,6 @@ from threadstore.validation import (
     check_string,
 )
 
-Json = dict[str, Any]
 CONTENT_TYPES = ("text", "image_file", "image_url", "refusal")
 ANNOTATION_TYPES = ("file_citation", "file_path")
 IMAGE_DETAILS = ("auto", "low", "high")

@@ -17,12 +17,12 @@ from threadstore.openai.models import messages, threads
 from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, lock_thread
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
+from threadstore.records import JsonList
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import create, create_many, move
 from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string
 
-JsonList = list[dict[str, Any]]
 KIND = "message"
 CREATE_STATUSES = ("in_progress", "completed")
 

@@ -3,8 +3,6 @@ that runs in the same transaction as the move that ends a run."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
@@ -23,11 +21,10 @@ from threadstore.openai.states import (
     STEP_ERROR_CODES,
     STEP_STATUS_WHEN_RUN_ENDS,
 )
+from threadstore.records import Json
 from threadstore.scope import Scope
 from threadstore.transitions import Bulk, move, move_all
 from threadstore.validation import check_choice, check_list, check_mapping, check_optional_string, check_string
-
-Json = dict[str, Any]
 
 
 def move_run(

@@ -16,6 +16,7 @@ from threadstore.openai.queries import ACTIVE_RUN, RUNS, lock_thread
 from threadstore.openai.run_verbs import RunVerbs
 from threadstore.openai.states import RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
+from threadstore.records import JsonList
 from threadstore.scope import Scope
 from threadstore.transitions import create
 from threadstore.validation import (
@@ -28,7 +29,6 @@ from threadstore.validation import (
     check_optional_string,
 )
 
-JsonList = list[dict[str, Any]]
 DEFAULT_EXPIRES_IN = 600
 MAX_EXPIRES_IN = 10 * 365 * 86_400  # ten years
 
