@@ -132,8 +132,8 @@ def run_api(row: Mapping[str, Any], loads: Loads) -> dict[str, Any]:
 
 STEP_SQL = (
     "SELECT s.*, d.message_id, d.tool_calls, e.code, e.message, u.prompt_tokens, u.completion_tokens,"
-    " u.total_tokens FROM run_steps s JOIN run_step_details d ON d.step_id = s.id"
-    " LEFT JOIN run_step_last_errors e ON e.step_id = s.id LEFT JOIN run_step_usages u ON u.step_id = s.id"
+    " u.total_tokens FROM run_steps s JOIN run_step_details d ON d.id = s.step_details"
+    " LEFT JOIN run_step_last_errors e ON e.id = s.last_error LEFT JOIN run_step_usages u ON u.id = s.usage"
     " WHERE s.id = ?"
 )
 
@@ -297,14 +297,14 @@ class Floor:
         execute(self.BEGIN_WRITE)
         run = execute(f"SELECT * FROM runs WHERE id = ?{self.LOCK}", (run_id,)).fetchone()
         step_id = new_id("step")
+        details = execute(
+            "INSERT INTO run_step_details (run_id, type, tool_calls) VALUES (?, 'tool_calls', ?) RETURNING id",
+            (run_id, json.dumps([])),
+        ).fetchone()
         execute(
-            "INSERT INTO run_steps (id, created_at, run_id, thread_id, assistant_id, type, status, metadata)"
-            " VALUES (?,?,?,?,?,'tool_calls','in_progress','{}')",
-            (step_id, now, run_id, run["thread_id"], run["assistant_id"]),
-        )
-        execute(
-            "INSERT INTO run_step_details (step_id, type, tool_calls) VALUES (?, 'tool_calls', ?)",
-            (step_id, json.dumps([])),
+            "INSERT INTO run_steps (id, created_at, run_id, thread_id, assistant_id, type, status, metadata,"
+            " step_details) VALUES (?,?,?,?,?,'tool_calls','in_progress','{}',?)",
+            (step_id, now, run_id, run["thread_id"], run["assistant_id"], details["id"]),
         )
         step_api(execute(STEP_SQL, (step_id,)).fetchone(), self.loads)
         execute("COMMIT")
@@ -314,11 +314,12 @@ class Floor:
             " RETURNING *",
             (now, step_id),
         ).fetchone()
-        execute(
-            "INSERT INTO run_step_usages (step_id, prompt_tokens, completion_tokens, total_tokens)"
-            " VALUES (?, 10, 5, 15)",
-            (step_id,),
-        )
+        usage = execute(
+            "INSERT INTO run_step_usages (run_id, prompt_tokens, completion_tokens, total_tokens)"
+            " VALUES (?, 10, 5, 15) RETURNING id",
+            (run_id,),
+        ).fetchone()
+        execute("UPDATE run_steps SET usage = ?, last_error = ? WHERE id = ?", (usage["id"], None, step_id))
         row = execute(STEP_SQL, (step_id,)).fetchone()
         execute("COMMIT")
         return step_api(row, self.loads)

@@ -148,6 +148,9 @@ class Naive:
         with Session(self.engine) as session:
             run = session.get(RunRow, run_id)
             assert run is not None
+            details = RunStepDetailsRow(run_id=run_id, type="tool_calls", tool_calls=[])
+            session.add(details)
+            session.flush()
             step = RunStepRow(
                 id=new_id("step"),
                 created_at=now,
@@ -157,20 +160,23 @@ class Naive:
                 type="tool_calls",
                 status="in_progress",
                 metadata_={},
+                step_details=details.id,
             )
             session.add(step)
-            session.flush()
-            session.add(RunStepDetailsRow(step_id=step.id, type="tool_calls", tool_calls=[]))
             session.commit()
             step_id = step.id
         with Session(self.engine) as session:
             ended = session.get(RunStepRow, step_id)
             assert ended is not None
             ended.status, ended.completed_at = "completed", now
-            session.add(RunStepUsageRow(step_id=step_id, prompt_tokens=10, completion_tokens=5, total_tokens=15))
+            session.flush()
+            usage = RunStepUsageRow(run_id=run_id, prompt_tokens=10, completion_tokens=5, total_tokens=15)
+            session.add(usage)
+            session.flush()
+            ended.usage = usage.id
             session.commit()
             session.refresh(ended)
-            details = session.get(RunStepDetailsRow, step_id)
+            details = session.get(RunStepDetailsRow, ended.step_details)
             assert details is not None
             row = {
                 **_shape(ended),

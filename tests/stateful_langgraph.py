@@ -104,7 +104,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
 
         @initialize(target=thread_ids)
         def first_thread(self) -> str:
-            return self.create_thread()
+            return str(self.create_thread())
 
         @rule(target=thread_ids)
         def create_thread(self) -> str:

@@ -237,7 +237,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             run = self.runs.get(run_id)
             if run is None:
                 return
-            calls = [
+            calls: list[dict[str, Any]] = [
                 {"id": f"call_{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
                 for i in range(count)
             ]

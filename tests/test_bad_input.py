@@ -471,7 +471,8 @@ def test_metadata_that_is_not_a_mapping_of_strings_is_refused(store: Store, worl
 
 
 def test_validation_error_is_a_value_error(store: Store) -> None:
-    [error] = assert_refused(store, ValidationError, lambda: store.threads.create(metadata={"k": 1}))
+    metadata: Any = {"k": 1}
+    [error] = assert_refused(store, ValidationError, lambda: store.threads.create(metadata=metadata))
     assert isinstance(error, ValueError)
 
 
@@ -529,7 +530,8 @@ def test_malformed_content_part_is_refused(store: Store, world: World, before: i
 
 def test_empty_content_list_is_refused(store: Store, world: World) -> None:
     calls: dict[str, Callable[[], object]] = {}
-    for empty in ([], ()):
+    empties: tuple[Any, ...] = ([], ())
+    for empty in empties:
         calls |= {
             f"messages.create, content={empty!r}": functools.partial(
                 store.messages.create, world.thread_id, role="user", content=empty
@@ -563,7 +565,8 @@ def test_unknown_step_details_type_is_refused(store: Store, world: World, kind: 
 
 def test_malformed_step_details_are_refused(store: Store, world: World) -> None:
     calls: dict[str, Callable[[], object]] = {}
-    for details in MALFORMED_STEP_DETAILS:
+    malformed: list[Any] = list(MALFORMED_STEP_DETAILS)
+    for details in malformed:
         calls |= {
             f"run_steps.create, {details!r}": functools.partial(
                 store.run_steps.create, world.run_id, step_details=details
@@ -736,15 +739,16 @@ def test_run_with_a_bad_expires_in_is_refused(store: Store, world: World, expire
 
 @pytest.mark.parametrize("size", [2**31, 2**63 - 1, 2**63])
 def test_run_with_an_integer_too_large_to_store_is_refused(store: Store, world: World, size: int) -> None:
+    sizes: dict[str, Any] = {field: size for field in ("expires_in", "max_prompt_tokens", "max_completion_tokens")}
     calls = {
-        field: functools.partial(store.runs.create, world.thread_id, assistant_id=world.assistant_id, **{field: size})
-        for field in ("expires_in", "max_prompt_tokens", "max_completion_tokens")
+        field: functools.partial(store.runs.create, world.thread_id, assistant_id=world.assistant_id, **{field: value})
+        for field, value in sizes.items()
     }
     assert_refused(store, ValidationError, calls)
 
 
 def test_text_with_a_lone_surrogate_is_refused(store: Store, world: World) -> None:
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "message content": functools.partial(store.messages.create, world.thread_id, role="user", content="a\ud800"),
         "metadata value": functools.partial(store.threads.create, metadata={"k": "\udfff"}),
         "assistant model": functools.partial(store.assistants.create, model="a\ud800"),
@@ -753,7 +757,8 @@ def test_text_with_a_lone_surrogate_is_refused(store: Store, world: World) -> No
 
 
 def test_thread_messages_that_are_not_a_list_are_refused(store: Store) -> None:
-    calls = {f"messages={m!r}": functools.partial(store.threads.create, messages=m) for m in ("", {}, 0, False)}
+    not_lists: tuple[Any, ...] = ("", {}, 0, False)
+    calls = {f"messages={m!r}": functools.partial(store.threads.create, messages=m) for m in not_lists}
     assert_refused(store, ValidationError, calls)
 
 
@@ -813,6 +818,6 @@ def test_a_choice_given_as_a_str_enum_is_stored_and_returned_as_its_plain_value(
     class Role(StrEnum):
         USER = "user"
 
-    message = store.messages.create(store.threads.create().id, role=Role.USER, content="x")  # type: ignore[arg-type]
+    message = store.messages.create(store.threads.create().id, role=Role.USER, content="x")
     assert type(message.role) is str and message.role == "user"
     assert type(store.messages.get(message.id).role) is str

@@ -45,7 +45,7 @@ def check_whole(url: str, committed: set[str]) -> None:
                 "SELECT t.id, json_extract(t.metadata, '$.marker'),"
                 " (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),"
                 " (SELECT count(*) FROM runs r WHERE r.thread_id = t.id AND r.status = 'completed'),"
-                " (SELECT count(*) FROM run_steps s JOIN run_step_details d ON d.step_id = s.id"
+                " (SELECT count(*) FROM run_steps s JOIN run_step_details d ON d.id = s.step_details"
                 "   WHERE s.thread_id = t.id AND s.status = 'completed')"
                 " FROM threads t"
             ).all()

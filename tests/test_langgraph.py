@@ -4,6 +4,7 @@ derived thread status, lists and search."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -186,10 +187,11 @@ def test_a_stale_worker_cannot_overwrite_its_successors_result(store: Store, clo
     successor = store.langgraph.runs.claim_next()
     assert successor is not None
     store.langgraph.runs.finish(claimed.run_id, attempt=successor.attempt, status="success")
-    for stale in (
+    stale_calls: list[Callable[[], object]] = [
         lambda: store.langgraph.runs.finish(claimed.run_id, attempt=1, status="error"),
         lambda: store.langgraph.runs.heartbeat(claimed.run_id, attempt=1),
-    ):
+    ]
+    for stale in stale_calls:
         with pytest.raises(ConflictError) as refused:
             stale()
         assert type(refused.value) is ConflictError

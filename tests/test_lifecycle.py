@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.conftest import FakeClock
@@ -41,7 +43,7 @@ def test_an_illegal_move_writes_nothing(store: Store) -> None:
 @pytest.mark.parametrize("terminal", sorted(RUN.terminal))
 def test_terminal_runs_refuse_every_verb(store: Store, terminal: str) -> None:
     run = run_in(store, terminal)
-    verbs = [
+    verbs: list[Callable[[str], object]] = [
         store.runs.start,
         store.runs.cancel,
         store.runs.mark_cancelled,
@@ -177,7 +179,7 @@ def test_a_run_that_ends_ends_its_steps_and_messages(
     message = store.messages.create(run.thread_id, role="assistant", content="..", run_id=run.id, status="in_progress")
     step = store.run_steps.create(run.id, step_details={"type": "tool_calls", "tool_calls": [CALL]})
     clock.advance(7)
-    enders = {
+    enders: dict[str, Callable[[], object]] = {
         "completed": lambda: store.runs.complete(run.id),
         "incomplete": lambda: store.runs.mark_incomplete(run.id, reason="max_completion_tokens"),
         "cancelled": lambda: (store.runs.cancel(run.id), store.runs.mark_cancelled(run.id)),

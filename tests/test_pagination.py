@@ -3,6 +3,8 @@ order, also when many objects share one second; has_more is exact."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +28,7 @@ def fill(store: Store, clock: FakeClock, gaps: list[int]) -> tuple[str, list[str
 
 def walk_forward(store: Store, thread: str, order: str, limit: int) -> list[str]:
     seen: list[str] = []
-    page: Page | None = None
+    page: Page[Any] | None = None
     while page is None or page.has_more:
         page = store.messages.list(thread, order=order, limit=limit, after=page.last_id if page else None)
         seen += [m.id for m in page]

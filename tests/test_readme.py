@@ -10,7 +10,7 @@ import pytest
 from threadstore import Store
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
-BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+BLOCKS: list[str] = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 
 
 def block_after(heading: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.conftest import FakeClock
@@ -63,12 +65,13 @@ def test_deleting_a_thread_deletes_its_messages_runs_and_steps(store: Store) -> 
     message = store.messages.create(run.thread_id, role="assistant", content="x", run_id=run.id)
     step = store.run_steps.create(run.id, step_details={"type": "tool_calls", "tool_calls": [CALL]})
     store.threads.delete(run.thread_id)
-    for get, object_id in [
+    gets: list[tuple[Callable[[str], object], str]] = [
         (store.threads.get, run.thread_id),
         (store.messages.get, message.id),
         (store.runs.get, run.id),
         (store.run_steps.get, step.id),
-    ]:
+    ]
+    for get, object_id in gets:
         with pytest.raises(NotFoundError):
             get(object_id)
 

@@ -33,7 +33,7 @@ def scope_of(store: Store) -> EngineScope:
 
 
 def driver_connection_of_a_unit(store: Store) -> object:
-    with scope_of(store).raw_read() as raw:
+    with scope_of(store).read() as raw:
         return raw.connection.driver_connection
 
 
@@ -93,7 +93,7 @@ def test_closing_the_store_waits_for_the_call_in_flight_then_closes_its_connecti
     used: list[sqlite3.Connection] = []
 
     def hold_a_unit() -> None:
-        with scope_of(sqlite_store).raw_read() as raw:
+        with scope_of(sqlite_store).read() as raw:
             used.append(raw.connection.driver_connection)
             inside.set()
             leave.wait(5)
@@ -111,7 +111,7 @@ def test_closing_the_store_waits_for_the_call_in_flight_then_closes_its_connecti
 
 def test_a_caller_who_finds_the_hot_connection_in_use_gets_another(sqlite_store: Store) -> None:
     seen: list[object] = []
-    with scope_of(sqlite_store).raw_read() as raw:
+    with scope_of(sqlite_store).read() as raw:
         other = threading.Thread(target=lambda: seen.append(driver_connection_of_a_unit(sqlite_store)))
         other.start()
         other.join()
@@ -136,7 +136,7 @@ def test_threads_sharing_a_store_lose_no_write(sqlite_store: Store) -> None:
 
 def test_a_unit_whose_commit_fails_writes_nothing_and_the_store_goes_on(sqlite_store: Store) -> None:
     before = driver_connection_of_a_unit(sqlite_store)
-    with pytest.raises(ThreadStoreError), scope_of(sqlite_store).raw_write() as raw:
+    with pytest.raises(ThreadStoreError), scope_of(sqlite_store).write() as raw:
         cursor = raw.connection.cursor()
         cursor.execute("PRAGMA defer_foreign_keys = ON")  # the broken foreign key fails the COMMIT
         cursor.execute("INSERT INTO threads (id, created_at, metadata) VALUES ('thread_orphan', 1, '{}')")

@@ -103,8 +103,11 @@ RUN_STEP = Spec(
         "expired": "expired_at",
     },
     keep_first=set(),
-    # `last_error` and `usage` live in tables of their own, kept by the repository, not by a rule.
-    fields={},
+    # "`last_error` ... only when failed; `usage` ... only in a terminal status"
+    fields={
+        "last_error": rule("failed"),
+        "usage": rule("completed", "failed", "cancelled", "expired"),
+    },
 )
 
 MESSAGE = Spec(

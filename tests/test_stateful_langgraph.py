@@ -10,6 +10,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.stateful_langgraph import make_machine
 from tests.test_stateful_openai import HUNT, SETTINGS, OpenStore, open_store  # noqa: F401  (fixture)
+from threadstore import transitions
 from threadstore.langgraph import runs as langgraph_runs
 
 
@@ -22,7 +23,7 @@ def test_a_finish_that_ignores_its_attempt_is_caught(
     open_store: OpenStore,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = langgraph_runs.move
+    real = transitions.move  # what the LangGraph runs repository calls
 
     def unfenced(*args: Any, where: Any = (), **kwargs: Any) -> Any:
         return real(*args, **kwargs)

@@ -79,7 +79,7 @@ def test_eight_workers_claim_two_thousand_runs_each_exactly_once(
 
 
 def _claim_and_finish_langgraph(store: Store, _index: int) -> list[str]:
-    done = []
+    done: list[str] = []
     while True:
         run = store.langgraph.runs.claim_next(lease_seconds=300)
         if run is None:
@@ -265,10 +265,11 @@ def test_the_contention_test_fails_for_a_deferred_unlocked_transaction(
 # --- a stale worker ----------------------------------------------------------------------------
 
 
-def _slow_worker(store: Store, _index: int, lease_seconds: int) -> str:
-    run = store.langgraph.runs.claim_next(lease_seconds=lease_seconds)
+def _stalled_worker(store: Store, _index: int, claimed: Any, resume: Any) -> str:
+    run = store.langgraph.runs.claim_next(lease_seconds=1)
     assert run is not None
-    time.sleep(lease_seconds + 1.5)  # stalls past its lease; meanwhile the run is requeued and redone
+    claimed.set()
+    assert resume.wait(timeout=60)  # stalls; meanwhile its lease runs out and the run is redone
     try:
         store.langgraph.runs.finish(run.run_id, attempt=run.attempt, status="error")
     except ConflictError as refused:
@@ -276,28 +277,28 @@ def _slow_worker(store: Store, _index: int, lease_seconds: int) -> str:
     return "overwrote"
 
 
-def test_a_stale_worker_in_another_process_cannot_overwrite_its_successor(store_url: sa.URL) -> None:
-    store = Store(store_url)  # the system clock, as the worker's: leases run out in real time
+def test_a_stale_worker_in_another_process_cannot_overwrite_its_successor(
+    store: Store, store_url: sa.URL, clock: FakeClock
+) -> None:
+    # Time moves only when the test moves it, and the worker waits for a signal, not a sleep: the
+    # test does not depend on how fast the machine is.
     thread = store.langgraph.threads.create().thread_id
     run = store.langgraph.runs.create(thread, assistant_id="agent")
     context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    stale = context.Process(
-        target=_worker, args=(_slow_worker, store_url.render_as_string(hide_password=False), None, (0, 1), results)
-    )
+    results, claimed, resume = context.Queue(), context.Event(), context.Event()
+    text = store_url.render_as_string(hide_password=False)
+    stale = context.Process(target=_worker, args=(_stalled_worker, text, clock.now, (0, claimed, resume), results))
     stale.start()
-    deadline = time.monotonic() + 30
-    while store.langgraph.runs.get(run.run_id).status != "running" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.2)
+    assert claimed.wait(timeout=60)
+    clock.advance(2)  # past the worker's one-second lease
     assert [r.run_id for r in store.langgraph.runs.requeue_stale()] == [run.run_id]
     successor = store.langgraph.runs.claim_next()
     assert successor is not None and successor.attempt == 2
     store.langgraph.runs.finish(run.run_id, attempt=2, status="success")
+    resume.set()
     assert results.get(timeout=60) == ("ok", "ConflictError")
     stale.join(timeout=30)
     assert store.langgraph.runs.get(run.run_id).status == "success"
-    store.close()
 
 
 # --- fork ------------------------------------------------------------------------------------------

@@ -318,8 +318,3 @@ def one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnEle
 def exists(table: sa.Table) -> Statement:
     """Whether `table` has a row with the id in parameter `id`."""
     return Statement(sa.select(table.c.id).where(table.c.id == sa.bindparam("id")))
-
-
-def raw_of(connection: Raw) -> Raw:
-    """The executor itself (kept while callers move off SQLAlchemy Connections)."""
-    return connection

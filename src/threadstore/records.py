@@ -20,7 +20,7 @@ Json = dict[str, Any]
 """A JSON object, decoded."""
 JsonList = list[dict[str, Any]]
 """A JSON array of objects, decoded."""
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 """One row as the executor returns it: column name → decoded value."""
 RowReader = Callable[[Row], "tuple[Any, ...] | list[Any]"]
 

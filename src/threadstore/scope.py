@@ -46,15 +46,6 @@ class Scope:
         """The executor of a unit of work for writing (on SQLite, under BEGIN IMMEDIATE)."""
         raise NotImplementedError
 
-    # The names of the hot paths' units before there was one kind of unit.
-    def raw_read(self) -> AbstractContextManager[Raw]:
-        """As `read`."""
-        return self.read()
-
-    def raw_write(self) -> AbstractContextManager[Raw]:
-        """As `write`."""
-        return self.write()
-
 
 class EngineScope(Scope):
     """Each read or write is its own unit of work, committed when it succeeds."""

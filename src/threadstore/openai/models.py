@@ -6,7 +6,7 @@ the seed generator's blanket NOT NULL: a `*_at`, `last_error` or `usage` is null
 
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, text
 from sqlmodel import Field
 
 from threadstore.openai.states import (
@@ -27,6 +27,19 @@ ACTIVE_RUN_STATUSES = ", ".join(f"'{s}'" for s in sorted(RUN.active))
 
 def _fk(target: str, *, ondelete: str | None = None, nullable: bool = False) -> Any:
     return Field(sa_column=Column(String, ForeignKey(target, ondelete=ondelete), nullable=nullable))
+
+
+# A 64-bit key (the seed's `long`), declared INTEGER on SQLite, where only an INTEGER PRIMARY KEY
+# is the rowid and numbers new rows itself.
+ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _row_id() -> Any:
+    return Field(default=None, sa_column=Column(ROW_ID, primary_key=True, autoincrement=True))
+
+
+def _related(target: str, *, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(ROW_ID, ForeignKey(target), nullable=nullable, unique=True))
 
 
 def _seconds(*, nullable: bool = True) -> Any:
@@ -158,8 +171,10 @@ class MessageRow(Base, table=True):
 
 
 class RunStepRow(Base, table=True):
-    """A step of a run. Its details, last error and usage live in related tables, one row each,
-    keyed by the step's id, so that deleting the step deletes them too."""
+    """A step of a run. As in the seed, `step_details`, `last_error` and `usage` are foreign keys
+    to rows of their own tables; `last_error` and `usage` are null until the step has them. Each
+    related row belongs to one step (unique) and to the step's run, so deleting the run or the
+    thread deletes it too; deleting a step alone deletes its related rows in the same unit."""
 
     __tablename__ = "run_steps"
     __table_args__ = (
@@ -167,6 +182,7 @@ class RunStepRow(Base, table=True):
         Index(None, "thread_id"),
         one_of("status", RUN_STEP.statuses, "status"),
         one_of("type", STEP_TYPES, "type"),
+        *status_checks(RUN_STEP),
     )
 
     id: str = Field(primary_key=True)
@@ -181,6 +197,9 @@ class RunStepRow(Base, table=True):
     failed_at: int | None = _seconds()
     completed_at: int | None = _seconds()
     metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
+    step_details: int = _related("run_step_details.id", nullable=False)
+    last_error: int | None = _related("run_step_last_errors.id")
+    usage: int | None = _related("run_step_usages.id")
 
 
 class RunStepDetailsRow(Base, table=True):
@@ -188,6 +207,7 @@ class RunStepDetailsRow(Base, table=True):
 
     __tablename__ = "run_step_details"
     __table_args__ = (
+        Index(None, "run_id"),
         one_of("type", STEP_TYPES, "type"),
         CheckConstraint(
             "(type = 'message_creation' AND message_id IS NOT NULL AND tool_calls IS NULL)"
@@ -196,7 +216,8 @@ class RunStepDetailsRow(Base, table=True):
         ),
     )
 
-    step_id: str = Field(sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True))
+    id: int | None = _row_id()
+    run_id: str = _fk("runs.id", ondelete="CASCADE")
     type: str
     message_id: str | None = Field(default=None)
     tool_calls: list[Any] | None = Field(default=None, sa_column=json_column("tool_calls", nullable=True))
@@ -206,9 +227,10 @@ class RunStepLastErrorRow(Base, table=True):
     """The `last_error` of a failed run step."""
 
     __tablename__ = "run_step_last_errors"
-    __table_args__ = (one_of("code", STEP_ERROR_CODES, "code"),)
+    __table_args__ = (Index(None, "run_id"), one_of("code", STEP_ERROR_CODES, "code"))
 
-    step_id: str = Field(sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True))
+    id: int | None = _row_id()
+    run_id: str = _fk("runs.id", ondelete="CASCADE")
     code: str
     message: str
 
@@ -217,8 +239,10 @@ class RunStepUsageRow(Base, table=True):
     """The token `usage` of a run step that has ended."""
 
     __tablename__ = "run_step_usages"
+    __table_args__ = (Index(None, "run_id"),)
 
-    step_id: str = Field(sa_column=Column(String, ForeignKey("run_steps.id", ondelete="CASCADE"), primary_key=True))
+    id: int | None = _row_id()
+    run_id: str = _fk("runs.id", ondelete="CASCADE")
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int

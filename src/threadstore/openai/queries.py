@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import NotFoundError
-from threadstore.fastsql import Raw, Statement, insert, one_of, raw_of
+from threadstore.fastsql import Raw, Statement, insert, one_of
 from threadstore.ids import new_id
 from threadstore.openai.api import RunStep
 from threadstore.openai.models import (
@@ -37,9 +37,9 @@ STEP_QUERY = (
         run_step_usages.c.completion_tokens,
         run_step_usages.c.total_tokens,
     )
-    .join(run_step_details, run_step_details.c.step_id == run_steps.c.id)
-    .outerjoin(run_step_last_errors, run_step_last_errors.c.step_id == run_steps.c.id)
-    .outerjoin(run_step_usages, run_step_usages.c.step_id == run_steps.c.id)
+    .join(run_step_details, run_step_details.c.id == run_steps.c.step_details)
+    .outerjoin(run_step_last_errors, run_step_last_errors.c.id == run_steps.c.last_error)
+    .outerjoin(run_step_usages, run_step_usages.c.id == run_steps.c.usage)
 )
 
 
@@ -63,7 +63,7 @@ def load_step(connection: Raw, step_id: str, *, run_id: str | None = None) -> Ru
         NotFoundError: there is none.
     """
     params = {"id": step_id} if run_id is None else {"id": step_id, "run_id": run_id}
-    row = raw_of(connection).first(_STEP[run_id is not None], params)
+    row = connection.first(_STEP[run_id is not None], params)
     if row is None:
         raise NotFoundError("run step", step_id)
     return RunStep.from_row(row)
@@ -77,16 +77,49 @@ def details_values(details: dict[str, Any]) -> dict[str, Any]:
 
 
 _INSERT_STEP = insert(run_steps)
-_INSERT_DETAILS = insert(run_step_details)
 _EMPTY_STEP = {column.name: None for column in run_steps.c}
 
 
-def insert_step(
-    connection: Raw, now: int, run: Mapping[str, Any], details: dict[str, Any], metadata: dict[str, str]
-) -> str:
+def _insert_related(table: sa.Table) -> Statement:
+    """INSERT of one row of a step's related `table`, every column but the id a parameter;
+    returns the id the database gave it."""
+    columns = [column for column in table.c if column.name != "id"]
+    values = {column.name: sa.bindparam(column.name, type_=column.type) for column in columns}
+    return Statement(sa.insert(table).values(values).returning(table.c.id))
+
+
+_INSERT_DETAILS = _insert_related(run_step_details)
+_INSERT_USAGE = _insert_related(run_step_usages)
+_INSERT_LAST_ERROR = _insert_related(run_step_last_errors)
+# A step's details change in place, in the row its step_details names.
+SET_DETAILS = Statement(
+    sa.update(run_step_details)
+    .where(
+        run_step_details.c.id
+        == sa.select(run_steps.c.step_details).where(run_steps.c.id == sa.bindparam("step_id")).scalar_subquery()
+    )
+    .values(
+        type=sa.bindparam("type"),
+        message_id=sa.bindparam("message_id"),
+        tool_calls=sa.bindparam("tool_calls", type_=run_step_details.c.tool_calls.type),
+    )
+)
+_SET_END = Statement(
+    sa.update(run_steps)
+    .where(run_steps.c.id == sa.bindparam("id"))
+    .values(usage=sa.bindparam("usage"), last_error=sa.bindparam("last_error"))
+)
+
+
+def _inserted_id(raw: Raw, statement: Statement, values: Mapping[str, Any]) -> int:
+    row = raw.first(statement, values)
+    assert row is not None  # an INSERT ... RETURNING returns the row it inserted
+    return int(row["id"])
+
+
+def insert_step(raw: Raw, now: int, run: Mapping[str, Any], details: dict[str, Any], metadata: dict[str, str]) -> str:
     """Write an in-progress step of `run` (its `id`, `thread_id` and `assistant_id`) with checked
     `details`; return its id."""
-    raw = raw_of(connection)
     step_id = new_id("step")
     step = {
         **_EMPTY_STEP,
@@ -97,10 +130,10 @@ def insert_step(
         "assistant_id": run["assistant_id"],
         "type": details["type"],
         "status": RUN_STEP.initial,
+        "step_details": _inserted_id(raw, _INSERT_DETAILS, {"run_id": run["id"], **details_values(details)}),
         "metadata": metadata,
     }
     create(raw, _INSERT_STEP, step, RUN_STEP)
-    raw.execute(_INSERT_DETAILS, {"step_id": step_id, **details_values(details)})
     return step_id
 
 
@@ -117,20 +150,21 @@ MESSAGE_IN_THREAD = Statement(
 )
 
 
-INSERT_USAGE = insert(run_step_usages)
-INSERT_LAST_ERROR = insert(run_step_last_errors)
-
-
 def record_step_end(
-    connection: Raw, step_id: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None
+    raw: Raw, run_id: str, step_id: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None
 ) -> None:
-    """Write the usage and last error of a step that has just ended."""
-    raw = raw_of(connection)
+    """Write the usage and last error of a step of `run_id` that has just ended, each a row of its
+    own that the step then names. Written after the move, so that a move refused leaves nothing
+    behind even in a transaction that goes on."""
+    if usage is None and error is None:
+        return
+    ids: dict[str, Any] = {"id": step_id, "usage": None, "last_error": None}
     if usage is not None:
-        raw.execute(INSERT_USAGE, {"step_id": step_id, **usage})
+        ids["usage"] = _inserted_id(raw, _INSERT_USAGE, {"run_id": run_id, **usage})
     if error is not None:
         code, message = error
-        raw.execute(INSERT_LAST_ERROR, {"step_id": step_id, "code": code, "message": message})
+        ids["last_error"] = _inserted_id(raw, _INSERT_LAST_ERROR, {"run_id": run_id, "code": code, "message": message})
+    raw.execute(_SET_END, ids)
 
 
 # The message write path, as statements compiled once (fastsql).

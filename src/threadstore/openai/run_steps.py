@@ -1,4 +1,5 @@
-"""The run steps repository. A step's details, last error and usage live in their own tables."""
+"""The run steps repository. A step's details, last error and usage are rows of their own tables,
+which the step names by foreign key."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from threadstore.errors import ConflictError, NotFoundError, ValidationError
 from threadstore.fastsql import Statement
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, RunStep
-from threadstore.openai.models import run_step_details, run_steps, runs
+from threadstore.openai.models import run_step_details, run_step_last_errors, run_step_usages, run_steps, runs
 from threadstore.openai.queries import (
     MESSAGE_IN_THREAD,
     RUN_OF_STEP_LOCKED,
+    SET_DETAILS,
     STEP_QUERY,
     details_values,
     insert_step,
@@ -29,15 +31,20 @@ from threadstore.validation import check_metadata
 
 KIND = "run step"
 _ROWS = Rows(run_steps, KIND)
-_SET_DETAILS = Statement(
-    sa.update(run_step_details)
-    .where(run_step_details.c.step_id == sa.bindparam("step_id"))
-    .values(
-        type=sa.bindparam("type"),
-        message_id=sa.bindparam("message_id"),
-        tool_calls=sa.bindparam("tool_calls", type_=run_step_details.c.tool_calls.type),
-    )
+# Deleting a step deletes the rows it names; the step first, as they are what its keys point at.
+_DELETE = Statement(
+    sa.delete(run_steps)
+    .where(run_steps.c.id == sa.bindparam("id"))
+    .returning(run_steps.c.step_details, run_steps.c.last_error, run_steps.c.usage)
 )
+_DELETE_RELATED = {
+    column: Statement(sa.delete(table).where(table.c.id == sa.bindparam("id")))
+    for column, table in (
+        ("step_details", run_step_details),
+        ("last_error", run_step_last_errors),
+        ("usage", run_step_usages),
+    )
+}
 _LIST = Lister(STEP_QUERY, run_steps, scope=("run_id",), owner=Owner(runs, "run", "run_id"))
 
 
@@ -152,7 +159,7 @@ class RunSteps:
                 raise ValidationError(f"Step {step_id} is a {step.type} step, not {details['type']}.")
             if step.status != "in_progress":
                 raise ConflictError(f"Step {step_id} is {step.status}; its details change only while in_progress.")
-            raw.execute(_SET_DETAILS, {"step_id": step_id, **details_values(details)})
+            raw.execute(SET_DETAILS, {"step_id": step_id, **details_values(details)})
             return load_step(raw, step_id)
 
     def complete(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
@@ -218,8 +225,8 @@ class RunSteps:
     ) -> RunStep:
         checked_usage = content.usage(usage)
         with self._scope.write() as raw:
-            move(raw, run_steps, RUN_STEP, verb, step_id, self._scope.now())
-            record_step_end(raw, step_id, usage=checked_usage, error=error)
+            step = move(raw, run_steps, RUN_STEP, verb, step_id, self._scope.now())
+            record_step_end(raw, step["run_id"], step_id, usage=checked_usage, error=error)
             return load_step(raw, step_id)
 
     def delete(self, step_id: str) -> Deleted:
@@ -232,5 +239,10 @@ class RunSteps:
             NotFoundError: there is no such step.
         """
         with self._scope.write() as raw:
-            _ROWS.delete(raw, step_id)
+            keys = raw.first(_DELETE, {"id": step_id})
+            if keys is None:
+                raise NotFoundError(KIND, step_id)
+            for column, statement in _DELETE_RELATED.items():
+                if keys[column] is not None:
+                    raw.execute(statement, {"id": keys[column]})
         return Deleted(step_id, "thread.run.step.deleted")

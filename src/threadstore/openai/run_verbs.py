@@ -10,7 +10,7 @@ from threadstore.fastsql import Raw, Statement, one_of
 from threadstore.openai import content
 from threadstore.openai.api import Run
 from threadstore.openai.models import messages, run_step_details, run_steps, runs
-from threadstore.openai.queries import RUNS, insert_step, record_step_end
+from threadstore.openai.queries import RUNS, SET_DETAILS, insert_step, record_step_end
 from threadstore.openai.states import (
     MESSAGE,
     MESSAGE_END_WHEN_RUN_ENDS,
@@ -102,7 +102,7 @@ def end_children(raw: Raw, run: Run, now: int) -> None:
     if end_steps.target == "failed" and run.last_error is not None:
         code = run.last_error.code if run.last_error.code in STEP_ERROR_CODES else "server_error"
         for step_id in ended:
-            record_step_end(raw, step_id, usage=None, error=(code, run.last_error.message))
+            record_step_end(raw, run.id, step_id, usage=None, error=(code, run.last_error.message))
     move_all(raw, end_messages, now, {"run_id": run.id})
 
 
@@ -147,18 +147,13 @@ def _tool_outputs(tool_outputs: object) -> dict[str, str]:
 
 _HOLDING = Statement(
     sa.select(run_steps.c.id, run_step_details.c.tool_calls)
-    .join(run_step_details, run_step_details.c.step_id == run_steps.c.id)
+    .join(run_step_details, run_step_details.c.id == run_steps.c.step_details)
     .where(
         run_steps.c.run_id == sa.bindparam("run_id"),
         run_steps.c.status == "in_progress",
         run_steps.c.type == "tool_calls",
     )
     .order_by(run_steps.c.created_at.desc(), run_steps.c.id.desc())
-)
-_SET_TOOL_CALLS = Statement(
-    sa.update(run_step_details)
-    .where(run_step_details.c.step_id == sa.bindparam("step_id"))
-    .values(tool_calls=sa.bindparam("tool_calls", type_=run_step_details.c.tool_calls.type))
 )
 
 
@@ -171,7 +166,7 @@ def _step_holding(raw: Raw, run_id: str, call_ids: set[str]) -> tuple[str, list[
 
 
 def _set_tool_calls(raw: Raw, step_id: str, tool_calls: list[Json]) -> None:
-    raw.execute(_SET_TOOL_CALLS, {"step_id": step_id, "tool_calls": tool_calls})
+    raw.execute(SET_DETAILS, {"step_id": step_id, "type": "tool_calls", "message_id": None, "tool_calls": tool_calls})
 
 
 class RunVerbs:

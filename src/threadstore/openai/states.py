@@ -65,6 +65,12 @@ RUN_STEP = Machine(
         "cancelled": "cancelled_at",
         "expired": "expired_at",
     },
+    # Not required: the cascade of a run's end moves its steps in one statement, then gives each
+    # step it failed its own copy of the run's error.
+    fields={
+        "last_error": FieldRule(frozenset({"failed"})),
+        "usage": FieldRule(frozenset({"completed", "failed", "cancelled", "expired"})),
+    },
     verbs={
         "complete": _verb("completed", "in_progress"),
         "fail": _verb("failed", "in_progress"),
