@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from threadstore.db import create_engine
 from threadstore.langgraph import states as langgraph_states
 from threadstore.lifecycle import FieldRule, Machine
 from threadstore.openai import states as openai_states
-from threadstore.schema import metadata
+from threadstore.schema import metadata, status_checks
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 LIFECYCLES = README.split("\n## Lifecycles\n", 1)[1].split("\n## ", 1)[0]
@@ -215,6 +215,11 @@ def test_each_status_moves_exactly_where_the_table_says(spec: Spec) -> None:
     assert transitions_of(spec.machine) == spec.transitions
 
 
+def test_a_planted_wrong_edge_differs_from_the_spec() -> None:
+    wrong = {**OPENAI_RUN.machine.transitions, "cancelled": frozenset({"in_progress"})}
+    assert transitions_of(replace(OPENAI_RUN.machine, transitions=wrong)) != OPENAI_RUN.transitions
+
+
 @each_machine
 def test_the_active_statuses_are_the_specified_ones(spec: Spec) -> None:
     assert spec.machine.active == spec.active
@@ -327,12 +332,15 @@ def reflected_checks(engine: Engine) -> Checks:
         }
 
 
+def compiled_sql(check: sa.CheckConstraint, engine: Engine) -> str:
+    """A CHECK constraint's condition compiled for `engine`'s dialect, normalised."""
+    return normalised(str(check.sqltext.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})))
+
+
 def compiled_checks(engine: Engine) -> Checks:
     """Every CHECK constraint of the models, compiled for `engine`'s dialect."""
     return {
-        (table.name, str(check.name)): normalised(
-            str(check.sqltext.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-        )
+        (table.name, str(check.name)): compiled_sql(check, engine)
         for table in metadata.sorted_tables
         for check in table.constraints
         if isinstance(check, sa.CheckConstraint)
@@ -389,11 +397,26 @@ def test_the_models_and_the_migrations_have_the_same_check_constraints(schemas: 
     assert (only_in_models, only_in_migrations) == ([], [])
 
 
+def differing(modelled: Checks, migrated: Checks) -> dict[tuple[str, str], tuple[str, str]]:
+    """The constraints both have whose SQL differs: (models', migrations')."""
+    both = set(modelled) & set(migrated)
+    return {key: (modelled[key], migrated[key]) for key in sorted(both) if modelled[key] != migrated[key]}
+
+
 def test_each_check_constraint_says_the_same_in_the_models_and_the_migrations(schemas: Schemas) -> None:
-    both = sorted(set(schemas.modelled) & set(schemas.migrated))
-    assert both
-    differing = {key: (schemas.modelled[key], schemas.migrated[key]) for key in both}
-    assert {key: pair for key, pair in differing.items() if pair[0] != pair[1]} == {}
+    assert set(schemas.modelled) & set(schemas.migrated)
+    assert differing(schemas.modelled, schemas.migrated) == {}
+
+
+def test_a_drifted_field_rule_is_caught_against_the_migrated_schema(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    migrate.upgrade(engine)
+    drifted = {**dict(openai_states.RUN.fields), "incomplete_reason": rule("incomplete", "failed")}
+    check = status_checks(replace(openai_states.RUN, fields=drifted))[list(drifted).index("incomplete_reason")]
+    compiled = {("runs", "ck_runs_incomplete_reason_by_status"): compiled_sql(check, engine)}
+    migrated = reflected_checks(engine)
+    engine.dispose()
+    assert list(differing(compiled, migrated)) == [("runs", "ck_runs_incomplete_reason_by_status")]
 
 
 def test_every_specified_field_rule_is_a_check_constraint_of_the_migrated_schema(schemas: Schemas) -> None:
