@@ -10,12 +10,14 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
 
 import threadstore.openai.models  # noqa: F401  (registers the tables)
 from threadstore import Store
@@ -55,18 +57,27 @@ def postgres_url_in_schema(schema: str) -> sa.URL:
     return url.update_query_dict({"options": f"-csearch_path={schema}"})
 
 
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A new, empty PostgreSQL schema, dropped afterwards."""
+@contextmanager
+def new_postgres_schema() -> Iterator[str]:
+    """The name of a new, empty PostgreSQL schema, dropped on the way out."""
     assert POSTGRES_URL
     name = f"ts_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {name}")
-    yield name
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
-    admin.dispose()
+    try:
+        yield name
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A new, empty PostgreSQL schema, dropped afterwards."""
+    with new_postgres_schema() as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +150,19 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
             table.name: sorted(tuple(repr(v) for v in row) for row in connection.execute(sa.select(table)))
             for table in metadata.sorted_tables
         }
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> URL:
+    """An empty, never migrated database: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        return sa.make_url(f"sqlite:///{tmp_path / 'empty.db'}")
+    return postgres_url_in_schema(request.getfixturevalue("pg_schema"))
+
+
+@pytest.fixture
+def engine(empty_url: URL) -> Iterator[Engine]:
+    """A threadstore engine on `empty_url`, disposed before the database is dropped."""
+    created = create_engine(empty_url)
+    yield created
+    created.dispose()

@@ -7,17 +7,12 @@ head, where the store reads it: every step's `to_api()` is the same at all three
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from tests.conftest import BACKENDS, FakeClock, postgres_url_in_schema
+from tests.conftest import FakeClock
 from tests.test_step_related_rows import USAGE, fill, orphans
 from threadstore import Store, migrate
-from threadstore.db import create_engine
 from threadstore.openai.api import RunStep
 from threadstore.records import Json
 from threadstore.schema import json_type
@@ -30,20 +25,6 @@ STEPS_AT_0003 = sa.text(
     " LEFT JOIN run_step_last_errors e ON e.step_id = s.id"
     " LEFT JOIN run_step_usages u ON u.step_id = s.id"
 ).columns(metadata=json_type(), tool_calls=json_type())
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Any) -> URL:
-    if request.param == "sqlite":
-        return sa.make_url(f"sqlite:///{tmp_path / 'migrated.db'}")
-    return postgres_url_in_schema(request.getfixturevalue("pg_schema"))
-
-
-@pytest.fixture
-def engine(url: URL) -> Iterator[Engine]:
-    created = create_engine(url)
-    yield created
-    created.dispose()
 
 
 def steps_at_0003(engine: Engine) -> dict[str, Json]:
@@ -70,29 +51,29 @@ def filled(url: URL, engine: Engine) -> dict[str, Json]:
     return steps
 
 
-def test_downgrading_to_0003_keeps_every_step_with_its_details_error_and_usage(url: URL, engine: Engine) -> None:
-    steps = filled(url, engine)
+def test_downgrading_to_0003_keeps_every_step_with_its_details_error_and_usage(empty_url: URL, engine: Engine) -> None:
+    steps = filled(empty_url, engine)
     migrate.downgrade(engine, "0003")
     assert steps_at_0003(engine) == steps
 
 
-def test_upgrading_from_0003_keeps_every_steps_api_object(url: URL, engine: Engine) -> None:
-    steps = filled(url, engine)
+def test_upgrading_from_0003_keeps_every_steps_api_object(empty_url: URL, engine: Engine) -> None:
+    steps = filled(empty_url, engine)
     migrate.downgrade(engine, "0003")
     migrate.upgrade(engine)
-    assert steps_at_head(url) == steps
-    with Store(url) as store:
+    assert steps_at_head(empty_url) == steps
+    with Store(empty_url) as store:
         assert orphans(store) == dict.fromkeys(orphans(store), 0)
 
 
-def test_after_the_upgrade_new_steps_take_keys_of_their_own(url: URL, engine: Engine) -> None:
-    steps = filled(url, engine)
+def test_after_the_upgrade_new_steps_take_keys_of_their_own(empty_url: URL, engine: Engine) -> None:
+    steps = filled(empty_url, engine)
     migrate.downgrade(engine, "0003")
     migrate.upgrade(engine)
-    with Store(url) as store:
+    with Store(empty_url) as store:
         thread = store.threads.create().id
         run = store.runs.start(store.runs.create(thread, assistant_id=next(iter(steps.values()))["assistant_id"]).id)
         step = store.run_steps.create(run.id, step_details={"type": "tool_calls", "tool_calls": []})
         new = store.run_steps.fail(step.id, code="server_error", message="new", usage=USAGE).to_api()
     assert new["last_error"] == {"code": "server_error", "message": "new"}
-    assert steps_at_head(url) == {**steps, step.id: new}
+    assert steps_at_head(empty_url) == {**steps, step.id: new}

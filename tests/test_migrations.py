@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine
 
 import threadstore.openai.models  # noqa: F401  (registers the tables)
-from tests.conftest import BACKENDS, SKIP_POSTGRES, postgres_url_in_schema
+from tests.conftest import SKIP_POSTGRES, postgres_url_in_schema
 from threadstore import SchemaOutOfDateError, StorageError, Store, migrate
 from threadstore.cli import main as cli_main
 from threadstore.db import create_engine, normalize_url
@@ -39,22 +38,6 @@ SUBPROCESS_TIMEOUT = 300
 
 
 # --- fixtures and helpers -------------------------------------------------------------------------
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> URL:
-    """An empty, never migrated database: a new SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        return sa.make_url(f"sqlite:///{tmp_path / 'empty.db'}")
-    return postgres_url_in_schema(request.getfixturevalue("pg_schema"))
-
-
-@pytest.fixture
-def engine(empty_url: URL) -> Iterator[Engine]:
-    """A threadstore engine on `empty_url`, disposed before the database is dropped."""
-    created = create_engine(empty_url)
-    yield created
-    created.dispose()
 
 
 def script_directory() -> ScriptDirectory:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 import threadstore.langgraph.models
 import threadstore.openai.models
-from tests.conftest import BACKENDS, POSTGRES_URL, postgres_url_in_schema
+from tests.conftest import BACKENDS, new_postgres_schema, postgres_url_in_schema
 from threadstore import migrate
 from threadstore.db import create_engine
 from threadstore.langgraph import states as langgraph_states
@@ -348,21 +347,14 @@ def compiled_checks(engine: Engine) -> Checks:
 
 
 @contextmanager
-def new_postgres_schema() -> Iterator[Engine]:
+def engine_on_new_schema() -> Iterator[Engine]:
     """An engine on a new, empty PostgreSQL schema, which is dropped afterwards."""
-    assert POSTGRES_URL
-    name = f"ts_specs_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {name}")
-    engine = create_engine(postgres_url_in_schema(name))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
-        admin.dispose()
+    with new_postgres_schema() as name:
+        engine = create_engine(postgres_url_in_schema(name))
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -384,7 +376,7 @@ def schemas(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Schemas(migrated=reflected_checks(engine), modelled=compiled_checks(engine))
         engine.dispose()
         return
-    with new_postgres_schema() as migrated, new_postgres_schema() as modelled:
+    with engine_on_new_schema() as migrated, engine_on_new_schema() as modelled:
         migrate.upgrade(migrated)
         metadata.create_all(modelled)
         yield Schemas(migrated=reflected_checks(migrated), modelled=reflected_checks(modelled))
