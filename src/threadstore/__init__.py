@@ -4,6 +4,7 @@ from threadstore import Store
 store = Store("sqlite:///app.db")
 """
 
+from threadstore.async_store import AsyncStore, AsyncTransaction
 from threadstore.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -19,6 +20,8 @@ from threadstore.store import Store, Transaction
 
 __all__ = [
     "Assistant",
+    "AsyncStore",
+    "AsyncTransaction",
     "ConflictError",
     "Deleted",
     "InvalidTransitionError",

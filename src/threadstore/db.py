@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -22,6 +22,9 @@ from sqlalchemy.pool import StaticPool
 
 from threadstore.errors import ConflictError, StorageError, ThreadStoreError, ValidationError
 from threadstore.validation import check_choice
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 Synchronous = Literal["NORMAL", "FULL"]
 WRITE_OPTION = "threadstore_write"
@@ -95,6 +98,23 @@ def create_engine(
     engine = sa.create_engine(parsed, **options)
     _configure_sqlite(engine, synchronous=synchronous, wal=not in_memory)
     _engines.add(engine)
+    return engine
+
+
+def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] | None = None) -> AsyncEngine:
+    """An async engine for the PostgreSQL `url` (psycopg's async connections), for AsyncStore.
+
+    Its `sync_engine` is what the repositories run on, inside greenlets (see async_store).
+
+    Raises:
+        ValidationError: `url` is not a PostgreSQL URL.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if url.get_backend_name() != "postgresql":
+        raise ValidationError(f"Not a PostgreSQL URL: {url.render_as_string()!r}.")
+    engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **(engine_options or {}))
+    _engines.add(engine.sync_engine)
     return engine
 
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Engine
 
 from threadstore import migrate
 from threadstore.clock import Clock, system_clock
@@ -72,14 +72,25 @@ class Store(Repositories):
         Raises:
             ValidationError: the URL is not a supported database URL.
         """
-        self.url = normalize_url(url if url is not None else DEFAULT_URL)
-        self.engine = create_engine(self.url, synchronous=synchronous, engine_options=engine_options)
+        parsed = normalize_url(url if url is not None else DEFAULT_URL)
+        self._open(parsed, create_engine(parsed, synchronous=synchronous, engine_options=engine_options), clock)
+        if migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine):
+            self.migrate()
+
+    @classmethod
+    def _on_engine(cls, url: URL, engine: Engine, clock: Clock | None) -> Store:
+        """A store on an engine made elsewhere (AsyncStore's, whose connections are async), not migrated."""
+        store = cls.__new__(cls)
+        store._open(url, engine, clock)
+        return store
+
+    def _open(self, url: URL, engine: Engine, clock: Clock | None) -> None:
+        self.url = url
+        self.engine = engine
         self.clock = clock or system_clock
         self._schema_current = False
         self._engine_scope = EngineScope(self.engine, self.clock, self._require_current_schema)
         super().__init__(self._engine_scope)
-        if migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine):
-            self.migrate()
 
     def migrate(self) -> None:
         """Upgrade the database schema to the newest revision (a no-op when it is current)."""

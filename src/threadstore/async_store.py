@@ -1,0 +1,154 @@
+"""AsyncStore: the Store's repositories as coroutines, running the Store's own code.
+
+Every call runs the sync repository method, unchanged, through a runner (runners.py): in a
+greenlet over psycopg's async connections on PostgreSQL, in a thread of the store's pool on
+SQLite. Nothing of a repository is written twice; see README.md, "AsyncStore".
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import URL
+
+from threadstore import migrate
+from threadstore.async_repositories import (
+    AsyncAssistants,
+    AsyncLangGraph,
+    AsyncMessages,
+    AsyncRuns,
+    AsyncRunSteps,
+    AsyncThreads,
+)
+from threadstore.clock import Clock
+from threadstore.db import DEFAULT_URL, Synchronous, create_async_postgres_engine, create_engine, normalize_url
+from threadstore.runners import GreenletRunner, Runner, ThreadRunner
+from threadstore.store import Repositories, Store
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Threads of a SQLite AsyncStore: enough that calls waiting for the write lock, which SQLite
+# grants one writer at a time, leave threads for the calls that will let it go.
+SQLITE_THREADS = 8
+
+
+class AsyncRepositories:
+    """The awaitable repositories over the sync repositories of one scope."""
+
+    def __init__(self, sync: Repositories, run: Runner) -> None:
+        self.assistants = AsyncAssistants(sync.assistants, run)
+        self.threads = AsyncThreads(sync.threads, run)
+        self.messages = AsyncMessages(sync.messages, run)
+        self.runs = AsyncRuns(sync.runs, run)
+        self.run_steps = AsyncRunSteps(sync.run_steps, run)
+        self.langgraph = AsyncLangGraph(sync.langgraph, run)
+
+
+class AsyncTransaction(AsyncRepositories):
+    """One unit of work: every awaited call inside it commits or rolls back together."""
+
+
+class AsyncStore(AsyncRepositories):
+    """threadstore's entry point for async servers: `Store`'s repositories and verbs, awaited.
+
+    ``async with AsyncStore(url) as store:``. Same arguments, objects and typed errors as
+    `Store`; each call is its own transaction; group calls with `transaction()`.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        clock: Clock | None = None,
+        synchronous: Synchronous = "NORMAL",
+        migrate_on_open: bool | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Open a store. Nothing is awaited: a migration on open (SQLite's default, or asked for
+        with `migrate_on_open=True`) runs before this returns, as it does for `Store`.
+
+        Args:
+            url: a database URL; ``sqlite:///threadstore.db`` when None.
+            clock: returns the current time as an aware datetime; the system's UTC clock by default.
+            synchronous: SQLite durability, NORMAL or FULL.
+            migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
+            engine_options: passed on to SQLAlchemy's engine (pool settings and the like).
+
+        Raises:
+            ValidationError: the URL is not a supported database URL.
+        """
+        parsed = normalize_url(url if url is not None else DEFAULT_URL)
+        self.url = parsed
+        self._async_engine: AsyncEngine | None = None
+        self._run: Runner
+        if parsed.get_backend_name() == "postgresql":
+            if migrate_on_open:
+                _migrate_now(parsed)
+            self._async_engine = create_async_postgres_engine(parsed, engine_options=engine_options)
+            self._store = Store._on_engine(parsed, self._async_engine.sync_engine, clock)
+            self._run = GreenletRunner()
+        else:
+            self._store = Store(
+                parsed,
+                clock=clock,
+                synchronous=synchronous,
+                migrate_on_open=migrate_on_open,
+                engine_options=engine_options,
+            )
+            self._run = ThreadRunner(SQLITE_THREADS)
+        self.clock = self._store.clock
+        super().__init__(self._store, self._run)
+
+    async def migrate(self) -> None:
+        """Upgrade the database schema to the newest revision (a no-op when it is current).
+
+        Raises:
+            StorageError: the migration failed; the schema is as it was.
+        """
+        await self._run(self._store.migrate)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncTransaction]:
+        """One unit of work: commits when the block ends, rolls back if it raises or is cancelled.
+
+        Raises:
+            SchemaOutOfDateError: the database schema is behind.
+            ConflictError, StorageError: the database refused the work.
+        """
+        unit = self._store.transaction()
+        tx = await self._run(unit.__enter__)
+        try:
+            yield AsyncTransaction(tx, self._run)
+        except BaseException as error:
+            if not await self._run(unit.__exit__, type(error), error, error.__traceback__):
+                raise
+        else:
+            await self._run(unit.__exit__, None, None, None)
+
+    async def close(self) -> None:
+        """Close every pooled connection, after the calls under way."""
+        if self._async_engine is not None:
+            await self._run(self._store._engine_scope.close)
+            await self._async_engine.dispose()
+        else:
+            await self._run(self._store.close)
+        self._run.close()
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(self, *exc_info: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self.close()
+
+
+def _migrate_now(url: URL) -> None:
+    """Upgrade the schema over a sync connection of its own, before the async engine exists."""
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
