@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 import threadstore.openai.models  # noqa: F401  (registers the tables)
+from tests.blocking import blocking_async_store
 from threadstore import Store
 from threadstore.db import create_engine
 from threadstore.schema import metadata
@@ -136,10 +137,20 @@ def empty_postgres(url: sa.URL) -> None:
     engine.dispose()
 
 
+# Every behaviour test runs against both stores: Store, and AsyncStore driven from the test's
+# sync code (tests/blocking.py).
+OPEN_STORE: dict[str, Callable[..., Store]] = {"sync": Store, "async": blocking_async_store}
+
+
+@pytest.fixture(params=list(OPEN_STORE))
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def store(store_url: sa.URL, clock: FakeClock) -> Iterator[Store]:
-    """A store on the test's backend whose clock the test controls."""
-    with Store(store_url, clock=clock) as opened:
+def store(store_url: sa.URL, clock: FakeClock, store_kind: str) -> Iterator[Store]:
+    """A store of the test's kind on the test's backend whose clock the test controls."""
+    with OPEN_STORE[store_kind](store_url, clock=clock) as opened:
         yield opened
 
 

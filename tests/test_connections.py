@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import POSTGRES_URL, SKIP_POSTGRES, empty_postgres, postgres_url_in_schema
+from tests.blocking import BlockingStore
+from tests.conftest import OPEN_STORE, POSTGRES_URL, SKIP_POSTGRES, empty_postgres, postgres_url_in_schema
 from threadstore import StorageError, Store, ValidationError
 from threadstore.db import create_engine
 
@@ -17,12 +18,12 @@ pytestmark = SKIP_POSTGRES
 
 
 @pytest.fixture
-def named_store(postgres_session_schema: str) -> Iterator[tuple[Store, str]]:
-    """A PostgreSQL store whose connections carry an application name of their own."""
+def named_store(postgres_session_schema: str, store_kind: str) -> Iterator[tuple[Store, str]]:
+    """A PostgreSQL store (sync or async) whose connections carry an application name of their own."""
     name = f"ts_{uuid.uuid4().hex[:10]}"
     url = postgres_url_in_schema(postgres_session_schema).update_query_dict({"application_name": name})
     empty_postgres(url)
-    with Store(url) as store:
+    with OPEN_STORE[store_kind](url) as store:
         yield store, name
     empty_postgres(url)
 
@@ -43,7 +44,8 @@ def terminate_connections_of(application: str) -> int:
 
 def test_units_of_work_send_no_ping(named_store: tuple[Store, str]) -> None:
     store, _ = named_store
-    assert store.engine.pool._pre_ping is False
+    opened = store.async_store._store if isinstance(store, BlockingStore) else store
+    assert opened.engine.pool._pre_ping is False
 
 
 def test_a_connection_dropped_between_calls_is_replaced_by_the_next_call(named_store: tuple[Store, str]) -> None:

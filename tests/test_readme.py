@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from threadstore import Store
@@ -48,3 +51,23 @@ def test_the_langgraph_worker_loop_finishes_its_run(tmp_path: Path, monkeypatch:
         (thread,) = store.langgraph.threads.search()
         assert thread.status == "idle"
         assert [r.status for r in store.langgraph.runs.list(thread.thread_id)] == ["success"]
+
+
+def test_the_fastapi_example_serves_threads_and_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(block_after("## Async servers"), namespace)
+
+    async def client_session() -> tuple[int, list[str], int]:
+        transport = httpx.ASGITransport(app=namespace["app"])
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            thread = (await client.post("/threads")).json()
+            for text in ("first", "second"):
+                added = await client.post(f"/threads/{thread['id']}/messages", json={"content": text})
+                assert added.status_code == 200
+            page = (await client.get(f"/threads/{thread['id']}/messages")).json()
+            missing = await client.get("/threads/thread_missing/messages")
+        await namespace["store"].close()
+        return len(page["data"]), [m["content"][0]["text"]["value"] for m in page["data"]], missing.status_code
+
+    assert asyncio.run(client_session()) == (2, ["first", "second"], 404)

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.conftest import FakeClock, empty_postgres, postgres_url_in_schema
+from tests.conftest import OPEN_STORE, FakeClock, empty_postgres, postgres_url_in_schema
 from tests.stateful_openai import make_machine
 from threadstore import Store, transitions
 from threadstore.lifecycle import Machine
@@ -41,7 +41,7 @@ OpenStore = Callable[[FakeClock], Store]
 
 
 @pytest.fixture
-def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
+def open_store(backend: str, store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
     """Opens an empty, migrated store for each example of the state machine."""
     if backend == "sqlite":
         template = request.getfixturevalue("sqlite_template")
@@ -50,14 +50,14 @@ def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
         def open_sqlite(clock: FakeClock) -> Store:
             path = tmp_path / f"example{next(numbers)}.db"
             shutil.copy(template, path)
-            return Store(f"sqlite:///{path}", clock=clock, migrate_on_open=False)
+            return OPEN_STORE[store_kind](f"sqlite:///{path}", clock=clock, migrate_on_open=False)
 
         return open_sqlite
     url = postgres_url_in_schema(request.getfixturevalue("postgres_session_schema"))
 
     def open_postgres(clock: FakeClock) -> Store:
         empty_postgres(url)
-        return Store(url, clock=clock)
+        return OPEN_STORE[store_kind](url, clock=clock)
 
     request.addfinalizer(lambda: empty_postgres(url))  # leave nothing for the next test
     return open_postgres

@@ -108,6 +108,7 @@ def test_every_status_write_is_sent_by_the_one_writer(
     assert [(statement, path) for statement, path in status_writes if path != WRITER] == []
 
 
+@pytest.mark.parametrize("store_kind", ["sync"])  # plants a write through the sync scope
 def test_a_status_written_around_the_writer_is_seen(store: Store, status_writes: list[tuple[str, Path]]) -> None:
     thread = store.threads.create()
     message = store.messages.create(thread.id, role="user", content="x", status="in_progress")

@@ -312,6 +312,7 @@ def _session(store: Store) -> object:
         return connection.exec_driver_sql("PRAGMA database_list").all()[0][2]
 
 
+@pytest.mark.parametrize("store_kind", ["sync"])  # an AsyncStore lives in its event loop's process
 def test_a_store_used_after_fork_gets_its_own_connections(store: Store) -> None:
     parent_session = _session(store)
     assert store.engine.pool.checkedin() == 1  # type: ignore[attr-defined]

@@ -1,0 +1,187 @@
+"""AsyncStore as async code uses it: the same repositories as Store, concurrent tasks on one
+store, cancellation, and an event loop that keeps running during a burst of calls. (Every
+behaviour test of the suite also runs against AsyncStore, through tests/blocking.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import FakeClock
+from threadstore import AsyncStore, Store
+from threadstore.async_store import AsyncRepositories
+from threadstore.db import create_engine
+from threadstore.store import Repositories
+
+
+def public_methods(obj: object) -> set[str]:
+    return {name for name, value in inspect.getmembers(type(obj)) if callable(value) and not name.startswith("_")}
+
+
+def repository_pairs(sync: Repositories, awaited: AsyncRepositories) -> dict[str, tuple[object, object]]:
+    return {
+        "assistants": (sync.assistants, awaited.assistants),
+        "threads": (sync.threads, awaited.threads),
+        "messages": (sync.messages, awaited.messages),
+        "runs": (sync.runs, awaited.runs),
+        "run_steps": (sync.run_steps, awaited.run_steps),
+        "langgraph.threads": (sync.langgraph.threads, awaited.langgraph.threads),
+        "langgraph.runs": (sync.langgraph.runs, awaited.langgraph.runs),
+    }
+
+
+def run(store_url: sa.URL, clock: FakeClock, body: Callable[[AsyncStore], Awaitable[Any]]) -> Any:
+    """Run `body` with an AsyncStore on `store_url`, in an event loop of its own."""
+
+    async def main() -> Any:
+        async with AsyncStore(store_url, clock=clock) as store:
+            return await body(store)
+
+    return asyncio.run(main())
+
+
+def test_every_method_of_every_repository_has_its_awaitable_twin(store_url: sa.URL, clock: FakeClock) -> None:
+    async def body(store: AsyncStore) -> dict[str, tuple[set[str], set[str]]]:
+        sync = Store._on_engine(store.url, create_engine(store.url), clock)
+        pairs = repository_pairs(sync, store)
+        sync.close()
+        return {name: (public_methods(s), public_methods(a)) for name, (s, a) in pairs.items()}
+
+    for name, (sync_methods, async_methods) in run(store_url, clock, body).items():
+        assert sync_methods == async_methods, name
+
+
+def test_each_twin_is_a_coroutine_with_the_sync_methods_docstring(store_url: sa.URL, clock: FakeClock) -> None:
+    async def body(store: AsyncStore) -> list[str]:
+        return [
+            name
+            for repository in (store.messages, store.langgraph.runs)
+            for name in public_methods(repository)
+            if not inspect.iscoroutinefunction(getattr(repository, name))
+            or "Raises:" not in (getattr(repository, name).__doc__ or "")
+        ]
+
+    assert run(store_url, clock, body) == []
+
+
+def test_a_hundred_concurrent_tasks_on_one_store_each_get_their_own_work_done(
+    store_url: sa.URL, clock: FakeClock
+) -> None:
+    async def one_task(store: AsyncStore, assistant: str, index: int) -> tuple[str, str, int]:
+        thread = await store.threads.create(metadata={"task": str(index)})
+        await store.messages.create(thread.id, role="user", content=f"hello {index}")
+        created = await store.runs.create(thread.id, assistant_id=assistant)
+        await store.runs.start(created.id)
+        done = await store.runs.complete(created.id)
+        page = await store.messages.list(thread.id)
+        return thread.metadata["task"], done.status, len(page.data)
+
+    async def body(store: AsyncStore) -> list[tuple[str, str, int]]:
+        assistant = (await store.assistants.create(model="gpt-4o")).id
+        return await asyncio.gather(*(one_task(store, assistant, i) for i in range(100)))
+
+    assert run(store_url, clock, body) == [(str(i), "completed", 1) for i in range(100)]
+
+
+def test_concurrent_claims_take_each_queued_run_once(store_url: sa.URL, clock: FakeClock) -> None:
+    async def body(store: AsyncStore) -> tuple[list[str], list[str]]:
+        assistant = (await store.assistants.create(model="gpt-4o")).id
+        queued = [
+            (await store.runs.create((await store.threads.create()).id, assistant_id=assistant)).id for _ in range(30)
+        ]
+        claimed = await asyncio.gather(*(store.runs.claim_next() for _ in range(40)))
+        return queued, [r.id for r in claimed if r is not None]
+
+    queued, claimed = run(store_url, clock, body)
+    assert sorted(claimed) == sorted(queued)
+
+
+def test_the_event_loop_keeps_running_during_a_burst_of_calls(store_url: sa.URL, clock: FakeClock) -> None:
+    async def body(store: AsyncStore) -> int:
+        thread = (await store.threads.create()).id
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticking = asyncio.create_task(ticker())
+        for i in range(50):
+            await store.messages.create(thread, role="user", content=f"m{i}")
+        done.set()
+        await ticking
+        return ticks
+
+    # A call that blocked the loop would leave the ticker no turn until the burst was over.
+    assert run(store_url, clock, body) >= 50
+
+
+def test_a_transaction_cancelled_inside_its_block_rolls_back_and_the_store_stays_usable(
+    store_url: sa.URL, clock: FakeClock
+) -> None:
+    async def body(store: AsyncStore) -> list[str]:
+        entered = asyncio.Event()
+
+        async def doomed() -> None:
+            async with store.transaction() as tx:
+                await tx.threads.create(metadata={"doomed": "yes"})
+                entered.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(doomed())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await store.threads.create(metadata={"after": "yes"})
+        return [dict(t.metadata).popitem()[0] for t in (await store.threads.list()).data]
+
+    assert run(store_url, clock, body) == ["after"]
+
+
+def test_a_call_cancelled_while_it_waits_for_a_lock_writes_all_or_nothing(
+    store_url: sa.URL, clock: FakeClock, backend: str
+) -> None:
+    holder = create_engine(store_url)
+
+    async def body(store: AsyncStore) -> tuple[str, str, int]:
+        thread = await store.threads.create(metadata={"n": "0"})
+        connection = holder.raw_connection()
+        try:
+            if backend == "sqlite":
+                connection.cursor().execute("BEGIN IMMEDIATE")  # SQLite's one write lock
+            else:
+                connection.cursor().execute("SELECT id FROM threads WHERE id = %s FOR UPDATE", (thread.id,))
+            task = asyncio.create_task(store.threads.update(thread.id, metadata={"n": "1"}))
+            await asyncio.sleep(0.3)  # the update now waits for the lock
+            task.cancel()
+        finally:
+            connection.rollback()
+            connection.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # On PostgreSQL the statement is cancelled and its unit rolled back; on SQLite the call,
+        # already in its thread, goes on to its end once the lock is free. Nothing is half done.
+        expected = "0" if backend == "postgres" else "1"
+        for _ in range(100):
+            seen = (await store.threads.get(thread.id)).metadata["n"]
+            if seen == expected:
+                break
+            await asyncio.sleep(0.1)
+        again = await store.threads.update(thread.id, metadata={"n": "2"})
+        engine = store._async_engine
+        checked_out = 0 if engine is None else engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+        return seen, again.metadata["n"], checked_out
+
+    try:
+        assert run(store_url, clock, body) == ("0" if backend == "postgres" else "1", "2", 0)
+    finally:
+        holder.dispose()
