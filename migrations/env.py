@@ -9,7 +9,8 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import threadstore.langgraph.models  # registers the tables
+import threadstore.events.models  # registers the tables
+import threadstore.langgraph.models
 import threadstore.openai.models  # noqa: F401
 from threadstore.db import create_engine, unit_of_work
 from threadstore.schema import metadata

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -33,6 +33,22 @@ class Loop:
         """Run `coroutine` on the loop and return its result, raising what it raises."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
 
+    def result(self, awaited: Any) -> Any:
+        """What a coroutine returns, or, for an async iterator, a sync iterator over its items."""
+        if isinstance(awaited, AsyncIterator):
+            return self._items(awaited)
+        return self.wait(awaited)
+
+    def _items(self, items: AsyncIterator[Any]) -> Iterator[Any]:
+        async def next_item() -> Any:
+            return await anext(items)
+
+        while True:
+            try:
+                yield self.wait(next_item())
+            except StopAsyncIteration:
+                return
+
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=30)
@@ -50,8 +66,8 @@ class BlockingRepository:
         found = getattr(self._repository, name)
         if isinstance(found, AsyncRepository):
             return BlockingRepository(found, self._loop)
-        method = cast(Callable[..., Coroutine[Any, Any, Any]], found)
-        return lambda *args, **kwargs: self._loop.wait(method(*args, **kwargs))
+        method = cast(Callable[..., Any], found)
+        return lambda *args, **kwargs: self._loop.result(method(*args, **kwargs))
 
 
 class BlockingRepositories:
@@ -64,6 +80,7 @@ class BlockingRepositories:
         self.runs = BlockingRepository(repositories.runs, loop)
         self.run_steps = BlockingRepository(repositories.run_steps, loop)
         self.langgraph = BlockingRepository(repositories.langgraph, loop)
+        self.events = BlockingRepository(repositories.events, loop)
 
 
 class BlockingStore(BlockingRepositories):

@@ -8,9 +8,13 @@ runs the sync method of the scope's repository through the store's runner (see r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from threadstore.events.api import Event
+from threadstore.events.follow import Follower
+from threadstore.events.repository import MAX_LIMIT, Events
 from threadstore.langgraph.repositories import LangGraph
 from threadstore.langgraph.runs import LangGraphRuns
 from threadstore.langgraph.threads import LangGraphThreads
@@ -139,6 +143,42 @@ class AsyncLangGraphRuns(AsyncRepository[LangGraphRuns]):
     finish = awaitable(LangGraphRuns.finish)
     cancel = awaitable(LangGraphRuns.cancel)
     requeue_stale = awaitable(LangGraphRuns.requeue_stale)
+
+
+class AsyncEvents(AsyncRepository[Events]):
+    """`store.events`, awaitable."""
+
+    list = awaitable(Events.list)
+
+    async def follow(
+        self,
+        *,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        after: str | None = None,
+        timeout: float | None = None,
+        interval: float | None = None,
+    ) -> AsyncIterator[Event]:
+        """`Events.follow` as an async iterator: ``async for event in store.events.follow(...)``.
+
+        Waiting between reads awaits, so the loop runs other tasks meanwhile.
+
+        Raises:
+            ValidationError: neither a thread nor a run is named, or a bad argument.
+        """
+        follower = Follower(thread_id, run_id, after, timeout, interval)
+        while not follower.over:
+            batch = await self._run(
+                self._sync.list,
+                thread_id=follower.thread_id,
+                run_id=follower.run_id,
+                after=follower.after,
+                limit=MAX_LIMIT,
+            )
+            for event in follower.take(batch):
+                yield event
+            if not follower.over and len(batch) < MAX_LIMIT:
+                await asyncio.sleep(follower.interval)
 
 
 class AsyncLangGraph:

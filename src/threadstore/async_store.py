@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 from threadstore import migrate
 from threadstore.async_repositories import (
     AsyncAssistants,
+    AsyncEvents,
     AsyncLangGraph,
     AsyncMessages,
     AsyncRuns,
@@ -46,6 +47,7 @@ class AsyncRepositories:
         self.runs = AsyncRuns(sync.runs, run)
         self.run_steps = AsyncRunSteps(sync.run_steps, run)
         self.langgraph = AsyncLangGraph(sync.langgraph, run)
+        self.events = AsyncEvents(sync.events, run)
 
 
 class AsyncTransaction(AsyncRepositories):
@@ -67,6 +69,7 @@ class AsyncStore(AsyncRepositories):
         synchronous: Synchronous = "NORMAL",
         migrate_on_open: bool | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        events: bool = True,
     ) -> None:
         """Open a store. Nothing is awaited: a migration on open (SQLite's default, or asked for
         with `migrate_on_open=True`) runs before this returns, as it does for `Store`.
@@ -77,6 +80,7 @@ class AsyncStore(AsyncRepositories):
             synchronous: SQLite durability, NORMAL or FULL.
             migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
             engine_options: passed on to SQLAlchemy's engine (pool settings and the like).
+            events: write the event of every change (`store.events`); False writes none.
 
         Raises:
             ValidationError: the URL is not a supported database URL.
@@ -89,7 +93,7 @@ class AsyncStore(AsyncRepositories):
             if migrate_on_open:
                 _migrate_now(parsed)
             self._async_engine = create_async_postgres_engine(parsed, engine_options=engine_options)
-            self._store = Store._on_engine(parsed, self._async_engine.sync_engine, clock)
+            self._store = Store._on_engine(parsed, self._async_engine.sync_engine, clock, events=events)
             self._run = GreenletRunner()
         else:
             self._store = Store(
@@ -98,6 +102,7 @@ class AsyncStore(AsyncRepositories):
                 synchronous=synchronous,
                 migrate_on_open=migrate_on_open,
                 engine_options=engine_options,
+                events=events,
             )
             self._run = ThreadRunner(SQLITE_THREADS)
         self.clock = self._store.clock

@@ -186,12 +186,15 @@ class Raw:
     It returns None when the failure was not a lost connection, and the error stands.
     """
 
-    __slots__ = ("_reconnect", "connection", "dialect")
+    __slots__ = ("_reconnect", "connection", "dialect", "events")
 
-    def __init__(self, connection: Any, dialect: Dialect, reconnect: Reconnect | None = None) -> None:
+    def __init__(
+        self, connection: Any, dialect: Dialect, reconnect: Reconnect | None = None, *, events: bool = True
+    ) -> None:
         self.connection = connection
         self.dialect = dialect
         self._reconnect = reconnect
+        self.events = events  # whether this unit's changes write their events (Store(events=...))
 
     def _run(self, sql: str, params: Any) -> Any:
         cursor = self.connection.cursor()
@@ -267,6 +270,11 @@ class Insert(Statement):
         super().__init__(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in table.c}))
         self._table = table
         self._batches: dict[str, tuple[str, int]] = {}
+
+    @property
+    def table(self) -> sa.Table:
+        """The table rows are inserted into."""
+        return self._table
 
     def execute_many(self, cursor: Any, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert `rows` on the DBAPI `cursor`."""

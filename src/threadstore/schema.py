@@ -6,11 +6,11 @@ enter threadstore's migrations and threadstore's never enter theirs.
 
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, MetaData, Table
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Integer, MetaData, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeEngine
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from threadstore.lifecycle import Machine
 
@@ -35,6 +35,16 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
     return table
+
+
+# A 64-bit key (the seed's `long`), declared INTEGER on SQLite, where only an INTEGER PRIMARY KEY
+# is the rowid and numbers new rows itself.
+ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+def row_id() -> Any:
+    """A model field: the table's 64-bit integer primary key, numbered by the database."""
+    return Field(default=None, sa_column=Column(ROW_ID, primary_key=True, autoincrement=True))
 
 
 def json_type() -> TypeEngine[Any]:

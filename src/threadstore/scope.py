@@ -50,10 +50,11 @@ class Scope:
 class EngineScope(Scope):
     """Each read or write is its own unit of work, committed when it succeeds."""
 
-    def __init__(self, engine: Engine, clock: Clock, ready: Callable[[], None]) -> None:
+    def __init__(self, engine: Engine, clock: Clock, ready: Callable[[], None], *, events: bool = True) -> None:
         super().__init__(clock, engine.dialect.name)
         self._engine = engine
         self._ready = ready
+        self._events = events
         # In-memory SQLite has a single connection, shared by the pool already; PostgreSQL
         # connections come from the pool (a dropped one is replaced by RawUnit).
         kept = engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool)
@@ -61,11 +62,11 @@ class EngineScope(Scope):
 
     def read(self) -> RawUnit:
         self._ready()
-        return RawUnit(self._engine, self._hot, "BEGIN")
+        return RawUnit(self._engine, self._hot, "BEGIN", self._events)
 
     def write(self) -> RawUnit:
         self._ready()
-        return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE")
+        return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE", self._events)
 
     def close(self) -> None:
         """Close the connection kept at hand, once no one is using it."""
@@ -149,11 +150,12 @@ class RawUnit:
     Written as a class rather than a generator because it runs on every call.
     """
 
-    __slots__ = ("_begin", "_engine", "_hot", "_raw", "_taken")
+    __slots__ = ("_begin", "_engine", "_events", "_hot", "_raw", "_taken")
 
-    def __init__(self, engine: Engine, hot: HotConnection | None, begin: str) -> None:
+    def __init__(self, engine: Engine, hot: HotConnection | None, begin: str, events: bool = True) -> None:
         self._engine = engine
         self._hot = hot
+        self._events = events
         self._begin = begin if engine.dialect.name == "sqlite" else None
 
     def __enter__(self) -> Raw:
@@ -164,9 +166,9 @@ class RawUnit:
         except DATABASE_ERRORS as error:
             raise map_error(error) from error
         if self._begin is None:
-            self._raw = Raw(connection, self._engine.dialect, self._reconnect)
+            self._raw = Raw(connection, self._engine.dialect, self._reconnect, events=self._events)
             return self._raw
-        self._raw = Raw(connection, self._engine.dialect)
+        self._raw = Raw(connection, self._engine.dialect, events=self._events)
         try:
             connection.cursor().execute(self._begin)
         except BaseException as error:  # refused, or interrupted once it had begun

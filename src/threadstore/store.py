@@ -9,10 +9,12 @@ from typing import Any
 
 from sqlalchemy.engine import URL, Engine
 
+import threadstore.openai.streams  # noqa: F401  (registers how the OpenAI objects stream)
 from threadstore import migrate
 from threadstore.clock import Clock, system_clock
 from threadstore.db import DEFAULT_URL, Synchronous, create_engine, is_sqlite, normalize_url, unit_of_work
 from threadstore.errors import SchemaOutOfDateError
+from threadstore.events.repository import Events
 from threadstore.fastsql import Raw
 from threadstore.langgraph.repositories import LangGraph
 from threadstore.openai.assistants import Assistants
@@ -33,6 +35,7 @@ class Repositories:
         self.runs = Runs(scope)
         self.run_steps = RunSteps(scope)
         self.langgraph = LangGraph(scope)
+        self.events = Events(scope)
 
 
 class Transaction(Repositories):
@@ -59,6 +62,7 @@ class Store(Repositories):
         synchronous: Synchronous = "NORMAL",
         migrate_on_open: bool | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        events: bool = True,
     ) -> None:
         """Open a store.
 
@@ -68,28 +72,30 @@ class Store(Repositories):
             synchronous: SQLite durability, NORMAL or FULL (see db.create_engine).
             migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
             engine_options: passed on to sqlalchemy.create_engine (pool settings and the like).
+            events: write the event of every change (`store.events`); False writes none.
 
         Raises:
             ValidationError: the URL is not a supported database URL.
         """
         parsed = normalize_url(url if url is not None else DEFAULT_URL)
-        self._open(parsed, create_engine(parsed, synchronous=synchronous, engine_options=engine_options), clock)
+        engine = create_engine(parsed, synchronous=synchronous, engine_options=engine_options)
+        self._open(parsed, engine, clock, events=events)
         if migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine):
             self.migrate()
 
     @classmethod
-    def _on_engine(cls, url: URL, engine: Engine, clock: Clock | None) -> Store:
+    def _on_engine(cls, url: URL, engine: Engine, clock: Clock | None, *, events: bool = True) -> Store:
         """A store on an engine made elsewhere (AsyncStore's, whose connections are async), not migrated."""
         store = cls.__new__(cls)
-        store._open(url, engine, clock)
+        store._open(url, engine, clock, events=events)
         return store
 
-    def _open(self, url: URL, engine: Engine, clock: Clock | None) -> None:
+    def _open(self, url: URL, engine: Engine, clock: Clock | None, *, events: bool) -> None:
         self.url = url
         self.engine = engine
         self.clock = clock or system_clock
         self._schema_current = False
-        self._engine_scope = EngineScope(self.engine, self.clock, self._require_current_schema)
+        self._engine_scope = EngineScope(self.engine, self.clock, self._require_current_schema, events=events)
         super().__init__(self._engine_scope)
 
     def migrate(self) -> None:

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
-from threadstore.fastsql import Raw, Statement, one_of
+from threadstore.events import log
+from threadstore.fastsql import Insert, Raw, Statement, one_of
 from threadstore.langgraph import models as langgraph
 from threadstore.langgraph.states import BUSY_RUN_STATUSES, THREAD_STATUS_AFTER_RUN
 from threadstore.lifecycle import Machine
@@ -25,19 +26,23 @@ from threadstore.lifecycle import Machine
 Row = dict[str, Any]
 
 
-def create(raw: Raw, insert: Statement, row: Mapping[str, Any], machine: Machine | None = None) -> None:
-    """Write a new object (`row`, every column) with `insert`; with a `machine`, its status must
-    be one the machine creates objects in."""
-    if machine is not None and row["status"] not in machine.creatable:
-        raise ValueError(f"a {machine.kind} is not created {row['status']}")
-    raw.execute(insert, row)
+def create(raw: Raw, insert: Insert, row: Mapping[str, Any], now: int, machine: Machine | None = None) -> None:
+    """Write a new object (`row`, every column) with `insert`, and its events at `now` (Unix
+    seconds); with a `machine`, its status must be one the machine creates objects in."""
+    create_many(raw, insert, [row], now, machine)
 
 
-def create_many(raw: Raw, insert: Statement, rows: Sequence[Mapping[str, Any]], machine: Machine | None = None) -> None:
+def create_many(
+    raw: Raw, insert: Insert, rows: Sequence[Mapping[str, Any]], now: int, machine: Machine | None = None
+) -> None:
     """`create` for many rows at once (an import)."""
     if machine is not None and any(row["status"] not in machine.creatable for row in rows):
         raise ValueError(f"a {machine.kind} is created {sorted(machine.creatable)}")
-    raw.execute_many(insert, rows)
+    if len(rows) == 1:
+        raw.execute(insert, rows[0])
+    else:
+        raw.execute_many(insert, rows)
+    log.created(raw, insert.table, rows, now)
 
 
 def changes(machine: Machine, target: str, now: Any, table: sa.Table) -> dict[str, Any]:
@@ -76,8 +81,9 @@ def move(
     target: str | None = None,
     values: Mapping[str, Any] | None = None,
     where: Mapping[str, Any] | None = None,
+    announce: bool = True,
 ) -> Row:
-    """Move one object by `verb` and return its new row.
+    """Move one object by `verb`, write its event, and return its new row.
 
     Args:
         raw: the unit of work's executor.
@@ -90,6 +96,8 @@ def move(
         values: further columns to set with the move.
         where: further column values the row must have (e.g. a claim's attempt number); a row
             that lacks them but is in an allowed status is reported as ConflictError.
+        announce: write the move's event now; False for a caller that writes more of the object
+            in the same unit first and then calls `announce_moved` (a step's usage and error).
 
     Raises:
         NotFoundError: there is no such object.
@@ -108,6 +116,8 @@ def move(
     params.update({f"where_{name}": value for name, value in where.items()})
     row = raw.first(statement, params)
     if row is not None:
+        if announce:
+            log.moved(raw, table, [row], now)
         return row
     found = raw.first(_status_statement(table), {"object_id": object_id})
     if found is None:
@@ -160,7 +170,6 @@ class Bulk:
         target: the status to move to; needed only when the verb has several.
         where: the rows to move, beyond their status (bind parameters are the caller's).
         values: further columns to set, as SQL expressions.
-        returning: the columns to return of each moved row; every column by default.
     """
 
     def __init__(
@@ -172,23 +181,31 @@ class Bulk:
         target: str | None = None,
         where: Sequence[ColumnElement[bool]] = (),
         values: Mapping[str, Any] | None = None,
-        returning: Sequence[sa.Column[Any]] | None = None,
     ) -> None:
+        self.table = table
         self.target = _only_target(machine, verb) if target is None else target
         sources = machine.verb_sources(verb, self.target)
         now = sa.bindparam("now", type_=sa.BigInteger)
         sets = {**changes(machine, self.target, now, table), **(values or {})}
         self.statement = Statement(
-            sa.update(table)
-            .where(one_of(table.c.status, sorted(sources)), *where)
-            .values(**sets)
-            .returning(*(table.c if returning is None else returning))
+            sa.update(table).where(one_of(table.c.status, sorted(sources)), *where).values(**sets).returning(*table.c)
         )
 
 
-def move_all(raw: Raw, bulk: Bulk, now: int, params: Mapping[str, Any] | None = None) -> list[Row]:
-    """Run a bulk move at `now` with the parameters of its selection; return the moved rows."""
-    return raw.rows(bulk.statement, {**(params or {}), "now": now})
+def move_all(
+    raw: Raw, bulk: Bulk, now: int, params: Mapping[str, Any] | None = None, *, announce: bool = True
+) -> list[Row]:
+    """Run a bulk move at `now` with the parameters of its selection, write each moved row's
+    event (unless not to `announce` yet, as in `move`), and return the moved rows."""
+    rows = raw.rows(bulk.statement, {**(params or {}), "now": now})
+    if announce:
+        log.moved(raw, bulk.table, rows, now)
+    return rows
+
+
+def announce_moved(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
+    """Write the events of moves made with `announce=False`, once the rest of each object is written."""
+    log.moved(raw, table, rows, now)
 
 
 # LangGraph: a thread is busy while a run is pending or running, else it shows what the run that

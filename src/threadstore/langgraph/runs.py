@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
+from threadstore.events import log
 from threadstore.fastsql import Raw, Shapes, Statement, insert, one_of
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphRun
@@ -63,7 +64,7 @@ _LOCK_STALE_THREADS = Statement(
 )
 _BUSY_RUNS = Statement(sa.select(runs.c.run_id).where(runs.c.thread_id == _THREAD_ID, _BUSY))
 _ROLLBACK = Statement(sa.delete(runs).where(runs.c.thread_id == _THREAD_ID, _BUSY))
-_INTERRUPT = Bulk(runs, RUN, "interrupt", where=[runs.c.thread_id == _THREAD_ID], returning=[runs.c.run_id])
+_INTERRUPT = Bulk(runs, RUN, "interrupt", where=[runs.c.thread_id == _THREAD_ID])
 _FENCE = Statement(sa.select(runs.c.status, runs.c.attempt).where(runs.c.run_id == sa.bindparam("run_id")))
 _HEARTBEAT = Statement(
     sa.update(runs)
@@ -206,7 +207,7 @@ class LangGraphRuns:
                 attempt=0,
                 lease_expires_at=None,
             )
-            create(raw, _INSERT, values, RUN)
+            create(raw, _INSERT, values, now // 1_000_000, RUN)
             refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(values)
 
@@ -295,6 +296,7 @@ class LangGraphRuns:
         with self._scope.write() as raw:
             thread_id = _lock_thread_of(raw, run_id)
             ROWS.delete(raw, run_id)
+            log.forget_run(raw, run_id)
             refresh_thread_status(raw, [thread_id], self._scope.now_micros())
 
     def claim_next(self, *, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> LangGraphRun | None:

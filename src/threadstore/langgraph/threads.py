@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError
+from threadstore.events import log
 from threadstore.fastsql import Shapes, insert
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphThread
@@ -89,7 +90,7 @@ class LangGraphThreads:
                 "status": THREAD_INITIAL_STATUS,
                 "values": None,
             }
-            create(raw, _INSERT, values)
+            create(raw, _INSERT, values, now // 1_000_000)
             return LangGraphThread.from_row(values)
 
     def get(self, thread_id: str, *, for_update: bool = False) -> LangGraphThread:
@@ -156,6 +157,7 @@ class LangGraphThreads:
         """
         with self._scope.write() as raw:
             ROWS.delete(raw, thread_id)
+            log.forget_thread(raw, thread_id)
 
     def search(
         self,

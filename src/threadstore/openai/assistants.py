@@ -134,8 +134,9 @@ class Assistants:
             response_format=response_format,
         )
         with self._scope.write() as raw:
-            values.update(id=new_id("asst"), created_at=self._scope.now())
-            create(raw, _INSERT, {**_EMPTY, **values})
+            now = self._scope.now()
+            values.update(id=new_id("asst"), created_at=now)
+            create(raw, _INSERT, {**_EMPTY, **values}, now)
         return Assistant.from_row(values)
 
     def get(self, assistant_id: str, *, for_update: bool = False) -> Assistant:

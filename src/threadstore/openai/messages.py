@@ -115,7 +115,7 @@ def insert_message(raw: Raw, now: int, thread_id: str, message: MessageInput) ->
         if run["status"] not in RUN.active:
             raise ConflictError(f"Run {run['id']} is {run['status']}; it can write no more messages.")
     values = _row(now, thread_id, message)
-    create(raw, INSERT_MESSAGE, values, MESSAGE)
+    create(raw, INSERT_MESSAGE, values, now, MESSAGE)
     return values
 
 
@@ -237,7 +237,7 @@ class Messages:
             refuse_while_active(raw, thread_id)
             now = self._scope.now()
             rows = [_row(now, thread_id, message) for message in checked]
-            create_many(raw, INSERT_MESSAGE, rows, MESSAGE)
+            create_many(raw, INSERT_MESSAGE, rows, now, MESSAGE)
         return [Message.from_row(row) for row in rows]
 
     def get(self, message_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Message:

@@ -6,7 +6,7 @@ the seed generator's blanket NOT NULL: a `*_at`, `last_error` or `usage` is null
 
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, text
 from sqlmodel import Field
 
 from threadstore.openai.states import (
@@ -20,22 +20,13 @@ from threadstore.openai.states import (
     STEP_ERROR_CODES,
     STEP_TYPES,
 )
-from threadstore.schema import Base, json_column, one_of, status_checks, table_of
+from threadstore.schema import ROW_ID, Base, json_column, one_of, row_id, status_checks, table_of
 
 ACTIVE_RUN_STATUSES = ", ".join(f"'{s}'" for s in sorted(RUN.active))
 
 
 def _fk(target: str, *, ondelete: str | None = None, nullable: bool = False) -> Any:
     return Field(sa_column=Column(String, ForeignKey(target, ondelete=ondelete), nullable=nullable))
-
-
-# A 64-bit key (the seed's `long`), declared INTEGER on SQLite, where only an INTEGER PRIMARY KEY
-# is the rowid and numbers new rows itself.
-ROW_ID = BigInteger().with_variant(Integer, "sqlite")
-
-
-def _row_id() -> Any:
-    return Field(default=None, sa_column=Column(ROW_ID, primary_key=True, autoincrement=True))
 
 
 def _related(target: str, *, nullable: bool = True) -> Any:
@@ -216,7 +207,7 @@ class RunStepDetailsRow(Base, table=True):
         ),
     )
 
-    id: int | None = _row_id()
+    id: int | None = row_id()
     run_id: str = _fk("runs.id", ondelete="CASCADE")
     type: str
     message_id: str | None = Field(default=None)
@@ -229,7 +220,7 @@ class RunStepLastErrorRow(Base, table=True):
     __tablename__ = "run_step_last_errors"
     __table_args__ = (Index(None, "run_id"), one_of("code", STEP_ERROR_CODES, "code"))
 
-    id: int | None = _row_id()
+    id: int | None = row_id()
     run_id: str = _fk("runs.id", ondelete="CASCADE")
     code: str
     message: str
@@ -241,7 +232,7 @@ class RunStepUsageRow(Base, table=True):
     __tablename__ = "run_step_usages"
     __table_args__ = (Index(None, "run_id"),)
 
-    id: int | None = _row_id()
+    id: int | None = row_id()
     run_id: str = _fk("runs.id", ondelete="CASCADE")
     prompt_tokens: int
     completion_tokens: int

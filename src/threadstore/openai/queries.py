@@ -133,7 +133,7 @@ def insert_step(raw: Raw, now: int, run: Mapping[str, Any], details: dict[str, A
         "step_details": _inserted_id(raw, _INSERT_DETAILS, {"run_id": run["id"], **details_values(details)}),
         "metadata": metadata,
     }
-    create(raw, _INSERT_STEP, step, RUN_STEP)
+    create(raw, _INSERT_STEP, step, now, RUN_STEP)
     return step_id
 
 

@@ -26,7 +26,7 @@ from threadstore.openai.states import RUN_STEP, STEP_ERROR_CODES
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
 from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.transitions import move
+from threadstore.transitions import announce_moved, move
 from threadstore.validation import check_metadata
 
 KIND = "run step"
@@ -225,8 +225,10 @@ class RunSteps:
     ) -> RunStep:
         checked_usage = content.usage(usage)
         with self._scope.write() as raw:
-            step = move(raw, run_steps, RUN_STEP, verb, step_id, self._scope.now())
+            now = self._scope.now()
+            step = move(raw, run_steps, RUN_STEP, verb, step_id, now, announce=False)
             record_step_end(raw, step["run_id"], step_id, usage=checked_usage, error=error)
+            announce_moved(raw, run_steps, [step], now)  # its event shows its usage and error
             return load_step(raw, step_id)
 
     def delete(self, step_id: str) -> Deleted:

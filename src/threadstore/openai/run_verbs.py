@@ -23,7 +23,7 @@ from threadstore.openai.states import (
 )
 from threadstore.records import Json
 from threadstore.scope import Scope
-from threadstore.transitions import Bulk, move, move_all
+from threadstore.transitions import Bulk, announce_moved, move, move_all
 from threadstore.validation import check_choice, check_list, check_mapping, check_optional_string, check_string
 
 
@@ -35,9 +35,11 @@ def move_run(
     Raises:
         NotFoundError, InvalidTransitionError, ConflictError: as transitions.move.
     """
-    run = Run.from_row(move(raw, runs, RUN, verb, run_id, now, target=target, values=values))
+    row = move(raw, runs, RUN, verb, run_id, now, target=target, values=values, announce=False)
+    run = Run.from_row(row)
     if run.status in RUN.terminal:
         end_children(raw, run, now)
+    announce_moved(raw, runs, [row], now)  # as the API streams: the steps and messages end first
     return run
 
 
@@ -50,7 +52,6 @@ def _end_moves(run_status: str) -> tuple[Bulk, Bulk]:
         "end_with_run",
         target=STEP_STATUS_WHEN_RUN_ENDS[run_status],
         where=[run_steps.c.run_id == sa.bindparam("run_id")],
-        returning=[run_steps.c.id],
     )
     messages_ = Bulk(
         messages,
@@ -59,7 +60,6 @@ def _end_moves(run_status: str) -> tuple[Bulk, Bulk]:
         target=message_status,
         where=[messages.c.run_id == sa.bindparam("run_id")],
         values={} if reason is None else {"incomplete_reason": sa.literal(reason)},
-        returning=[messages.c.id],
     )
     return steps, messages_
 
@@ -98,11 +98,12 @@ _OVERDUE = _overdue()
 def end_children(raw: Raw, run: Run, now: int) -> None:
     """The cascade of a run that has just ended: its in-progress steps and messages end to match."""
     end_steps, end_messages = _END[run.status]
-    ended = [row["id"] for row in move_all(raw, end_steps, now, {"run_id": run.id})]
+    ended = move_all(raw, end_steps, now, {"run_id": run.id}, announce=False)
     if end_steps.target == "failed" and run.last_error is not None:
         code = run.last_error.code if run.last_error.code in STEP_ERROR_CODES else "server_error"
-        for step_id in ended:
-            record_step_end(raw, run.id, step_id, usage=None, error=(code, run.last_error.message))
+        for step in ended:
+            record_step_end(raw, run.id, step["id"], usage=None, error=(code, run.last_error.message))
+    announce_moved(raw, run_steps, ended, now)  # each failed step's event shows its error
     move_all(raw, end_messages, now, {"run_id": run.id})
 
 
@@ -375,7 +376,9 @@ class RunVerbs:
         """
         with self._scope.write() as raw:
             now = self._scope.now()
-            expired = [Run.from_row(row) for row in move_all(raw, _OVERDUE, now)]
+            rows = move_all(raw, _OVERDUE, now, announce=False)
+            expired = [Run.from_row(row) for row in rows]
             for run in expired:
                 end_children(raw, run, now)
+            announce_moved(raw, runs, rows, now)
             return expired

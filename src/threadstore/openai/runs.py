@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, NotFoundError
+from threadstore.events import log
 from threadstore.fastsql import Raw, Statement, insert
 from threadstore.ids import new_id
 from threadstore.openai import content
@@ -124,7 +125,7 @@ class Runs(RunVerbs):
                 expires_at=now + lifetime,
             )
             row = {**_EMPTY_RUN, **values}
-            create(raw, _INSERT, row, RUN)
+            create(raw, _INSERT, row, now, RUN)
             return Run.from_row(row)
 
     def get(self, run_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Run:
@@ -194,6 +195,7 @@ class Runs(RunVerbs):
         """
         with self._scope.write() as raw:
             RUNS.delete(raw, run_id)
+            log.forget_run(raw, run_id)
         return Deleted(run_id, "thread.run.deleted")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ValidationError
+from threadstore.events import log
 from threadstore.fastsql import insert
 from threadstore.ids import new_id
 from threadstore.openai import content
@@ -69,7 +70,7 @@ class Threads:
         with self._scope.write() as raw:
             now = self._scope.now()
             values.update(id=new_id("thread"), created_at=now)
-            create(raw, INSERT_THREAD, values)
+            create(raw, INSERT_THREAD, values, now)
             for message in initial:
                 insert_message(raw, now, values["id"], message)
         return Thread.from_row(values)
@@ -145,4 +146,5 @@ class Threads:
         """
         with self._scope.write() as raw:
             _ROWS.delete(raw, thread_id)
+            log.forget_thread(raw, thread_id)
         return Deleted(thread_id, "thread.deleted")

@@ -1,0 +1,130 @@
+"""The one writer of events. transitions.py calls it for every create and status move, in the
+unit of work of the change, so that a change and its event commit together or not at all.
+
+Each family says how its objects stream (`Stream`, registered per table by openai/streams.py):
+the event name's prefix, and how to make the event's data, the object's `to_api()`, from the row
+just written.
+
+Order. A follower reads a thread's (or run's) events in id order and never re-reads below its
+cursor, so a thread's ids must be handed out in the order its events commit. SQLite has one
+writer at a time, so they are. On PostgreSQL ids come from a sequence, whose values are not
+commit-ordered: each INSERT first takes a transaction-scoped advisory lock on its thread, so two
+transactions writing events of one thread take their ids one after the other, the second only
+once the first has committed or rolled back. Transactions of different threads do not wait for
+each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from threadstore.events.models import events
+from threadstore.fastsql import Raw, Statement
+from threadstore.records import Json
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """How the objects of one table stream.
+
+    Attributes:
+        prefix: the events' names before the dot: `thread.run` gives `thread.run.created`,
+            `thread.run.queued`, ...
+        data: the event's data from the unit's executor and the object's row: its `to_api()`.
+        thread: the row's column that holds the thread id.
+        run: the row's column that holds the run id, if the object belongs to one.
+        announced: the statuses whose event follows `<prefix>.created` when an object is created
+            in them (a run's `queued`, an in-progress message's `in_progress`).
+        statuses: whether moves write `<prefix>.<status>` (a thread has no status).
+    """
+
+    prefix: str
+    data: Callable[[Raw, Row], Json]
+    thread: str
+    run: str | None = None
+    announced: frozenset[str] = field(default_factory=frozenset)
+    statuses: bool = True
+
+
+STREAMS: dict[str, Stream] = {}
+
+
+def register(table: sa.Table, stream: Stream) -> None:
+    """Stream the objects of `table` as `stream` says."""
+    STREAMS[table.name] = stream
+
+
+def _insert(dialect: str) -> Statement:
+    params = {
+        "event": sa.bindparam("event", type_=sa.String),
+        "data": sa.bindparam("data", type_=events.c.data.type),
+        "thread_id": sa.bindparam("thread_id", type_=sa.String),
+        "run_id": sa.bindparam("run_id", type_=sa.String),
+        "created_at": sa.bindparam("created_at", type_=sa.BigInteger),
+    }
+    if dialect != "postgresql":
+        return Statement(sa.insert(events).values(params))
+    # The lock is taken in the FROM clause, so before the sequence gives the row its id.
+    lock = sa.select(
+        sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(params["thread_id"], 0)).label("locked")
+    ).subquery()
+    values = [sa.cast(params["data"], postgresql.JSONB) if name == "data" else value for name, value in params.items()]
+    return Statement(sa.insert(events).from_select(list(params), sa.select(*values).select_from(lock)))
+
+
+_INSERTS = {dialect: _insert(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def append(raw: Raw, name: str, data: Json, thread_id: str, run_id: str | None, now: int) -> None:
+    """Write one event in the unit of `raw` (nothing when the store writes no events)."""
+    if not raw.events:
+        return
+    params = {"event": name, "data": data, "thread_id": thread_id, "run_id": run_id, "created_at": now}
+    raw.execute(_INSERTS[raw.dialect.name], params)
+
+
+def created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
+    """The events of objects just created in `table`: `<prefix>.created`, then their status's
+    event where the stream announces it."""
+    stream = STREAMS.get(table.name)
+    if stream is None or not raw.events:
+        return
+    for row in rows:
+        data = stream.data(raw, row)
+        thread_id, run_id = row[stream.thread], None if stream.run is None else row[stream.run]
+        append(raw, f"{stream.prefix}.created", data, thread_id, run_id, now)
+        if stream.statuses and row["status"] in stream.announced:
+            append(raw, f"{stream.prefix}.{row['status']}", data, thread_id, run_id, now)
+
+
+def moved(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
+    """The events of objects just moved in `table`: `<prefix>.<new status>` each."""
+    stream = STREAMS.get(table.name)
+    if stream is None or not stream.statuses or not raw.events:
+        return
+    for row in rows:
+        run_id = None if stream.run is None else row[stream.run]
+        append(raw, f"{stream.prefix}.{row['status']}", stream.data(raw, row), row[stream.thread], run_id, now)
+
+
+_FORGET = {
+    column: Statement(sa.delete(events).where(events.c[column] == sa.bindparam("id")))
+    for column in ("thread_id", "run_id")
+}
+
+
+def forget_thread(raw: Raw, thread_id: str) -> None:
+    """Delete a thread's events, with the thread, in its unit of work."""
+    raw.execute(_FORGET["thread_id"], {"id": thread_id})
+
+
+def forget_run(raw: Raw, run_id: str) -> None:
+    """Delete a run's events, with the run, in its unit of work."""
+    raw.execute(_FORGET["run_id"], {"id": run_id})

@@ -1,0 +1,101 @@
+"""`store.events`: reading the stream of a thread or a run, oldest first, from a cursor."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from threadstore.events.api import Event
+from threadstore.events.cursors import cursor
+from threadstore.events.follow import Follower
+from threadstore.events.models import events
+from threadstore.fastsql import Shapes
+from threadstore.scope import Scope
+from threadstore.validation import check_int, check_optional_string
+
+MAX_LIMIT = 1000
+
+
+def _build(shape: tuple[bool, bool, bool]) -> Any:
+    by_thread, by_run, after = shape
+    conditions = [
+        *([events.c.thread_id == sa.bindparam("thread_id")] if by_thread else []),
+        *([events.c.run_id == sa.bindparam("run_id")] if by_run else []),
+        *([events.c.id > sa.bindparam("after", type_=sa.BigInteger)] if after else []),
+    ]
+    return sa.select(events).where(*conditions).order_by(events.c.id).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+_LISTS = Shapes(_build)
+
+
+class Events:
+    """The events of every change, in the order followers must see them."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def list(
+        self,
+        *,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        """The events after the cursor, oldest first, of a thread, of a run, or of every thread.
+
+        Args:
+            thread_id: only this thread's events.
+            run_id: only this run's events.
+            after: an event's id: only the events after it (None: from the first).
+            limit: at most this many, 1 to 1000.
+
+        Raises:
+            ValidationError: a bad id, cursor or limit.
+        """
+        params: dict[str, Any] = {"limit": check_int("limit", limit, minimum=1, maximum=MAX_LIMIT)}
+        thread = check_optional_string("thread_id", thread_id)
+        run = check_optional_string("run_id", run_id)
+        position = cursor(after)
+        for name, value in (("thread_id", thread), ("run_id", run), ("after", position)):
+            if value is not None:
+                params[name] = value
+        shape = (thread is not None, run is not None, position is not None)
+        with self._scope.read() as raw:
+            return [Event.from_row(row) for row in raw.rows(_LISTS[shape], params)]
+
+    def follow(
+        self,
+        *,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        after: str | None = None,
+        timeout: float | None = None,
+        interval: float | None = None,
+    ) -> Iterator[Event]:
+        """The events of a thread or a run after the cursor, oldest first: those already written,
+        then each new one as it commits, read every `interval` seconds while nothing is new. The
+        follow of a run ends after the run's last event (its end), even one long past.
+
+        Args:
+            thread_id: the thread to follow.
+            run_id: the run to follow (within its thread).
+            after: an event's id: the events after it (None: from the first).
+            timeout: end the follow after this many seconds without a new event (None: never).
+            interval: seconds between reads while nothing is new (default 0.05).
+
+        Raises:
+            ValidationError: neither a thread nor a run is named, or a bad argument.
+        """
+        follower = Follower(thread_id, run_id, after, timeout, interval)
+        while not follower.over:
+            batch = self.list(
+                thread_id=follower.thread_id, run_id=follower.run_id, after=follower.after, limit=MAX_LIMIT
+            )
+            yield from follower.take(batch)
+            if not follower.over and len(batch) < MAX_LIMIT:
+                time.sleep(follower.interval)

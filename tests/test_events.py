@@ -1,0 +1,223 @@
+"""The event stream: every create and status move writes its event in the same transaction, with
+the API's stream event names and the object's `to_api()` at that moment as data; read back in
+order from any cursor. Runs against both stores on both backends (the `store` fixture)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from openai.types.beta import AssistantStreamEvent
+from pydantic import TypeAdapter
+
+from tests.conftest import OPEN_STORE, FakeClock
+from tests.factories import CALL, assistant_id, thread_id
+from threadstore import InvalidTransitionError, Store, ValidationError
+from threadstore.events.api import Event
+
+STREAM_EVENT: TypeAdapter[AssistantStreamEvent] = TypeAdapter(AssistantStreamEvent)
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2}
+
+
+def names(events: list[Event]) -> list[str]:
+    return [event.event for event in events]
+
+
+def a_run_that_completes(store: Store) -> tuple[str, str]:
+    """A run on a new thread that writes a message in a step and completes; its thread and run."""
+    thread = store.threads.create().id
+    run = store.runs.create(thread, assistant_id=assistant_id(store)).id
+    store.runs.start(run)
+    message = store.messages.create(thread, role="assistant", content="", run_id=run, status="in_progress")
+    details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
+    step = store.run_steps.create(run, step_details=details).id
+    store.run_steps.complete(step, usage=USAGE)
+    store.runs.complete(run, usage=USAGE)
+    return thread, run
+
+
+def test_a_run_streams_the_apis_events_in_the_order_they_happened(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    assert names(store.events.list(thread_id=thread)) == [
+        "thread.created",
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.run.step.completed",
+        "thread.message.completed",  # the run's end completes its message, before the run's event
+        "thread.run.completed",
+    ]
+
+
+def test_every_event_is_a_stream_event_of_the_openai_sdk(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    for event in store.events.list(thread_id=thread):
+        STREAM_EVENT.validate_python({"event": event.event, "data": event.data})
+
+
+def test_each_status_event_carries_the_object_as_it_was_at_that_moment(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    statuses = [
+        (event.event.rsplit(".", 1)[1], event.data["status"])
+        for event in store.events.list(thread_id=thread)
+        if not event.event.endswith(".created") and event.event != "thread.created"
+    ]
+    assert statuses and all(status == data for status, data in statuses)
+
+
+def test_a_steps_end_event_shows_its_usage(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    (completed,) = [e for e in store.events.list(thread_id=thread) if e.event == "thread.run.step.completed"]
+    assert completed.data["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def test_a_failed_runs_steps_fail_with_its_error_in_their_events(store: Store) -> None:
+    thread = store.threads.create().id
+    run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+    store.run_steps.create(run, step_details={"type": "tool_calls", "tool_calls": [CALL]})
+    store.runs.fail(run, code="rate_limit_exceeded", message="slow down")
+    events = store.events.list(run_id=run)
+    assert names(events)[-2:] == ["thread.run.step.failed", "thread.run.failed"]
+    assert events[-2].data["last_error"] == {"code": "rate_limit_exceeded", "message": "slow down"}
+
+
+def test_a_run_followed_by_its_id_has_its_own_events_only(store: Store) -> None:
+    _, run = a_run_that_completes(store)
+    events = store.events.list(run_id=run)
+    assert names(events)[0] == "thread.run.created" and names(events)[-1] == "thread.run.completed"
+    assert {event.run_id for event in events} == {run}
+
+
+def test_events_are_numbered_in_increasing_order(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    ids = [int(event.id) for event in store.events.list(thread_id=thread)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_reading_after_a_cursor_gives_exactly_the_rest(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    every = store.events.list(thread_id=thread)
+    for cut in range(len(every)):
+        assert store.events.list(thread_id=thread, after=every[cut].id) == every[cut + 1 :]
+
+
+def test_a_limit_reads_the_oldest_first(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    assert store.events.list(thread_id=thread, limit=3) == store.events.list(thread_id=thread)[:3]
+
+
+@pytest.mark.parametrize("after", ["", "abc", "-1", "1.5", "99999999999999999999", "١٢"])
+def test_a_bad_cursor_is_refused(store: Store, after: str) -> None:
+    with pytest.raises(ValidationError):
+        store.events.list(after=after)
+
+
+def test_a_change_rolled_back_writes_no_event(store: Store) -> None:
+    thread, assistant = store.threads.create().id, assistant_id(store)
+    before = store.events.list(thread_id=thread)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.runs.create(thread, assistant_id=assistant)
+        raise RuntimeError("the caller gives up")
+    assert store.events.list(thread_id=thread) == before
+
+
+def test_a_refused_move_writes_no_event(store: Store) -> None:
+    thread = store.threads.create().id
+    run = store.runs.create(thread, assistant_id=assistant_id(store)).id
+    before = store.events.list(thread_id=thread)
+    with pytest.raises(InvalidTransitionError):
+        store.runs.complete(run)  # a queued run cannot complete
+    assert store.events.list(thread_id=thread) == before
+
+
+def test_deleting_a_thread_deletes_its_events(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    other, _ = a_run_that_completes(store)
+    store.threads.delete(thread)
+    assert store.events.list(thread_id=thread) == []
+    assert store.events.list(thread_id=other)
+
+
+def test_deleting_a_run_deletes_its_events_and_keeps_the_threads_own(store: Store) -> None:
+    thread, run = a_run_that_completes(store)
+    store.runs.delete(run)
+    assert store.events.list(run_id=run) == []
+    assert names(store.events.list(thread_id=thread)) == ["thread.created"]
+
+
+def test_an_event_is_an_sse_frame(store: Store) -> None:
+    thread = store.threads.create().id
+    (created,) = store.events.list(thread_id=thread)
+    frame = created.to_sse()
+    assert frame.startswith(f"id: {created.id}\nevent: thread.created\ndata: {{")
+    assert frame.endswith("}\n\n") and frame.count("\n") == 4
+
+
+def test_a_store_opened_without_events_writes_none(store_url: sa.URL, store_kind: str) -> None:
+    with OPEN_STORE[store_kind](store_url, clock=FakeClock(), events=False) as quiet:
+        a_run_that_completes(quiet)
+        assert quiet.events.list() == []
+
+
+def test_importing_messages_streams_each_of_them(store: Store) -> None:
+    thread = thread_id(store)
+    store.messages.create_many(thread, [{"role": "user", "content": f"m{i}"} for i in range(5)])
+    created = [e for e in store.events.list(thread_id=thread) if e.event == "thread.message.created"]
+    assert [e.data["content"][0]["text"]["value"] for e in created] == [f"m{i}" for i in range(5)]
+
+
+# --- following ---------------------------------------------------------------------------------
+
+
+def test_following_a_run_that_has_ended_replays_its_events_and_ends(store: Store) -> None:
+    _, run = a_run_that_completes(store)
+    assert list(store.events.follow(run_id=run)) == store.events.list(run_id=run)
+
+
+def test_a_follower_resumed_from_a_cursor_gets_exactly_the_rest(store: Store) -> None:
+    _, run = a_run_that_completes(store)
+    every = store.events.list(run_id=run)
+    assert list(store.events.follow(run_id=run, after=every[3].id)) == every[4:]
+
+
+def test_following_a_thread_ends_after_the_timeout_without_new_events(store: Store) -> None:
+    thread, _ = a_run_that_completes(store)
+    assert list(store.events.follow(thread_id=thread, timeout=0.2)) == store.events.list(thread_id=thread)
+
+
+def test_a_follower_receives_each_event_as_it_commits_until_the_run_ends(store: Store) -> None:
+    thread = store.threads.create().id
+    run = store.runs.create(thread, assistant_id=assistant_id(store)).id
+    received: list[Event] = []
+    follower = threading.Thread(target=lambda: received.extend(store.events.follow(run_id=run, interval=0.01)))
+    follower.start()
+    store.runs.start(run)
+    step = store.run_steps.create(run, step_details={"type": "tool_calls", "tool_calls": []}).id
+    store.run_steps.complete(step)
+    store.runs.complete(run)
+    follower.join(timeout=30)
+    assert not follower.is_alive()
+    assert received == store.events.list(run_id=run)
+    assert names(received)[-1] == "thread.run.completed"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {},
+        {"thread_id": 1},
+        {"run_id": "r", "timeout": -1},
+        {"run_id": "r", "interval": "fast"},
+        {"run_id": "r", "after": "x"},
+    ],
+)
+def test_a_follow_without_a_thread_or_run_or_with_bad_arguments_is_refused(
+    store: Store, arguments: dict[str, object]
+) -> None:
+    with pytest.raises(ValidationError):
+        next(iter(store.events.follow(**arguments)))  # type: ignore[arg-type]
