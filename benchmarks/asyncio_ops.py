@@ -279,16 +279,17 @@ async def lag_probe(stop: asyncio.Event, lags: list[float]) -> None:
 
 async def one_round(
     implementation: Implementation, free: deque[str], paged: str, tasks: int, iterations: int, lags: list[float]
-) -> float:
-    """Iterations per second of `tasks` concurrent workers, with the lag probe running."""
+) -> tuple[float, float]:
+    """Iterations per second of `tasks` concurrent workers, with the lag probe running, and the
+    CPU time this process spent per iteration (every thread's) in microseconds."""
     stop = asyncio.Event()
     probe = asyncio.create_task(lag_probe(stop, lags))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(implementation, free, paged, iterations) for _ in range(tasks)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stop.set()
     await probe
-    return tasks * iterations / elapsed
+    return tasks * iterations / elapsed, cpu * 1e6 / (tasks * iterations)
 
 
 def drain(store: Store, free: deque[str]) -> None:
@@ -313,22 +314,28 @@ async def postgres_throughput(url: str, args: argparse.Namespace) -> None:
         "Store via asyncio.to_thread": OnThreads(url, args.pool, assistant),
     }
     rates: dict[str, list[float]] = {name: [] for name in implementations}
+    cpus: dict[str, list[float]] = {name: [] for name in implementations}
     lags: dict[str, list[float]] = {name: [] for name in implementations}
     for implementation in implementations.values():  # warm-up: connections opened, statements prepared
         await one_round(implementation, free, paged, args.tasks, 2, [])
         drain(setup, free)
     for _ in range(args.rounds):
         for name, implementation in implementations.items():
-            rates[name].append(await one_round(implementation, free, paged, args.tasks, args.iterations, lags[name]))
+            rate, cpu = await one_round(implementation, free, paged, args.tasks, args.iterations, lags[name])
+            rates[name].append(rate)
+            cpus[name].append(cpu)
             drain(setup, free)
     for implementation in implementations.values():
         await implementation.close()
     setup.close()
-    print_throughput(rates, lags, args)
+    print_throughput(rates, cpus, lags, args)
 
 
-def print_throughput(rates: dict[str, list[float]], lags: dict[str, list[float]], args: argparse.Namespace) -> None:
-    """The table: median iterations per second of each implementation, its ratios, the loop's lag."""
+def print_throughput(
+    rates: dict[str, list[float]], cpus: dict[str, list[float]], lags: dict[str, list[float]], args: argparse.Namespace
+) -> None:
+    """The table: median iterations per second of each implementation, its ratios, the client's CPU
+    time per iteration (which says whether the client or the server is the bottleneck), the loop's lag."""
     median = {name: statistics.median(values) for name, values in rates.items()}
     mine, floor, threads = median.values()
     print(
@@ -336,11 +343,12 @@ def print_throughput(rates: dict[str, list[float]], lags: dict[str, list[float]]
         f" (create, claim_next, complete) and a page of 20 messages; median of {args.rounds} rounds"
         f" of {args.iterations} iterations a task"
     )
-    print("| implementation | iterations/s | AsyncStore / this | loop lag p50 ms | loop lag p99 ms |")
-    print("|---|---|---|---|---|")
+    print("| implementation | AsyncStore / this | iterations/s | client CPU µs/iteration | loop lag p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|")
     for name, rate in median.items():
         p50, p99 = percentiles(lags[name])
-        print(f"| {name} | {rate:,.0f} | {mine / rate:.2f} | {p50:.2f} | {p99:.2f} |", flush=True)
+        cpu = statistics.median(cpus[name])
+        print(f"| {name} | {mine / rate:.2f} | {rate:,.0f} | {cpu:,.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
     print(f"\nAsyncStore / floor: {mine / floor:.2f} (target ≥ 0.8); AsyncStore / to_thread: {mine / threads:.2f}"
           " (target ≥ 2)")  # fmt: skip
 
