@@ -11,6 +11,8 @@ with claim_next, complete it) and the first page of a thread's messages, over po
 - the sync Store called through `asyncio.to_thread` (the default executor).
 
 Meanwhile a probe task sleeps 1 ms in a loop and records how late it wakes: the event loop's lag.
+The table also gives the CPU time the benchmark's process spent per iteration (all its threads):
+where every implementation gets the same share of a busy machine, throughput follows it.
 
 SQLite: the median latency of single operations, AsyncStore (a thread of its pool per call)
 against the sync Store.
