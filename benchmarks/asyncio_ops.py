@@ -1,0 +1,458 @@
+"""AsyncStore under an asyncio server's load, against the floor and against the sync Store.
+
+PostgreSQL (when --postgres or THREADSTORE_TEST_POSTGRES_URL names a database): `--tasks`
+concurrent tasks each repeat a run lifecycle (create a run on a thread of its own, claim a run
+with claim_next, complete it) and the first page of a thread's messages, over pools of
+`--pool` connections, in three implementations measured in the same rounds:
+
+- AsyncStore (greenlets over psycopg's async connections);
+- the floor: bare `psycopg.AsyncConnection`s from `psycopg_pool.AsyncConnectionPool`, sending
+  the SQL threadstore sends and building the same API dicts;
+- the sync Store called through `asyncio.to_thread` (the default executor).
+
+Meanwhile a probe task sleeps 1 ms in a loop and records how late it wakes: the event loop's lag.
+The table also gives the CPU time the benchmark's process spent per iteration (all its threads):
+where every implementation gets the same share of a busy machine, throughput follows it.
+
+SQLite: the median latency of single operations, AsyncStore (a thread of its pool per call)
+against the sync Store.
+
+    python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 10] [--iterations 20]
+        [--rounds 7] [--postgres URL]
+
+PostgreSQL is measured in a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from benchmarks.floor import message_api, run_api
+from benchmarks.ops import postgres_schema
+from threadstore import AsyncStore, Store
+from threadstore.ids import new_id
+
+PAGE_MESSAGES = 50  # messages in the paged thread: more than one page of 20
+
+# The statements threadstore sends on PostgreSQL for these calls (as psycopg receives them,
+# captured from a sync Store); the floor sends them unchanged, so the server does the same work.
+LOCK_THREAD = "SELECT threads.id \nFROM threads \nWHERE threads.id = %(id)s::VARCHAR FOR UPDATE"
+ACTIVE_RUN = (
+    "SELECT runs.id \nFROM runs \nWHERE runs.thread_id = %(thread_id)s::VARCHAR AND runs.status IN "
+    "('cancelling', 'in_progress', 'queued', 'requires_action')"
+)
+ASSISTANT = (
+    "SELECT assistants.id, assistants.created_at, assistants.name, assistants.description, assistants.model,"
+    " assistants.instructions, assistants.tools, assistants.tool_resources, assistants.metadata,"
+    " assistants.temperature, assistants.top_p, assistants.response_format, assistants.deleted_at \n"
+    "FROM assistants \nWHERE assistants.id = %(id)s::VARCHAR AND assistants.deleted_at IS NULL"
+)
+RUN_COLUMNS = (
+    "id", "created_at", "thread_id", "assistant_id", "status", "required_action", "last_error_code",
+    "last_error_message", "expires_at", "started_at", "cancelled_at", "failed_at", "completed_at",
+    "incomplete_reason", "model", "instructions", "tools", "metadata", "usage_prompt_tokens",
+    "usage_completion_tokens", "usage_total_tokens", "temperature", "top_p", "max_prompt_tokens",
+    "max_completion_tokens", "truncation_strategy", "response_format", "tool_choice", "parallel_tool_calls",
+)  # fmt: skip
+RUN_CASTS = dict.fromkeys(
+    ("required_action", "tools", "metadata", "truncation_strategy", "response_format", "tool_choice"), "JSONB"
+)
+RUN_CASTS |= dict.fromkeys(("temperature", "top_p", "parallel_tool_calls"), "")  # sent without a cast
+RUN_CASTS |= {name: "BIGINT" for name in RUN_COLUMNS if name.endswith("_at")}
+RUN_CASTS |= {name: "INTEGER" for name in RUN_COLUMNS if name.startswith(("usage_", "max_"))}
+
+
+def _placeholder(name: str) -> str:
+    cast = RUN_CASTS.get(name, "VARCHAR")
+    return f"%({name})s::{cast}" if cast else f"%({name})s"
+
+
+INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join(_placeholder(name) for name in RUN_COLUMNS)})"
+)
+RETURNING_RUN = " RETURNING " + ", ".join(f"runs.{name}" for name in RUN_COLUMNS)
+CLAIM = (
+    "UPDATE runs SET status=%(status)s::VARCHAR, started_at=coalesce(runs.started_at, %(now)s::BIGINT)"
+    " WHERE runs.status IN ('queued') AND runs.id = (SELECT runs.id \nFROM runs \nWHERE runs.status ="
+    " %(status_1)s::VARCHAR AND runs.expires_at > %(now)s::BIGINT ORDER BY runs.created_at, runs.id \n"
+    " LIMIT %(param_1)s::INTEGER FOR UPDATE SKIP LOCKED)" + RETURNING_RUN
+)
+COMPLETE = (
+    "UPDATE runs SET status=%(status)s::VARCHAR, expires_at=%(expires_at)s::BIGINT, completed_at=%(now)s::BIGINT"
+    " WHERE runs.id = %(object_id)s::VARCHAR AND runs.status IN ('cancelling', 'in_progress')" + RETURNING_RUN
+)
+COMPLETE_STEPS = (
+    "UPDATE run_steps SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE run_steps.status IN"
+    " ('in_progress') AND run_steps.run_id = %(run_id)s::VARCHAR RETURNING run_steps.id"
+)
+COMPLETE_MESSAGES = (
+    "UPDATE messages SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE messages.status IN"
+    " ('in_progress') AND messages.run_id = %(run_id)s::VARCHAR RETURNING messages.id"
+)
+MESSAGE_PAGE = (
+    "SELECT messages.id, messages.created_at, messages.thread_id, messages.status, messages.incomplete_reason,"
+    " messages.completed_at, messages.incomplete_at, messages.role, messages.content, messages.assistant_id,"
+    " messages.run_id, messages.attachments, messages.metadata \nFROM messages \nWHERE messages.thread_id ="
+    " %(scope_thread_id)s::VARCHAR ORDER BY messages.created_at DESC, messages.id DESC \n LIMIT %(limit)s::INTEGER"
+)
+
+
+class Implementation(Protocol):
+    """The four calls of the PostgreSQL workload, each returning the API dict."""
+
+    async def create_run(self, thread_id: str) -> dict[str, Any]: ...
+    async def claim(self) -> dict[str, Any] | None: ...
+    async def complete(self, run_id: str) -> dict[str, Any]: ...
+    async def page(self, thread_id: str) -> dict[str, Any]: ...
+    async def close(self) -> None: ...
+
+
+class OnAsyncStore:
+    """The workload on AsyncStore."""
+
+    def __init__(self, url: str, pool: int, assistant_id: str) -> None:
+        self.store = AsyncStore(url, engine_options={"pool_size": pool, "max_overflow": 0})
+        self.assistant_id = assistant_id
+
+    async def create_run(self, thread_id: str) -> dict[str, Any]:
+        return (await self.store.runs.create(thread_id, assistant_id=self.assistant_id)).to_api()
+
+    async def claim(self) -> dict[str, Any] | None:
+        run = await self.store.runs.claim_next()
+        return None if run is None else run.to_api()
+
+    async def complete(self, run_id: str) -> dict[str, Any]:
+        return (await self.store.runs.complete(run_id)).to_api()
+
+    async def page(self, thread_id: str) -> dict[str, Any]:
+        return (await self.store.messages.list(thread_id)).to_api()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+class OnThreads:
+    """The workload on the sync Store, each call in a thread of asyncio's default executor."""
+
+    def __init__(self, url: str, pool: int, assistant_id: str) -> None:
+        self.store = Store(url, engine_options={"pool_size": pool, "max_overflow": 0})
+        self.assistant_id = assistant_id
+
+    async def create_run(self, thread_id: str) -> dict[str, Any]:
+        run = await asyncio.to_thread(self.store.runs.create, thread_id, assistant_id=self.assistant_id)
+        return run.to_api()
+
+    async def claim(self) -> dict[str, Any] | None:
+        run = await asyncio.to_thread(self.store.runs.claim_next)
+        return None if run is None else run.to_api()
+
+    async def complete(self, run_id: str) -> dict[str, Any]:
+        return (await asyncio.to_thread(self.store.runs.complete, run_id)).to_api()
+
+    async def page(self, thread_id: str) -> dict[str, Any]:
+        return (await asyncio.to_thread(self.store.messages.list, thread_id)).to_api()
+
+    async def close(self) -> None:
+        self.store.close()
+
+
+class AsyncFloor:
+    """The floor: psycopg's async connections from psycopg_pool, threadstore's SQL, the same dicts."""
+
+    def __init__(self, url: str, pool: int, assistant_id: str) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        parsed = sa.make_url(url)
+        kwargs: dict[str, Any] = {"host": parsed.host, "port": parsed.port, "user": parsed.username}
+        kwargs |= {"password": parsed.password, "dbname": parsed.database, "options": parsed.query.get("options")}
+        self.pool = AsyncConnectionPool(kwargs={k: v for k, v in kwargs.items() if v}, min_size=pool, open=False)
+        self.assistant_id = assistant_id
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True)
+
+    async def create_run(self, thread_id: str) -> dict[str, Any]:
+        async with self.pool.connection() as connection:  # commits on the way out, as a unit of work
+            if await (await connection.execute(LOCK_THREAD, {"id": thread_id})).fetchone() is None:
+                raise LookupError(thread_id)
+            if await (await connection.execute(ACTIVE_RUN, {"thread_id": thread_id})).fetchone() is not None:
+                raise RuntimeError("the thread has an active run")
+            cursor = await connection.execute(ASSISTANT, {"id": self.assistant_id})
+            names = [column.name for column in cursor.description or ()]
+            assistant = dict(zip(names, await cursor.fetchone() or (), strict=True))
+            row = new_run(thread_id, assistant, int(time.time()))
+            await connection.execute(INSERT_RUN, insert_params(row))
+        return run_api(row, _decoded)
+
+    async def claim(self) -> dict[str, Any] | None:
+        params = {"status": "in_progress", "status_1": "queued", "param_1": 1, "now": int(time.time())}
+        async with self.pool.connection() as connection:
+            values = await (await connection.execute(CLAIM, params)).fetchone()
+        return None if values is None else run_api(dict(zip(RUN_COLUMNS, values, strict=True)), _decoded)
+
+    async def complete(self, run_id: str) -> dict[str, Any]:
+        now = int(time.time())
+        async with self.pool.connection() as connection:
+            params = {"status": "completed", "expires_at": None, "object_id": run_id, "now": now}
+            values = await (await connection.execute(COMPLETE, params)).fetchone()
+            if values is None:
+                raise RuntimeError(f"{run_id} is not in progress")
+            others = {"status": "completed", "run_id": run_id, "now": now}
+            await (await connection.execute(COMPLETE_STEPS, others)).fetchall()
+            await (await connection.execute(COMPLETE_MESSAGES, others)).fetchall()
+        return run_api(dict(zip(RUN_COLUMNS, values, strict=True)), _decoded)
+
+    async def page(self, thread_id: str) -> dict[str, Any]:
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(MESSAGE_PAGE, {"scope_thread_id": thread_id, "limit": 21})
+            rows = await cursor.fetchall()
+        data = [message_api(row, _decoded) for row in rows[:20]]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": len(rows) > 20,
+        }
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def _decoded(value: Any) -> Any:
+    return value  # psycopg has decoded JSONB already
+
+
+JSON_RUN_COLUMNS = [name for name, cast in RUN_CASTS.items() if cast == "JSONB"]
+
+
+def new_run(thread_id: str, assistant: dict[str, Any], now: int) -> dict[str, Any]:
+    """The run threadstore inserts for `assistant` with no overrides, as Python values."""
+    row: dict[str, Any] = dict.fromkeys(RUN_COLUMNS)
+    row |= {"id": new_id("run"), "created_at": now, "thread_id": thread_id, "assistant_id": assistant["id"]}
+    row |= {"status": "queued", "expires_at": now + 600, "model": assistant["model"]}
+    row |= {"instructions": assistant["instructions"] or "", "tools": assistant["tools"], "metadata": {}}
+    row |= {"truncation_strategy": {"type": "auto", "last_messages": None}, "response_format": "auto"}
+    row |= {"tool_choice": "auto", "parallel_tool_calls": True}
+    return row
+
+
+def insert_params(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` as INSERT_RUN's parameters: JSONB columns sent as JSON text, as threadstore sends them."""
+    return row | {name: None if row[name] is None else json.dumps(row[name]) for name in JSON_RUN_COLUMNS}
+
+
+# --- PostgreSQL: throughput of concurrent tasks ---------------------------------------------------
+
+
+async def worker(implementation: Implementation, free: deque[str], paged: str, iterations: int) -> None:
+    """Repeat the workload: a run on a free thread, a claim, its completion, a page of messages.
+
+    The claimed run may be another task's: its thread is free again once that run is complete.
+    """
+    for _ in range(iterations):
+        await implementation.create_run(free.popleft())
+        claimed = await implementation.claim()
+        if claimed is not None:
+            await implementation.complete(claimed["id"])
+            free.append(claimed["thread_id"])
+        await implementation.page(paged)
+
+
+async def lag_probe(stop: asyncio.Event, lags: list[float]) -> None:
+    """Sleep 1 ms at a time until `stop`; record how late each wake-up came, in milliseconds."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(0.001)
+        lags.append((time.perf_counter() - started) * 1000 - 1)
+
+
+async def one_round(
+    implementation: Implementation, free: deque[str], paged: str, tasks: int, iterations: int, lags: list[float]
+) -> tuple[float, float]:
+    """Iterations per second of `tasks` concurrent workers, with the lag probe running, and the
+    CPU time this process spent per iteration (every thread's) in microseconds."""
+    stop = asyncio.Event()
+    probe = asyncio.create_task(lag_probe(stop, lags))
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker(implementation, free, paged, iterations) for _ in range(tasks)))
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    stop.set()
+    await probe
+    return tasks * iterations / elapsed, cpu * 1e6 / (tasks * iterations)
+
+
+def drain(store: Store, free: deque[str]) -> None:
+    """Complete the runs a round left queued (a claim that found none free), freeing their threads."""
+    while (run := store.runs.claim_next()) is not None:
+        store.runs.complete(run.id)
+        free.append(run.thread_id)
+
+
+async def postgres_throughput(url: str, args: argparse.Namespace) -> None:
+    """Print the throughput table and the loop's lag for the three implementations."""
+    setup = Store(url, migrate_on_open=True)
+    assistant = setup.assistants.create(model="gpt-4o", instructions="be brief").id
+    paged = setup.threads.create().id
+    setup.messages.create_many(paged, [{"role": "user", "content": f"message {i}"} for i in range(PAGE_MESSAGES)])
+    free = deque(setup.threads.create().id for _ in range(3 * args.tasks))
+    floor = AsyncFloor(url, args.pool, assistant)
+    await floor.open()
+    implementations: dict[str, Implementation] = {
+        "AsyncStore": OnAsyncStore(url, args.pool, assistant),
+        "floor (psycopg AsyncConnectionPool)": floor,
+        "Store via asyncio.to_thread": OnThreads(url, args.pool, assistant),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in implementations}
+    cpus: dict[str, list[float]] = {name: [] for name in implementations}
+    lags: dict[str, list[float]] = {name: [] for name in implementations}
+    for implementation in implementations.values():  # warm-up: connections opened, statements prepared
+        await one_round(implementation, free, paged, args.tasks, 2, [])
+        drain(setup, free)
+    for _ in range(args.rounds):
+        for name, implementation in implementations.items():
+            rate, cpu = await one_round(implementation, free, paged, args.tasks, args.iterations, lags[name])
+            rates[name].append(rate)
+            cpus[name].append(cpu)
+            drain(setup, free)
+    for implementation in implementations.values():
+        await implementation.close()
+    setup.close()
+    print_throughput(rates, cpus, lags, args)
+
+
+def print_throughput(
+    rates: dict[str, list[float]], cpus: dict[str, list[float]], lags: dict[str, list[float]], args: argparse.Namespace
+) -> None:
+    """The table: median iterations per second of each implementation, its ratios, the client's CPU
+    time per iteration (which says whether the client or the server is the bottleneck), the loop's lag."""
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    mine, floor, threads = median.values()
+    print(
+        f"\nPostgreSQL: {args.tasks} tasks, pools of {args.pool} connections; an iteration is a run lifecycle"
+        f" (create, claim_next, complete) and a page of 20 messages; median of {args.rounds} rounds"
+        f" of {args.iterations} iterations a task"
+    )
+    print("| implementation | AsyncStore / this | iterations/s | client CPU µs/iteration | loop lag p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for name, rate in median.items():
+        p50, p99 = percentiles(lags[name])
+        cpu = statistics.median(cpus[name])
+        print(f"| {name} | {mine / rate:.2f} | {rate:,.0f} | {cpu:,.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
+    print(f"\nAsyncStore / floor: {mine / floor:.2f} (target ≥ 0.8); AsyncStore / to_thread: {mine / threads:.2f}"
+          " (target ≥ 2)")  # fmt: skip
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """The 50th and 99th percentiles of `values`."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (0.0, 0.0)
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[49], cuts[98]
+
+
+# --- SQLite: latency of single operations ---------------------------------------------------------
+
+
+async def medians_us(operations: list[Callable[[], Awaitable[Any]]], repeat: int, rounds: int = 10) -> list[float]:
+    """benchmarks.ops.medians_us for coroutines, all awaited in one event loop: the median time of
+    each operation in microseconds, in `rounds` rounds of one block of calls per operation."""
+    samples: list[list[int]] = [[] for _ in operations]
+    for _ in range(rounds):
+        for operation, times in zip(operations, samples, strict=True):
+            for _ in range(min(10, repeat)):
+                await operation()
+            for _ in range(max(1, repeat // rounds)):
+                started = time.perf_counter_ns()
+                await operation()
+                times.append(time.perf_counter_ns() - started)
+    return [statistics.median(times) / 1000 for times in samples]
+
+
+def awaited(call: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+    """A sync call as a coroutine function, so both stores are timed by one loop."""
+
+    async def run() -> Any:
+        return call()
+
+    return run
+
+
+async def sqlite_latency(args: argparse.Namespace) -> None:
+    """Print the table of single-operation latencies, AsyncStore against Store."""
+    path = Path(tempfile.mkdtemp()) / "bench.db"
+    store = Store(f"sqlite:///{path}")
+    aio = AsyncStore(f"sqlite:///{path}")
+    assistant = store.assistants.create(model="gpt-4o", instructions="be brief").id
+    writes, lifecycle, paged = (store.threads.create().id for _ in range(3))
+    store.messages.create_many(paged, [{"role": "user", "content": f"message {i}"} for i in range(1000)])
+    middle = store.messages.list(paged, limit=100, after=store.messages.list(paged, limit=100).last_id).last_id
+    run_id = store.runs.create(store.threads.create().id, assistant_id=assistant).id
+
+    async def async_create() -> dict[str, Any]:
+        return (await aio.messages.create(writes, role="user", content="hello")).to_api()
+
+    async def async_get() -> dict[str, Any]:
+        return (await aio.runs.get(run_id)).to_api()
+
+    async def async_page() -> dict[str, Any]:
+        return (await aio.messages.list(paged, after=middle)).to_api()
+
+    async def async_lifecycle() -> dict[str, Any]:
+        created = await aio.runs.create(lifecycle, assistant_id=assistant)
+        return (await aio.runs.complete((await aio.runs.start(created.id)).id)).to_api()
+
+    def sync_create() -> dict[str, Any]:
+        return store.messages.create(writes, role="user", content="hello").to_api()
+
+    def sync_lifecycle() -> dict[str, Any]:
+        created = store.runs.create(lifecycle, assistant_id=assistant)
+        return store.runs.complete(store.runs.start(created.id).id).to_api()
+
+    cases: list[tuple[str, Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]] = [
+        ("create message", async_create, awaited(sync_create)),
+        ("get run", async_get, awaited(lambda: store.runs.get(run_id).to_api())),
+        ("page of 20 messages", async_page, awaited(lambda: store.messages.list(paged, after=middle).to_api())),
+        ("run lifecycle (create, start, complete)", async_lifecycle, awaited(sync_lifecycle)),
+    ]
+    medians = await medians_us([implementation for case in cases for implementation in case[1:]], args.repeat)
+    print(f"\nSQLite (WAL, synchronous=NORMAL): median of {args.repeat} calls each, microseconds")
+    print("| operation | AsyncStore / Store | AsyncStore | Store |")
+    print("|---|---|---|---|")
+    for index, (name, *_) in enumerate(cases):
+        mine, sync = medians[2 * index : 2 * index + 2]
+        print(f"| {name} | {mine / sync:.2f} | {mine:.0f} | {sync:.0f} |", flush=True)
+    await aio.close()
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=2000, help="SQLite: calls of each operation")
+    parser.add_argument("--tasks", type=int, default=100, help="PostgreSQL: concurrent tasks")
+    parser.add_argument("--pool", type=int, default=10, help="PostgreSQL: connections in each pool")
+    parser.add_argument("--iterations", type=int, default=20, help="PostgreSQL: iterations of each task a round")
+    parser.add_argument("--rounds", type=int, default=7, help="PostgreSQL: rounds of every implementation")
+    parser.add_argument("--postgres", default=os.environ.get("THREADSTORE_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} cores")
+    asyncio.run(sqlite_latency(args))
+    if args.postgres:
+        with postgres_schema(args.postgres) as url:
+            asyncio.run(postgres_throughput(url, args))
+
+
+if __name__ == "__main__":
+    main()
