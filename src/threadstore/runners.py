@@ -21,6 +21,8 @@ from contextlib import suppress
 from queue import SimpleQueue
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from threadstore.errors import StorageError
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -78,7 +80,7 @@ class ThreadRunner:
     def _submit(self, job: _Job) -> None:
         with self._lock:
             if self._closed:
-                raise RuntimeError("The store is closed.")
+                raise StorageError("The store is closed.")
             if self._idle:
                 self._idle.pop().inbox.put(job)
             elif len(self._workers) < self._most:
