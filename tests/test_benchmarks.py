@@ -67,3 +67,22 @@ def test_the_asyncio_benchmark_prints_every_row_with_its_ratios() -> None:
     assert all(float(row[2]) > 0 and float(row[3].replace(",", "")) > 0 for row in rows[len(sqlite) :])
     assert all(float(row[6]) >= float(row[5]) for row in rows[len(sqlite) :])
     assert any(line.startswith("AsyncStore / floor:") for line in lines) == (len(expected) > len(sqlite))
+
+
+def test_the_events_benchmark_prints_its_cost_latency_and_followers_on_each_backend() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.events", "--repeat", "5", "--messages", "10"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    backends = 2 if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else 1
+    costs = [line.split("|") for line in lines if line.startswith("| median µs |")]
+    assert len(costs) == backends and all(float(row[4]) > 0 for row in costs)
+    assert sum(line.startswith("follow latency over 10 of 10 messages") for line in lines) == backends
+    followers = [line for line in lines if line.startswith("100 followers of one run: 100 received all")]
+    assert len(followers) == backends
+    assert followers[-1].endswith(f"connections listening for events: {backends - 1}")

@@ -4,16 +4,30 @@ order from any cursor. Runs against both stores on both backends (the `store` fi
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
+import uuid
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from openai.types.beta import AssistantStreamEvent
 from pydantic import TypeAdapter
 
-from tests.conftest import OPEN_STORE, FakeClock
+from tests.conftest import (
+    OPEN_STORE,
+    POSTGRES_URL,
+    SKIP_POSTGRES,
+    FakeClock,
+    empty_postgres,
+    postgres_url_in_schema,
+)
 from tests.factories import CALL, assistant_id, thread_id
-from threadstore import InvalidTransitionError, Store, ValidationError
+from tests.test_connections import terminate_connections_of
+from tests.test_workers import _worker
+from threadstore import ConflictError, InvalidTransitionError, Store, ValidationError
+from threadstore.db import create_engine
 from threadstore.events.api import Event
 
 STREAM_EVENT: TypeAdapter[AssistantStreamEvent] = TypeAdapter(AssistantStreamEvent)
@@ -221,3 +235,203 @@ def test_a_follow_without_a_thread_or_run_or_with_bad_arguments_is_refused(
 ) -> None:
     with pytest.raises(ValidationError):
         next(iter(store.events.follow(**arguments)))  # type: ignore[arg-type]
+
+
+# --- wake-ups (PostgreSQL: LISTEN/NOTIFY) ------------------------------------------------------
+
+
+def follow_in_a_thread(store: Store, run: str, interval: float) -> tuple[threading.Thread, list[Event]]:
+    received: list[Event] = []
+    follower = threading.Thread(
+        target=lambda: received.extend(store.events.follow(run_id=run, interval=interval)), daemon=True
+    )
+    follower.start()
+    return follower, received
+
+
+def listeners(application: str) -> int:
+    """How many connections of `application` are listening for events."""
+    assert POSTGRES_URL
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.connect() as connection:
+            query = sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND query LIKE 'LISTEN%'"
+            )
+            return int(connection.execute(query, {"name": application}).scalar_one())
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def named_postgres_store(postgres_session_schema: str, store_kind: str) -> Iterator[tuple[Store, str]]:
+    name = f"ts_{uuid.uuid4().hex[:10]}"
+    url = postgres_url_in_schema(postgres_session_schema).update_query_dict({"application_name": name})
+    empty_postgres(url)
+    with OPEN_STORE[store_kind](url) as store:
+        yield store, name
+    empty_postgres(url)
+
+
+@SKIP_POSTGRES
+def test_a_commit_wakes_its_followers_at_once_on_postgres(named_postgres_store: tuple[Store, str]) -> None:
+    store, application = named_postgres_store
+    thread = store.threads.create().id
+    run = store.runs.create(thread, assistant_id=assistant_id(store)).id
+    # An interval far longer than the test may take: only a notification can wake them in time.
+    followers = [follow_in_a_thread(store, run, interval=600) for _ in range(20)]
+    for _ in range(100):
+        if listeners(application) == 1:
+            break
+        time.sleep(0.05)
+    assert listeners(application) == 1  # one listening connection for the store, not one per follower
+    store.runs.start(run)
+    store.runs.complete(run)
+    for follower, received in followers:
+        follower.join(timeout=20)
+        assert not follower.is_alive()
+        assert received == store.events.list(run_id=run)
+
+
+@SKIP_POSTGRES
+def test_followers_go_on_when_the_listening_connection_drops(named_postgres_store: tuple[Store, str]) -> None:
+    store, application = named_postgres_store
+    thread = store.threads.create().id
+    run = store.runs.create(thread, assistant_id=assistant_id(store)).id
+    follower, received = follow_in_a_thread(store, run, interval=0.05)
+    for _ in range(100):
+        if listeners(application) == 1:
+            break
+        time.sleep(0.05)
+    assert terminate_connections_of(application) >= 1
+    store.runs.start(run)
+    store.runs.complete(run)
+    follower.join(timeout=20)
+    assert received == store.events.list(run_id=run)
+    for _ in range(100):
+        if listeners(application) == 1:
+            break
+        time.sleep(0.05)
+    assert listeners(application) == 1  # and the store listens again
+
+
+# --- deltas ------------------------------------------------------------------------------------
+
+
+def streaming_message(store: Store) -> tuple[str, str]:
+    thread = store.threads.create().id
+    run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+    message = store.messages.create(thread, role="assistant", content="", run_id=run, status="in_progress").id
+    return thread, message
+
+
+def test_appended_text_joins_the_message_and_streams_as_deltas(store: Store) -> None:
+    thread, message = streaming_message(store)
+    store.messages.append_text(message, text="Hel")
+    appended = store.messages.append_text(message, text="lo!")
+    assert appended.content[-1]["text"]["value"] == "Hello!"
+    deltas = [e for e in store.events.list(thread_id=thread) if e.event == "thread.message.delta"]
+    assert [d.data["delta"]["content"][0]["text"]["value"] for d in deltas] == ["Hel", "lo!"]
+    index = len(appended.content) - 1
+    assert {d.data["delta"]["content"][0]["index"] for d in deltas} == {index}
+    for delta in deltas:
+        STREAM_EVENT.validate_python({"event": delta.event, "data": delta.data})
+
+
+def test_text_after_a_part_that_is_not_text_starts_a_new_part(store: Store) -> None:
+    thread = store.threads.create().id
+    run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+    image = [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
+    message = store.messages.create(thread, role="assistant", content=image, run_id=run, status="in_progress").id
+    appended = store.messages.append_text(message, text="a caption")
+    assert [part["type"] for part in appended.content] == ["image_url", "text"]
+    (delta,) = [e for e in store.events.list(thread_id=thread) if e.event == "thread.message.delta"]
+    assert delta.data["delta"]["content"][0]["index"] == 1
+
+
+def test_text_is_not_appended_to_a_completed_message_and_no_delta_is_written(store: Store) -> None:
+    thread, message = streaming_message(store)
+    store.messages.complete(message)
+    before = store.events.list(thread_id=thread)
+    with pytest.raises(ConflictError):
+        store.messages.append_text(message, text="late")
+    assert store.events.list(thread_id=thread) == before
+
+
+@pytest.mark.parametrize("text", ["", 5, None])
+def test_appending_what_is_not_text_is_refused(store: Store, text: object) -> None:
+    _, message = streaming_message(store)
+    with pytest.raises(ValidationError):
+        store.messages.append_text(message, text=text)  # type: ignore[arg-type]
+
+
+def test_new_step_details_stream_as_a_step_delta(store: Store) -> None:
+    thread = store.threads.create().id
+    run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+    step = store.run_steps.create(run, step_details={"type": "tool_calls", "tool_calls": []}).id
+    store.run_steps.update_details(step, step_details={"type": "tool_calls", "tool_calls": [CALL]})
+    (delta,) = [e for e in store.events.list(run_id=run) if e.event == "thread.run.step.delta"]
+    assert delta.data["delta"]["step_details"]["tool_calls"][0]["index"] == 0
+    STREAM_EVENT.validate_python({"event": delta.event, "data": delta.data})
+
+
+# --- order under concurrent writers ------------------------------------------------------------
+
+WRITERS, APPENDS = 4, 40
+
+
+def _append_pieces(store: Store, index: int, message: str) -> int:
+    for piece in range(APPENDS):
+        store.messages.append_text(message, text=f"<{index}:{piece}>")
+    return APPENDS
+
+
+def test_a_follower_sees_every_committed_event_of_concurrent_writers_once_and_in_order(
+    store_url: sa.URL, clock: FakeClock
+) -> None:
+    with Store(store_url, clock=clock) as store:
+        thread = store.threads.create().id
+        run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+        messages = [
+            store.messages.create(thread, role="assistant", content="", run_id=run, status="in_progress").id
+            for _ in range(WRITERS)
+        ]
+        start = store.events.list(thread_id=thread)[-1].id
+        received: list[Event] = []
+
+        def follow() -> None:
+            for event in store.events.follow(thread_id=thread, after=start, interval=0.005, timeout=10):
+                received.append(event)
+                if len(received) == WRITERS * APPENDS:
+                    return
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        # Each writer appends to its own message: transactions of one thread that no row lock orders.
+        written = in_processes_each(store_url, clock, messages)
+        follower.join(timeout=60)
+        assert sum(written) == WRITERS * APPENDS
+        assert received == store.events.list(thread_id=thread, after=start, limit=1000)  # none skipped
+        assert len({event.id for event in received}) == WRITERS * APPENDS  # none twice
+        for index, message in enumerate(messages):
+            pieces = [e.data["delta"]["content"][0]["text"]["value"] for e in received if e.data["id"] == message]
+            assert pieces == [f"<{index}:{piece}>" for piece in range(APPENDS)]
+            assert store.messages.get(message).content[0]["text"]["value"] == "".join(pieces)
+
+
+def in_processes_each(url: sa.URL, clock: FakeClock, messages: list[str]) -> list[int]:
+    """Run `_append_pieces` in one forked process per message."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    text = url.render_as_string(hide_password=False)
+    processes = [
+        context.Process(target=_worker, args=(_append_pieces, text, clock.now, (i, message), results))
+        for i, message in enumerate(messages)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert all(kind == "ok" for kind, _ in outcomes), outcomes
+    return [detail for _, detail in outcomes]

@@ -8,7 +8,6 @@ runs the sync method of the scope's repository through the store's runner (see r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
@@ -78,6 +77,7 @@ class AsyncMessages(AsyncRepository[Messages]):
     list = awaitable(Messages.list)
     update = awaitable(Messages.update)
     update_content = awaitable(Messages.update_content)
+    append_text = awaitable(Messages.append_text)
     complete = awaitable(Messages.complete)
     mark_incomplete = awaitable(Messages.mark_incomplete)
     delete = awaitable(Messages.delete)
@@ -167,7 +167,9 @@ class AsyncEvents(AsyncRepository[Events]):
             ValidationError: neither a thread nor a run is named, or a bad argument.
         """
         follower = Follower(thread_id, run_id, after, timeout, interval)
+        wakeups = self._sync.wakeups
         while not follower.over:
+            generation = wakeups.generation()  # before the read: a commit after it wakes us
             batch = await self._run(
                 self._sync.list,
                 thread_id=follower.thread_id,
@@ -178,7 +180,7 @@ class AsyncEvents(AsyncRepository[Events]):
             for event in follower.take(batch):
                 yield event
             if not follower.over and len(batch) < MAX_LIMIT:
-                await asyncio.sleep(follower.interval)
+                await wakeups.wait_async(generation, follower.interval)
 
 
 class AsyncLangGraph:

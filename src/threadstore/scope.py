@@ -20,15 +20,17 @@ from sqlalchemy.pool import StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
 from threadstore.db import DATABASE_ERRORS, map_error, translated_errors
+from threadstore.events.wakeups import Wakeups
 from threadstore.fastsql import Raw
 
 
 class Scope:
     """The executor and clock a repository works with."""
 
-    def __init__(self, clock: Clock, dialect: str) -> None:
+    def __init__(self, clock: Clock, dialect: str, wakeups: Wakeups | None = None) -> None:
         self.clock = clock
         self.dialect = dialect
+        self.wakeups = wakeups or Wakeups()  # when followers of events read again
 
     def now(self) -> int:
         """The store clock's current time in Unix seconds."""
@@ -51,7 +53,8 @@ class EngineScope(Scope):
     """Each read or write is its own unit of work, committed when it succeeds."""
 
     def __init__(self, engine: Engine, clock: Clock, ready: Callable[[], None], *, events: bool = True) -> None:
-        super().__init__(clock, engine.dialect.name)
+        listened = engine.url if engine.dialect.name == "postgresql" else None
+        super().__init__(clock, engine.dialect.name, Wakeups(listened))
         self._engine = engine
         self._ready = ready
         self._events = events
@@ -69,7 +72,8 @@ class EngineScope(Scope):
         return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE", self._events)
 
     def close(self) -> None:
-        """Close the connection kept at hand, once no one is using it."""
+        """Stop listening for events, and close the connection kept at hand once no one uses it."""
+        self.wakeups.close()
         if self._hot is not None:
             self._hot.close()
 

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from threadstore.events.models import events
+from threadstore.events.wakeups import CHANNEL
 from threadstore.fastsql import Raw, Statement
 from threadstore.records import Json
 
@@ -71,9 +72,11 @@ def _insert(dialect: str) -> Statement:
     }
     if dialect != "postgresql":
         return Statement(sa.insert(events).values(params))
-    # The lock is taken in the FROM clause, so before the sequence gives the row its id.
+    # The lock is taken in the FROM clause, so before the sequence gives the row its id; the
+    # notification goes out when the transaction commits (events.wakeups listens for it).
     lock = sa.select(
-        sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(params["thread_id"], 0)).label("locked")
+        sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(params["thread_id"], 0)).label("locked"),
+        sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), params["thread_id"]).label("notified"),
     ).subquery()
     values = [sa.cast(params["data"], postgresql.JSONB) if name == "data" else value for name, value in params.items()]
     return Statement(sa.insert(events).from_select(list(params), sa.select(*values).select_from(lock)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
 from threadstore.events.follow import Follower
 from threadstore.events.models import events
+from threadstore.events.wakeups import Wakeups
 from threadstore.fastsql import Shapes
 from threadstore.scope import Scope
 from threadstore.validation import check_int, check_optional_string
@@ -93,9 +93,15 @@ class Events:
         """
         follower = Follower(thread_id, run_id, after, timeout, interval)
         while not follower.over:
+            generation = self.wakeups.generation()  # before the read: a commit after it wakes us
             batch = self.list(
                 thread_id=follower.thread_id, run_id=follower.run_id, after=follower.after, limit=MAX_LIMIT
             )
             yield from follower.take(batch)
             if not follower.over and len(batch) < MAX_LIMIT:
-                time.sleep(follower.interval)
+                self.wakeups.wait(generation, follower.interval)
+
+    @property
+    def wakeups(self) -> Wakeups:
+        """What tells this store's followers to read again."""
+        return self._scope.wakeups

@@ -9,9 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, NotFoundError, ValidationError
+from threadstore.events import log
 from threadstore.fastsql import Raw, Statement, insert
 from threadstore.ids import new_id
-from threadstore.openai import content
+from threadstore.openai import content, streams
 from threadstore.openai.api import Deleted, Message
 from threadstore.openai.models import messages, threads
 from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, lock_thread
@@ -21,7 +22,7 @@ from threadstore.records import JsonList
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import create, create_many, move
-from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string
+from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string, check_string
 
 KIND = "message"
 CREATE_STATUSES = ("in_progress", "completed")
@@ -162,6 +163,21 @@ _UPDATE_CONTENT = Statement(
     .values(content=sa.bindparam("content", type_=messages.c.content.type))
     .returning(*messages.c)
 )
+_LOCKED = Statement(
+    sa.select(messages.c.status, messages.c.content).where(messages.c.id == sa.bindparam("id")).with_for_update()
+)
+
+
+def _with_text(parts: list[Any], text: str) -> tuple[list[Any], int]:
+    """`parts` with `text` appended to the last part if it is text, else as a new part; and the
+    index of the part that holds it."""
+    if parts and parts[-1]["type"] == "text":
+        last = parts[-1]
+        joined = {**last, "text": {**last["text"], "value": last["text"]["value"] + text}}
+        return [*parts[:-1], joined], len(parts) - 1
+    return [*parts, {"type": "text", "text": {"value": text, "annotations": []}}], len(parts)
+
+
 _LIST = Lister(
     sa.select(messages), messages, scope=("thread_id", "run_id"), owner=Owner(threads, "thread", "thread_id")
 )
@@ -347,6 +363,38 @@ class Messages:
             if row is None:
                 status = _ROWS.get(raw, message_id)["status"]
                 raise ConflictError(f"Message {message_id} is {status}; its content changes only while in_progress.")
+            return Message.from_row(row)
+
+    def append_text(self, message_id: str, *, text: str) -> Message:
+        """Append streamed `text` to a message in progress, and write its `thread.message.delta`.
+
+        The text joins the message's last content part when that is text, else starts a new text
+        part; the delta names that part's index, as the API's stream does.
+
+        Args:
+            message_id: the message.
+            text: the text to append, not empty.
+
+        Raises:
+            ValidationError: `text` is not a non-empty string; nothing is written.
+            NotFoundError: no such message. ConflictError: the message is no longer in progress.
+        """
+        piece = check_string("text", text)
+        if not piece:
+            raise ValidationError("text must not be empty.")
+        with self._scope.write() as raw:
+            found = raw.first(_LOCKED, {"id": message_id})
+            if found is None:
+                raise NotFoundError("message", message_id)
+            if found["status"] != MESSAGE.initial:
+                raise ConflictError(
+                    f"Message {message_id} is {found['status']}; text is appended only while in_progress."
+                )
+            parts, index = _with_text(found["content"], piece)
+            row = raw.first(_UPDATE_CONTENT, {"id": message_id, "content": parts})
+            assert row is not None  # the row is locked and in progress
+            delta = streams.message_delta(message_id, index, piece)
+            log.append(raw, "thread.message.delta", delta, row["thread_id"], row["run_id"], self._scope.now())
             return Message.from_row(row)
 
     def delete(self, message_id: str, *, thread_id: str | None = None) -> Deleted:

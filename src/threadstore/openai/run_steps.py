@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, NotFoundError, ValidationError
+from threadstore.events import log
 from threadstore.fastsql import Statement
-from threadstore.openai import content
+from threadstore.openai import content, streams
 from threadstore.openai.api import Deleted, RunStep
 from threadstore.openai.models import run_step_details, run_step_last_errors, run_step_usages, run_steps, runs
 from threadstore.openai.queries import (
@@ -160,6 +161,8 @@ class RunSteps:
             if step.status != "in_progress":
                 raise ConflictError(f"Step {step_id} is {step.status}; its details change only while in_progress.")
             raw.execute(SET_DETAILS, {"step_id": step_id, **details_values(details)})
+            delta = streams.step_delta(step_id, details)
+            log.append(raw, "thread.run.step.delta", delta, step.thread_id, step.run_id, self._scope.now())
             return load_step(raw, step_id)
 
     def complete(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:

@@ -37,3 +37,17 @@ register(
     run_steps,
     Stream("thread.run.step", _step, thread="thread_id", run="run_id", announced=frozenset({"in_progress"})),
 )
+
+
+def message_delta(message_id: str, index: int, text: str) -> Json:
+    """The data of `thread.message.delta`: `text` appended to the content part at `index`."""
+    part = {"index": index, "type": "text", "text": {"value": text, "annotations": []}}
+    return {"id": message_id, "object": "thread.message.delta", "delta": {"content": [part]}}
+
+
+def step_delta(step_id: str, details: Json) -> Json:
+    """The data of `thread.run.step.delta`: a step's new details, each tool call with its index."""
+    if details["type"] == "tool_calls":
+        calls = [{"index": index, **call} for index, call in enumerate(details["tool_calls"])]
+        details = {"type": "tool_calls", "tool_calls": calls}
+    return {"id": step_id, "object": "thread.run.step.delta", "delta": {"step_details": details}}
