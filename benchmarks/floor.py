@@ -401,7 +401,6 @@ class Floor:
         execute("COMMIT")
         return [message_api(row, json.loads) for row in rows]
 
-
     def lg_create_thread(self, metadata: dict[str, Any], now: int) -> dict[str, Any]:
         execute = self.execute
         thread_id = new_uuid()
@@ -417,7 +416,8 @@ class Floor:
         execute = self.execute
         run_id = new_uuid()
         execute(self.BEGIN_WRITE)
-        if execute(f"SELECT thread_id FROM langgraph_threads WHERE thread_id = ?{self.LOCK}", (thread_id,)).fetchone() is None:
+        locked = execute(f"SELECT thread_id FROM langgraph_threads WHERE thread_id = ?{self.LOCK}", (thread_id,))
+        if locked.fetchone() is None:
             raise LookupError(thread_id)
         if execute(f"SELECT {LG_RUN_COLUMNS} FROM langgraph_runs WHERE run_id = ?", (run_id,)).fetchone():
             raise RuntimeError("run exists")
