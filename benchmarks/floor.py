@@ -250,6 +250,10 @@ class Floor:
     def values(self, row: Any) -> tuple[Any, ...]:
         return tuple(row)
 
+    def analyze(self) -> None:
+        """Bring the planner's statistics up to date after the setup (PostgreSQL only: SQLite
+        plans without them unless asked, as threadstore's users' databases do)."""
+
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.executemany(sql, rows)
 
@@ -559,6 +563,12 @@ class PostgresFloor(Floor):
 
     def metadata_filter(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
         return "metadata @> CAST(? AS JSONB)", (json.dumps({key: value}),)
+
+    def analyze(self) -> None:
+        # As autovacuum would have by then: a statement prepared on a pooled connection while
+        # the tables were nearly empty keeps that plan (a sequential scan of every pending run,
+        # say) until statistics change, while the floor's connection prepares it afterwards.
+        self.execute("ANALYZE")
 
 
 def _decoded(value: Any) -> Any:

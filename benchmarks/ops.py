@@ -214,6 +214,7 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
         ),
         *langgraph_cases(store, floor, naive, claims),
     ]
+    floor.analyze()
     print("| operation | threadstore / floor | naive / threadstore | threadstore | floor | naive SQLModel |")
     print("|---|---|---|---|---|---|")
     pages = {}

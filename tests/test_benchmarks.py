@@ -38,8 +38,20 @@ def test_the_operations_benchmark_prints_every_operation_with_its_ratios_on_each
     rows = [line.split("|") for line in lines if line.startswith("| ") and not line.startswith("| operation")]
     backends = 2 if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else 1
     names = [row[1].strip() for row in rows]
-    assert names.count("create message") == names.count("claim_next") == backends
+    for name in ("create message", "claim_next", *LANGGRAPH_ROWS):
+        assert names.count(name) == backends, name
     assert sum("bulk import" in name for name in names) == backends
-    assert len(rows) == 8 * backends
+    assert len(rows) == 15 * backends
     assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)  # the ratios come first
     assert sum(line.startswith("walking all 2,000 messages") for line in lines) == backends
+
+
+LANGGRAPH_ROWS = (
+    "LangGraph thread create",
+    "LangGraph run create (enqueued on a busy thread)",
+    "LangGraph claim_next + finish",
+    "LangGraph heartbeat",
+    "LangGraph get run",
+    "LangGraph threads.search by metadata, 10 of 1,000 threads match",
+    "LangGraph runs list, 10 of a thread's 20",
+)
