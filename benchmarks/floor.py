@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from threadstore.db import BUSY_TIMEOUT_MS
-from threadstore.ids import new_id
+from threadstore.ids import new_id, new_uuid
 
 Loads = Callable[[Any], Any]
 ACTIVE = "('cancelling', 'in_progress', 'queued', 'requires_action')"
@@ -25,6 +26,33 @@ MESSAGE_COLUMNS = (
     " assistant_id, run_id, attachments, metadata"
 )
 INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+# LangGraph: the statements threadstore sends (captured from it), with its bound constants
+# written as literals, as SQL written by hand has them.
+LG_THREAD_COLUMNS = 'thread_id, created_at, updated_at, metadata, status, "values"'
+LG_RUN_COLUMNS = (
+    "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, kwargs, multitask_strategy,"
+    " cancel_reason, attempt, lease_expires_at"
+)
+INSERT_LG_THREAD = f"INSERT INTO langgraph_threads ({LG_THREAD_COLUMNS}) VALUES (?,?,?,?,?,?)"
+INSERT_LG_RUN = f"INSERT INTO langgraph_runs ({LG_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+LG_THREAD_STATUS = (
+    "CASE WHEN EXISTS (SELECT * FROM langgraph_runs WHERE thread_id = ? AND status IN ('pending', 'running'))"
+    " THEN 'busy' ELSE coalesce((SELECT CASE WHEN status = 'success' THEN 'idle' WHEN status = 'error' THEN 'error'"
+    " WHEN status = 'timeout' THEN 'error' WHEN status = 'interrupted' THEN 'interrupted' END FROM langgraph_runs"
+    " WHERE thread_id = ? ORDER BY updated_at DESC, run_id DESC LIMIT 1), 'idle') END"
+)
+# The derived thread status, written only when it changes (its parameters: now, then the thread 5 times).
+LG_REFRESH = (
+    f"UPDATE langgraph_threads SET updated_at = ?, status = {LG_THREAD_STATUS}"
+    f" WHERE thread_id = ? AND status != {LG_THREAD_STATUS}"
+)
+LG_NOT_RUNNING = (
+    "NOT EXISTS (SELECT * FROM langgraph_runs AS running WHERE running.thread_id = {thread}"
+    " AND running.status = 'running')"
+)
+LG_LEASE = 300_000_000  # threadstore's default lease, in microseconds
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -130,6 +158,45 @@ def run_api(row: Mapping[str, Any], loads: Loads) -> dict[str, Any]:
     }
 
 
+def iso(micros: int) -> str:
+    """Unix microseconds as ISO 8601 with the UTC offset."""
+    return (EPOCH + timedelta(microseconds=micros)).isoformat()
+
+
+def lg_thread_api(row: Mapping[str, Any], loads: Loads) -> dict[str, Any]:
+    values = row["values"]
+    return {
+        "thread_id": row["thread_id"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "metadata": loads(row["metadata"]),
+        "status": row["status"],
+        "values": None if values is None else loads(values),
+        "interrupts": {},
+        "extracted": {},
+    }
+
+
+def lg_run_api(row: Mapping[str, Any], loads: Loads) -> dict[str, Any]:
+    return {
+        "run_id": row["run_id"],
+        "thread_id": row["thread_id"],
+        "assistant_id": row["assistant_id"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "status": row["status"],
+        "metadata": loads(row["metadata"]),
+        "kwargs": loads(row["kwargs"]),
+        "multitask_strategy": row["multitask_strategy"],
+        "cancel_reason": row["cancel_reason"],
+    }
+
+
+def lg_run(row: Mapping[str, Any], loads: Loads) -> dict[str, Any]:
+    """A claimed run as a worker gets it (threadstore's LangGraphRun): every column, JSON decoded."""
+    return {**row, "metadata": loads(row["metadata"]), "kwargs": loads(row["kwargs"])}
+
+
 STEP_SQL = (
     "SELECT s.*, d.message_id, d.tool_calls, e.code, e.message, u.prompt_tokens, u.completion_tokens,"
     " u.total_tokens FROM run_steps s JOIN run_step_details d ON d.id = s.step_details"
@@ -172,6 +239,7 @@ class Floor:
     BEGIN_WRITE = "BEGIN IMMEDIATE"  # SQLite: the write lock up front, as threadstore takes it
     LOCK = ""  # row locks: none on SQLite, whose write transaction is exclusive
     SKIP_LOCKED = ""
+    THREAD_SKIP_LOCKED = ""  # a LangGraph claim locks the candidate's thread
 
     def __init__(self, path: str) -> None:
         self.db: Any = connect(path)
@@ -181,6 +249,10 @@ class Floor:
 
     def values(self, row: Any) -> tuple[Any, ...]:
         return tuple(row)
+
+    def analyze(self) -> None:
+        """Bring the planner's statistics up to date after the setup (PostgreSQL only: SQLite
+        plans without them unless asked, as threadstore's users' databases do)."""
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.executemany(sql, rows)
@@ -334,6 +406,132 @@ class Floor:
         execute("COMMIT")
         return [message_api(row, json.loads) for row in rows]
 
+    def lg_create_thread(self, metadata: dict[str, Any], now: int) -> dict[str, Any]:
+        execute = self.execute
+        thread_id = new_uuid()
+        execute(self.BEGIN_WRITE)
+        if execute(f"SELECT {LG_THREAD_COLUMNS} FROM langgraph_threads WHERE thread_id = ?", (thread_id,)).fetchone():
+            raise RuntimeError("thread exists")
+        execute(INSERT_LG_THREAD, (thread_id, now, now, json.dumps(metadata), "idle", None))
+        execute("COMMIT")
+        row = {"thread_id": thread_id, "created_at": now, "updated_at": now, "status": "idle"}
+        return lg_thread_api({**row, "metadata": metadata, "values": None}, _decoded)
+
+    def lg_create_run(self, thread_id: str, kwargs: dict[str, Any], now: int) -> dict[str, Any]:
+        execute = self.execute
+        run_id = new_uuid()
+        execute(self.BEGIN_WRITE)
+        locked = execute(f"SELECT thread_id FROM langgraph_threads WHERE thread_id = ?{self.LOCK}", (thread_id,))
+        if locked.fetchone() is None:
+            raise LookupError(thread_id)
+        if execute(f"SELECT {LG_RUN_COLUMNS} FROM langgraph_runs WHERE run_id = ?", (run_id,)).fetchone():
+            raise RuntimeError("run exists")
+        row = (run_id, thread_id, "agent", now, now, "pending", "{}", json.dumps(kwargs), "enqueue", None, 0, None)
+        execute(INSERT_LG_RUN, row)
+        execute(LG_REFRESH, (now, *[thread_id] * 5))
+        execute("COMMIT")
+        values = dict(zip(LG_RUN_COLUMNS.split(", "), row, strict=True))
+        return lg_run_api({**values, "metadata": {}, "kwargs": kwargs}, _decoded)
+
+    def lg_claim_next(self, now: int) -> dict[str, Any] | None:
+        """Claim the oldest pending run whose thread has no running run (with its thread locked)."""
+        execute = self.execute
+        execute(self.BEGIN_WRITE)
+        candidate = execute(
+            "SELECT langgraph_runs.run_id, langgraph_runs.thread_id FROM langgraph_runs JOIN langgraph_threads"
+            " ON langgraph_threads.thread_id = langgraph_runs.thread_id WHERE langgraph_runs.status = 'pending' AND "
+            + LG_NOT_RUNNING.format(thread="langgraph_runs.thread_id")
+            + f" ORDER BY langgraph_runs.created_at, langgraph_runs.run_id LIMIT 1{self.THREAD_SKIP_LOCKED}"
+        ).fetchone()
+        row = None
+        if candidate is not None:
+            row = execute(
+                "UPDATE langgraph_runs SET updated_at = ?, status = 'running', attempt = attempt + 1,"
+                " lease_expires_at = ? + ? WHERE status IN ('pending') AND run_id = ? AND "
+                + LG_NOT_RUNNING.format(thread="?")
+                + " RETURNING *",
+                (now, now, LG_LEASE, candidate["run_id"], candidate["thread_id"]),
+            ).fetchone()
+        execute("COMMIT")
+        return None if row is None else lg_run(row, self.loads)
+
+    def lg_finish(self, run_id: str, attempt: int, now: int) -> dict[str, Any]:
+        """End a running run in success; its thread's status follows."""
+        execute = self.execute
+        execute(self.BEGIN_WRITE)
+        (thread_id,) = self.values(
+            execute(
+                "SELECT thread_id FROM langgraph_threads WHERE thread_id ="
+                f" (SELECT thread_id FROM langgraph_runs WHERE run_id = ?){self.LOCK}",
+                (run_id,),
+            ).fetchone()
+        )
+        row = execute(
+            "UPDATE langgraph_runs SET updated_at = ?, status = 'success', lease_expires_at = NULL"
+            " WHERE run_id = ? AND status IN ('running') AND attempt = ? RETURNING *",
+            (now, run_id, attempt),
+        ).fetchone()
+        execute(LG_REFRESH, (now, *[thread_id] * 5))
+        execute("COMMIT")
+        return lg_run_api(row, self.loads)
+
+    def lg_claim_and_finish(self, now: int) -> dict[str, Any]:
+        run = self.lg_claim_next(now)
+        assert run is not None, "no pending run left to claim"
+        return self.lg_finish(run["run_id"], run["attempt"], now)
+
+    def lg_heartbeat(self, run_id: str, attempt: int, now: int) -> dict[str, Any]:
+        execute = self.execute
+        execute(self.BEGIN_WRITE)
+        row = execute(
+            "UPDATE langgraph_runs SET updated_at = ?, lease_expires_at = ? + ?"
+            " WHERE run_id = ? AND status = 'running' AND attempt = ? RETURNING *",
+            (now, now, LG_LEASE, run_id, attempt),
+        ).fetchone()
+        execute("COMMIT")
+        return lg_run_api(row, self.loads)
+
+    def lg_get_run(self, run_id: str) -> dict[str, Any]:
+        execute = self.execute
+        execute("BEGIN")
+        row = execute(f"SELECT {LG_RUN_COLUMNS} FROM langgraph_runs WHERE run_id = ?", (run_id,)).fetchone()
+        execute("COMMIT")
+        return lg_run_api(row, self.loads)
+
+    def metadata_filter(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
+        """threadstore's containment test of one text value in `metadata`, and its parameters."""
+        sql = (
+            "EXISTS (SELECT 1 FROM json_each(langgraph_threads.metadata) AS entry"
+            " WHERE entry.key = ? AND entry.type = 'text' AND entry.value = ?)"
+        )
+        return sql, (key, value)
+
+    def lg_search_threads(self, key: str, value: str, limit: int = 10) -> list[dict[str, Any]]:
+        execute = self.execute
+        condition, params = self.metadata_filter(key, value)
+        execute("BEGIN")
+        rows = execute(
+            f"SELECT {LG_THREAD_COLUMNS} FROM langgraph_threads WHERE {condition}"
+            " ORDER BY created_at DESC, thread_id DESC LIMIT ? OFFSET ?",
+            (*params, limit, 0),
+        ).fetchall()
+        execute("COMMIT")
+        return [lg_thread_api(row, self.loads) for row in rows]
+
+    def lg_list_runs(self, thread_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        execute = self.execute
+        execute("BEGIN")
+        rows = execute(
+            f"SELECT {LG_RUN_COLUMNS} FROM langgraph_runs WHERE thread_id = ?"
+            " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?",
+            (thread_id, limit, 0),
+        ).fetchall()
+        found = rows or execute("SELECT thread_id FROM langgraph_threads WHERE thread_id = ?", (thread_id,)).fetchone()
+        if not found:  # a run of the list proves its thread exists
+            raise LookupError(thread_id)
+        execute("COMMIT")
+        return [lg_run_api(row, self.loads) for row in rows]
+
 
 class PostgresFloor(Floor):
     """The same work on PostgreSQL through psycopg, with the row locks threadstore takes there."""
@@ -341,6 +539,7 @@ class PostgresFloor(Floor):
     BEGIN_WRITE = "BEGIN"
     LOCK = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    THREAD_SKIP_LOCKED = " FOR UPDATE OF langgraph_threads SKIP LOCKED"
 
     def __init__(self, url: str) -> None:
         from psycopg.rows import dict_row
@@ -362,6 +561,15 @@ class PostgresFloor(Floor):
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.cursor().executemany(sql.replace("?", "%s"), rows)
+
+    def metadata_filter(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
+        return "metadata @> CAST(? AS JSONB)", (json.dumps({key: value}),)
+
+    def analyze(self) -> None:
+        # As autovacuum would have by then: a statement prepared on a pooled connection while
+        # the tables were nearly empty keeps that plan (a sequential scan of every pending run,
+        # say) until statistics change, while the floor's connection prepares it afterwards.
+        self.execute("ANALYZE")
 
 
 def _decoded(value: Any) -> Any:

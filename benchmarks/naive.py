@@ -8,7 +8,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from threadstore.db import create_engine
-from threadstore.ids import new_id
+from threadstore.ids import new_id, new_uuid
+from threadstore.langgraph.api import LangGraphRun, LangGraphThread
+from threadstore.langgraph.models import LangGraphRunRow, LangGraphThreadRow
+from threadstore.langgraph.states import BUSY_RUN_STATUSES, THREAD_STATUS_AFTER_RUN
 from threadstore.openai.api import Message, Run, RunStep
 from threadstore.openai.models import (
     AssistantRow,
@@ -24,7 +27,25 @@ from threadstore.openai.states import RUN
 
 def _shape(row: Any) -> dict[str, Any]:
     columns = type(row).__table__.columns
-    return {c.name: getattr(row, "metadata_" if c.name == "metadata" else c.name, None) for c in columns}
+    return {c.name: getattr(row, f"{c.name}_" if c.name in _RENAMED else c.name, None) for c in columns}
+
+
+_RENAMED = ("metadata", "kwargs")  # columns whose attribute has a trailing underscore
+
+
+def _derive_thread_status(session: Session, thread_id: str, now: int) -> None:
+    """Set the thread's status from its runs, as an ORM user would: busy, or what the last run left."""
+    runs = select(LangGraphRunRow).where(LangGraphRunRow.thread_id == thread_id)
+    if session.exec(runs.where(col(LangGraphRunRow.status).in_(BUSY_RUN_STATUSES)).limit(1)).first() is not None:
+        status = "busy"
+    else:
+        newest = (col(LangGraphRunRow.updated_at).desc(), col(LangGraphRunRow.run_id).desc())
+        last = session.exec(runs.order_by(*newest).limit(1)).first()
+        status = "idle" if last is None else THREAD_STATUS_AFTER_RUN[last.status]
+    thread = session.get(LangGraphThreadRow, thread_id)
+    assert thread is not None
+    if thread.status != status:
+        thread.status, thread.updated_at = status, now
 
 
 def _user_message(thread_id: str, text: str, now: int) -> MessageRow:
@@ -196,3 +217,99 @@ class Naive:
             session.add_all(rows)
             session.commit()
             return [Message.from_row(_shape(row)).to_api() for row in rows]
+
+    def lg_create_thread(self, metadata: dict[str, Any], now: int) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            thread_id = new_uuid()
+            if session.get(LangGraphThreadRow, thread_id) is not None:
+                raise RuntimeError("thread exists")
+            thread = LangGraphThreadRow(
+                thread_id=thread_id, created_at=now, updated_at=now, metadata_=metadata, status="idle", values=None
+            )
+            session.add(thread)
+            session.commit()
+            session.refresh(thread)
+            return LangGraphThread.from_row(_shape(thread)).to_api()
+
+    def lg_create_run(self, thread_id: str, kwargs: dict[str, Any], now: int) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            if session.get(LangGraphThreadRow, thread_id) is None:
+                raise LookupError(thread_id)
+            run = LangGraphRunRow(
+                run_id=new_uuid(),
+                thread_id=thread_id,
+                assistant_id="agent",
+                created_at=now,
+                updated_at=now,
+                status="pending",
+                metadata_={},
+                kwargs_=kwargs,
+                multitask_strategy="enqueue",
+            )
+            session.add(run)
+            _derive_thread_status(session, thread_id, now)
+            session.commit()
+            session.refresh(run)
+            return LangGraphRun.from_row(_shape(run)).to_api()
+
+    def lg_claim_and_finish(self, now: int) -> dict[str, Any]:
+        running = sa.alias(LangGraphRunRow.__table__, "running")  # type: ignore[attr-defined]
+        free = ~sa.exists().where(running.c.thread_id == LangGraphRunRow.thread_id, running.c.status == "running")
+        with Session(self.engine) as session:
+            query = (
+                select(LangGraphRunRow)
+                .where(LangGraphRunRow.status == "pending", free)
+                .order_by(col(LangGraphRunRow.created_at), col(LangGraphRunRow.run_id))
+                .limit(1)
+            )
+            claimed = session.exec(query).first()
+            assert claimed is not None, "no pending run left to claim"
+            claimed.status, claimed.attempt, claimed.updated_at = "running", claimed.attempt + 1, now
+            claimed.lease_expires_at = now + 300_000_000
+            session.commit()
+            session.refresh(claimed)
+            run_id, attempt = claimed.run_id, claimed.attempt
+        with Session(self.engine) as session:
+            run = session.get(LangGraphRunRow, run_id)
+            assert run is not None and run.status == "running" and run.attempt == attempt
+            run.status, run.lease_expires_at, run.updated_at = "success", None, now
+            session.flush()
+            _derive_thread_status(session, run.thread_id, now)
+            session.commit()
+            session.refresh(run)
+            return LangGraphRun.from_row(_shape(run)).to_api()
+
+    def lg_heartbeat(self, run_id: str, attempt: int, now: int) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            run = session.get(LangGraphRunRow, run_id)
+            assert run is not None and run.status == "running" and run.attempt == attempt
+            run.lease_expires_at, run.updated_at = now + 300_000_000, now
+            session.commit()
+            session.refresh(run)
+            return LangGraphRun.from_row(_shape(run)).to_api()
+
+    def lg_get_run(self, run_id: str) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            return LangGraphRun.from_row(_shape(session.get(LangGraphRunRow, run_id))).to_api()
+
+    def lg_search_threads(self, key: str, value: str, limit: int = 10) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            query = (
+                select(LangGraphThreadRow)
+                .where(col(LangGraphThreadRow.metadata_)[key].as_string() == value)
+                .order_by(col(LangGraphThreadRow.created_at).desc(), col(LangGraphThreadRow.thread_id).desc())
+                .limit(limit)
+            )
+            return [LangGraphThread.from_row(_shape(row)).to_api() for row in session.exec(query)]
+
+    def lg_list_runs(self, thread_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            if session.get(LangGraphThreadRow, thread_id) is None:
+                raise LookupError(thread_id)
+            query = (
+                select(LangGraphRunRow)
+                .where(LangGraphRunRow.thread_id == thread_id)
+                .order_by(col(LangGraphRunRow.created_at).desc(), col(LangGraphRunRow.run_id).desc())
+                .limit(limit)
+            )
+            return [LangGraphRun.from_row(_shape(row)).to_api() for row in session.exec(query)]

@@ -29,17 +29,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from benchmarks.floor import INSERT_MESSAGE, Floor, PostgresFloor
+from benchmarks.floor import INSERT_LG_RUN, INSERT_LG_THREAD, INSERT_MESSAGE, Floor, PostgresFloor
 from benchmarks.naive import Naive
 from threadstore import Store
 from threadstore.db import create_engine
-from threadstore.ids import new_id
+from threadstore.ids import new_id, new_uuid
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TOOL_STEP = {"type": "tool_calls", "tool_calls": []}
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 SECONDS = int(NOW.timestamp())
 CONTENT = json.dumps([{"type": "text", "text": {"value": "benchmark message", "annotations": []}}])
+MICROS = SECONDS * 1_000_000  # NOW as LangGraph stores times
+KWARGS = {"input": {"messages": [{"role": "user", "content": "hello"}]}}
+Case = tuple[str, Callable[[], Any], Callable[[], Any], Callable[[], Any]]
 
 
 def fill_thread(floor: Floor, thread_id: str, count: int) -> list[str]:
@@ -56,6 +59,40 @@ def fill_thread(floor: Floor, thread_id: str, count: int) -> list[str]:
         floor.execute_many(INSERT_MESSAGE, batch)
     floor.execute("COMMIT")
     return ids
+
+
+def pending_runs(floor: Floor, count: int) -> None:
+    """Add `count` pending LangGraph runs, each on a busy thread of its own, created a microsecond
+    apart before NOW, so that claims take them oldest first (setup, not measured)."""
+    threads, runs = [], []
+    for index in range(count):
+        created, thread_id = MICROS - count + index, new_uuid()
+        threads.append((thread_id, created, created, "{}", "busy", None))
+        run = (new_uuid(), thread_id, "agent", created, created, "pending", "{}", json.dumps(KWARGS), "enqueue")
+        runs.append((*run, None, 0, None))
+    floor.execute("BEGIN")
+    floor.execute_many(INSERT_LG_THREAD, threads)
+    floor.execute_many(INSERT_LG_RUN, runs)
+    floor.execute("COMMIT")
+
+
+def search_corpus(floor: Floor, count: int, every: int) -> None:
+    """Add the `count` newest threads (created after NOW), one in `every` tagged "wanted", the
+    oldest of them too: a search for the tag, newest first, fills its page of count // every
+    threads exactly when it has read all `count` of them, whatever older threads lie beyond."""
+    rows = []
+    for index in range(count):
+        metadata = {"user": f"user-{index}", "tag": "wanted" if index % every == 0 else "other"}
+        created = MICROS + 1_000_000 + index
+        rows.append((new_uuid(), created, created, json.dumps(metadata), "idle", None))
+    floor.execute("BEGIN")
+    floor.execute_many(INSERT_LG_THREAD, rows)
+    floor.execute("COMMIT")
+
+
+def calls_per_operation(repeat: int, rounds: int = 10) -> int:
+    """How many times `medians_us` calls each operation, warm-up calls included."""
+    return rounds * (min(10, repeat) + max(1, repeat // rounds))
 
 
 def medians_us(operations: list[Callable[[], Any]], repeat: int, rounds: int = 10) -> list[float]:
@@ -109,7 +146,9 @@ def postgres_schema(base_url: str) -> Iterator[str]:
 
 def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace) -> None:
     """Set up the database at `url`, then print the table of every operation on it."""
-    store = Store(url, clock=lambda: NOW, migrate_on_open=True)
+    # Without events: the floor and the naive implementation write none. What the events cost is
+    # measured by benchmarks.events.
+    store = Store(url, clock=lambda: NOW, migrate_on_open=True, events=False)
     floor = make_floor()
     assistant = store.assistants.create(model="gpt-4o", instructions="be brief")
     writes, lifecycle, small, big, imports = (store.threads.create().id for _ in range(5))
@@ -118,8 +157,9 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
     run_id = store.runs.create(store.threads.create().id, assistant_id=assistant.id).id
     stepping = store.runs.create(store.threads.create().id, assistant_id=assistant.id).id
     store.runs.start(stepping)
+    claims = 3 * calls_per_operation(args.repeat) + 10  # every implementation claims in every call
     with store.transaction() as tx:  # a queued run on its own thread for every claim measured
-        for _ in range(3 * (args.repeat + 50)):
+        for _ in range(claims):
             tx.runs.create(tx.threads.create().id, assistant_id=assistant.id)
     naive = Naive(url)
     assistant_row = floor.execute("SELECT * FROM assistants WHERE id = ?", (assistant.id,)).fetchone()
@@ -127,7 +167,7 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
     def page(ids: list[str]) -> str:
         return ids[len(ids) // 2]
 
-    cases: list[tuple[str, Callable[[], Any], Callable[[], Any], Callable[[], Any]]] = [
+    cases: list[Case] = [
         (
             "create message",
             lambda: store.messages.create(writes, role="user", content="hello").to_api(),
@@ -174,7 +214,9 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
             lambda: floor.message_page(big, page(big_ids)),
             lambda: naive.message_page(big, page(big_ids)),
         ),
+        *langgraph_cases(store, floor, naive, claims),
     ]
+    floor.analyze()
     print("| operation | threadstore / floor | naive / threadstore | threadstore | floor | naive SQLModel |")
     print("|---|---|---|---|---|---|")
     pages = {}
@@ -202,6 +244,75 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
     store.close()
     naive.engine.dispose()
     floor.db.close()
+
+
+def langgraph_cases(store: Store, floor: Floor, naive: Naive, claims: int) -> list[Case]:
+    """Set up the LangGraph objects (`claims` pending runs among them) and return their operations."""
+    threads, runs = store.langgraph.threads, store.langgraph.runs
+    listed = threads.create().thread_id  # a thread with 20 finished runs
+    for _ in range(20):
+        runs.create(listed, assistant_id="agent", kwargs=KWARGS)
+        claimed = runs.claim_next()
+        assert claimed is not None
+        runs.finish(claimed.run_id, attempt=claimed.attempt, status="success")
+    beating = threads.create().thread_id
+    runs.create(beating, assistant_id="agent", kwargs=KWARGS)
+    held = runs.claim_next()  # the only pending run yet: it stays running, for the heartbeats
+    assert held is not None
+    queue = threads.create().thread_id  # where runs are created, each enqueued behind the last
+    pending_runs(floor, claims)
+    search_corpus(floor, 1000, every=100)
+    wanted = {"tag": "wanted"}
+
+    def claim_and_finish() -> dict[str, Any]:
+        run = runs.claim_next()
+        assert run is not None, "no pending run left to claim"
+        return runs.finish(run.run_id, attempt=run.attempt, status="success").to_api()
+
+    return [
+        (
+            "LangGraph thread create",
+            lambda: threads.create(metadata={"user": "42"}).to_api(),
+            lambda: floor.lg_create_thread({"user": "42"}, MICROS),
+            lambda: naive.lg_create_thread({"user": "42"}, MICROS),
+        ),
+        (
+            "LangGraph run create (enqueued on a busy thread)",
+            lambda: runs.create(queue, assistant_id="agent", kwargs=KWARGS).to_api(),
+            lambda: floor.lg_create_run(queue, KWARGS, MICROS),
+            lambda: naive.lg_create_run(queue, KWARGS, MICROS),
+        ),
+        (
+            "LangGraph claim_next + finish",
+            claim_and_finish,
+            lambda: floor.lg_claim_and_finish(MICROS),
+            lambda: naive.lg_claim_and_finish(MICROS),
+        ),
+        (
+            "LangGraph heartbeat",
+            lambda: runs.heartbeat(held.run_id, attempt=held.attempt).to_api(),
+            lambda: floor.lg_heartbeat(held.run_id, held.attempt, MICROS),
+            lambda: naive.lg_heartbeat(held.run_id, held.attempt, MICROS),
+        ),
+        (
+            "LangGraph get run",
+            lambda: runs.get(claimed.run_id).to_api(),
+            lambda: floor.lg_get_run(claimed.run_id),
+            lambda: naive.lg_get_run(claimed.run_id),
+        ),
+        (
+            "LangGraph threads.search by metadata, 10 of 1,000 threads match",
+            lambda: [thread.to_api() for thread in threads.search(metadata=wanted)],
+            lambda: floor.lg_search_threads("tag", "wanted"),
+            lambda: naive.lg_search_threads("tag", "wanted"),
+        ),
+        (
+            "LangGraph runs list, 10 of a thread's 20",
+            lambda: [run.to_api() for run in runs.list(listed)],
+            lambda: floor.lg_list_runs(listed),
+            lambda: naive.lg_list_runs(listed),
+        ),
+    ]
 
 
 def bulk(store: Store, floor: Floor, naive: Naive, thread: str, batches: int = 25, size: int = 1000) -> None:

@@ -38,9 +38,10 @@ def test_the_operations_benchmark_prints_every_operation_with_its_ratios_on_each
     rows = [line.split("|") for line in lines if line.startswith("| ") and not line.startswith("| operation")]
     backends = 2 if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else 1
     names = [row[1].strip() for row in rows]
-    assert names.count("create message") == names.count("claim_next") == backends
+    for name in ("create message", "claim_next", *LANGGRAPH_ROWS):
+        assert names.count(name) == backends, name
     assert sum("bulk import" in name for name in names) == backends
-    assert len(rows) == 8 * backends
+    assert len(rows) == 15 * backends
     assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)  # the ratios come first
     assert sum(line.startswith("walking all 2,000 messages") for line in lines) == backends
 
@@ -86,3 +87,14 @@ def test_the_events_benchmark_prints_its_cost_latency_and_followers_on_each_back
     followers = [line for line in lines if line.startswith("100 followers of one run: 100 received all")]
     assert len(followers) == backends
     assert followers[-1].endswith(f"connections listening for events: {backends - 1}")
+
+
+LANGGRAPH_ROWS = (
+    "LangGraph thread create",
+    "LangGraph run create (enqueued on a busy thread)",
+    "LangGraph claim_next + finish",
+    "LangGraph heartbeat",
+    "LangGraph get run",
+    "LangGraph threads.search by metadata, 10 of 1,000 threads match",
+    "LangGraph runs list, 10 of a thread's 20",
+)

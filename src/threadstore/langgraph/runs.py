@@ -43,6 +43,9 @@ _INSERT = insert(runs)
 _THREAD_ID = sa.bindparam("thread_id", type_=sa.String)
 _NOW = sa.bindparam("now", type_=sa.BigInteger)
 _BUSY = one_of(runs.c.status, sorted(BUSY_RUN_STATUSES))
+# Statuses are written into the SQL, never bound: SQLite prepares a statement anew on every call
+# when a bound value decides whether a partial index (the one running run per thread) applies.
+_RUNNING = one_of(runs.c.status, ["running"])
 
 # Every write that changes a run and its thread locks the thread first, the order claims use
 # too, so that two writers never wait for each other's locks in a cycle (a deadlock on PostgreSQL).
@@ -55,7 +58,7 @@ _LOCK_THREAD_OF_RUN = Statement(
     )
     .with_for_update()
 )
-_STALE = (runs.c.status == "running", runs.c.lease_expires_at <= _NOW)
+_STALE = (_RUNNING, runs.c.lease_expires_at <= _NOW)
 _LOCK_STALE_THREADS = Statement(
     sa.select(threads.c.thread_id)
     .where(threads.c.thread_id.in_(sa.select(runs.c.thread_id).where(*_STALE)))
@@ -68,9 +71,7 @@ _INTERRUPT = Bulk(runs, RUN, "interrupt", where=[runs.c.thread_id == _THREAD_ID]
 _FENCE = Statement(sa.select(runs.c.status, runs.c.attempt).where(runs.c.run_id == sa.bindparam("run_id")))
 _HEARTBEAT = Statement(
     sa.update(runs)
-    .where(
-        runs.c.run_id == sa.bindparam("run_id"), runs.c.status == "running", runs.c.attempt == sa.bindparam("attempt")
-    )
+    .where(runs.c.run_id == sa.bindparam("run_id"), _RUNNING, runs.c.attempt == sa.bindparam("attempt"))
     .values(lease_expires_at=_NOW + sa.bindparam("lease", type_=sa.BigInteger), updated_at=_NOW)
     .returning(*runs.c)
 )
@@ -78,7 +79,7 @@ _HEARTBEAT = Statement(
 
 def _has_running(thread_id: Any) -> sa.Exists:
     running = sa.alias(runs, "running")
-    return sa.exists().where(running.c.thread_id == thread_id, running.c.status == "running")
+    return sa.exists().where(running.c.thread_id == thread_id, one_of(running.c.status, ["running"]))
 
 
 def _candidate(passed_over: int) -> sa.Select[Any]:
@@ -90,12 +91,14 @@ def _candidate(passed_over: int) -> sa.Select[Any]:
         sa.select(runs.c.run_id, runs.c.thread_id)
         .join(threads, threads.c.thread_id == runs.c.thread_id)
         .where(
-            runs.c.status == "pending",
+            one_of(runs.c.status, ["pending"]),
             ~_has_running(runs.c.thread_id),
             *([runs.c.thread_id.not_in(skipped)] if skipped else []),
         )
         .order_by(runs.c.created_at, runs.c.run_id)
-        .limit(1)
+        # LIMIT 1 written, not bound: the limit never changes, and a prepared statement's
+        # generic plan on PostgreSQL is then made knowing that one row is wanted.
+        .limit(sa.literal_column("1"))
         .with_for_update(of=threads, skip_locked=True)
     )
 

@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql import ColumnElement
 
 from threadstore.errors import ConflictError
 from threadstore.events import log
 from threadstore.fastsql import Shapes, insert
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphThread
-from threadstore.langgraph.filters import contains, json_contains, needs_python, params_of, shape_of
+from threadstore.langgraph.filters import Shape, contains, json_contains, needs_python, params_of, shape_of
 from threadstore.langgraph.models import threads
 from threadstore.langgraph.states import THREAD_INITIAL_STATUS, THREAD_SORT_FIELDS, THREAD_STATUSES
 from threadstore.rows import Rows
@@ -25,14 +27,21 @@ ROWS = Rows(threads, "langgraph thread", key="thread_id")
 _INSERT = insert(threads)
 
 
+def _contains(name: str, shape: Shape) -> ColumnElement[bool]:
+    """The filter on column `name` (filters.contains), with PostgreSQL's parameter left untyped:
+    the server then takes it as JSONB and parses it once, where a VARCHAR cast to JSONB is parsed
+    again for every row the scan reads (a generic plan cannot fold the cast)."""
+    if shape == ("@>",):
+        return threads.c[name].op("@>")(sa.cast(sa.bindparam(name), JSONB))
+    return contains(threads.c[name], shape, name)
+
+
 def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
     """The search of one shape: filters on metadata and values, status, how many ids, the order,
     and whether limit and offset apply in SQL (not when Python finishes nested filters)."""
     metadata, values, status, ids, sort_by, direction, paged = shape
     conditions = [
-        contains(threads.c[name], filt, name)
-        for name, filt in (("metadata", metadata), ("values", values))
-        if filt is not None
+        _contains(name, filt) for name, filt in (("metadata", metadata), ("values", values)) if filt is not None
     ]
     if status:
         conditions.append(threads.c.status == sa.bindparam("status", type_=sa.String))
