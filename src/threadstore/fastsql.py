@@ -316,11 +316,25 @@ def insert(table: sa.Table) -> Insert:
 
 def one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:
     """`column IN ('a', 'b')` with the values written into the SQL: an expanding IN parameter
-    would need compiling per call. Only for threadstore's own identifiers, never user input."""
-    for value in values:
-        if not value.replace("_", "").isalnum():
-            raise ValueError(f"not an identifier: {value!r}")
-    return column.in_([sa.literal_column(f"'{value}'") for value in sorted(values)])
+    would need compiling per call, and a bound status costs SQLite a new query plan on every call
+    where it decides whether a partial index applies. Only for threadstore's own identifiers."""
+    return column.in_([word(value) for value in sorted(values)])
+
+
+def word(identifier: str) -> sa.ColumnElement[str]:
+    """One of threadstore's own identifiers (a status) as an SQL string literal, never bound.
+
+    Raises:
+        ValueError: `identifier` is not made of letters, digits and underscores.
+    """
+    if not identifier.replace("_", "").isalnum():
+        raise ValueError(f"not an identifier: {identifier!r}")
+    return sa.literal_column(f"'{identifier}'", sa.String)
+
+
+ONE: sa.ColumnElement[int] = sa.literal_column(
+    "1", sa.Integer
+)  # LIMIT 1, written: a generic plan on PostgreSQL then knows one row is wanted
 
 
 def exists(table: sa.Table) -> Statement:

@@ -18,7 +18,7 @@ from sqlalchemy.sql import ColumnElement
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
 from threadstore.events import log
-from threadstore.fastsql import Insert, Raw, Statement, one_of
+from threadstore.fastsql import ONE, Insert, Raw, Statement, one_of, word
 from threadstore.langgraph import models as langgraph
 from threadstore.langgraph.states import BUSY_RUN_STATUSES, THREAD_STATUS_AFTER_RUN
 from threadstore.lifecycle import Machine
@@ -215,15 +215,16 @@ def _derived_thread_status() -> ColumnElement[str]:
     runs = langgraph.runs
     thread_id = sa.bindparam("thread_id", type_=sa.String)
     busy = sa.exists().where(runs.c.thread_id == thread_id, one_of(runs.c.status, sorted(BUSY_RUN_STATUSES)))
-    after = sa.case(*((runs.c.status == run, thread) for run, thread in THREAD_STATUS_AFTER_RUN.items()))
+    # The statuses and the limit written into the SQL, not bound (see fastsql.one_of).
+    after = sa.case(*((runs.c.status == word(run), word(thread)) for run, thread in THREAD_STATUS_AFTER_RUN.items()))
     last = (
         sa.select(after)
         .where(runs.c.thread_id == thread_id)
         .order_by(runs.c.updated_at.desc(), runs.c.run_id.desc())
-        .limit(1)
+        .limit(ONE)
         .scalar_subquery()
     )
-    return sa.case((busy, "busy"), else_=sa.func.coalesce(last, "idle"))
+    return sa.case((busy, word("busy")), else_=sa.func.coalesce(last, word("idle")))
 
 
 def _refresh_statement() -> Statement:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from threadstore.errors import ValidationError
@@ -88,19 +88,44 @@ def check_json(name: str, value: object) -> Any:
     Raises:
         ValidationError: it holds anything else.
     """
-    if value is None or isinstance(value, bool | int):
+    return _json(value, (name,))
+
+
+def _json(value: object, path: tuple[object, ...]) -> Any:
+    """check_json at `path` (the argument's name, then keys and indexes), which is spelled out
+    only in an error: building every element's name up front cost more than checking it."""
+    kind = type(value)
+    if kind is str:
+        text = cast(str, value)
+        return text if text.isascii() and "\x00" not in text else check_string(_name(path), text)
+    if value is None or kind is bool or kind is int:
         return value
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+        items = cast(Mapping[object, object], value).items()
+        return {_json_key(key, path): _json(item, (*path, key)) for key, item in items}
+    if kind is list or kind is tuple:
+        return [_json(item, (*path, index)) for index, item in enumerate(cast(Sequence[object], value))]
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValidationError(f"{name} must not contain NaN or infinity.")
+            raise ValidationError(f"{_name(path)} must not contain NaN or infinity.")
         return value
-    if isinstance(value, str):
-        return check_string(name, value)
-    if isinstance(value, list | tuple):
-        return [check_json(f"{name}[{i}]", item) for i, item in enumerate(value)]
-    if isinstance(value, Mapping):
-        return {check_string(f"{name} key", key): check_json(f"{name}.{key}", item) for key, item in value.items()}
-    raise ValidationError(f"{name} must be JSON data, not {type(value).__name__}.")
+    if isinstance(value, str | int):  # a subclass (a StrEnum, an IntEnum): its plain value
+        return _json(str.__str__(value) if isinstance(value, str) else int(value), path)
+    raise ValidationError(f"{_name(path)} must be JSON data, not {kind.__name__}.")
+
+
+def _json_key(key: object, path: tuple[object, ...]) -> str:
+    if type(key) is str and key.isascii() and "\x00" not in key:
+        return key
+    return check_string(f"{_name(path)} key", key)
+
+
+def _name(path: tuple[object, ...]) -> str:
+    """`metadata.a[0]` from ("metadata", "a", 0)."""
+    name = str(path[0])
+    for step in path[1:]:
+        name += f"[{step}]" if isinstance(step, int) else f".{step}"
+    return name
 
 
 def check_mapping(name: str, value: object) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
 from threadstore.events import log
-from threadstore.fastsql import Raw, Shapes, Statement, insert, one_of
+from threadstore.fastsql import ONE, Raw, Shapes, Statement, insert, one_of
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphRun
 from threadstore.langgraph.models import runs, threads
@@ -96,9 +96,7 @@ def _candidate(passed_over: int) -> sa.Select[Any]:
             *([runs.c.thread_id.not_in(skipped)] if skipped else []),
         )
         .order_by(runs.c.created_at, runs.c.run_id)
-        # LIMIT 1 written, not bound: the limit never changes, and a prepared statement's
-        # generic plan on PostgreSQL is then made knowing that one row is wanted.
-        .limit(sa.literal_column("1"))
+        .limit(ONE)
         .with_for_update(of=threads, skip_locked=True)
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
-from threadstore.fastsql import Raw, Statement, one_of
+from threadstore.fastsql import ONE, Raw, Statement, one_of
 from threadstore.openai import content
 from threadstore.openai.api import Run
 from threadstore.openai.models import messages, run_step_details, run_steps, runs
@@ -71,9 +71,9 @@ def _claim() -> Bulk:
     now = sa.bindparam("now", type_=sa.BigInteger)
     oldest = (
         sa.select(runs.c.id)
-        .where(runs.c.status == "queued", runs.c.expires_at > now)
+        .where(one_of(runs.c.status, ["queued"]), runs.c.expires_at > now)
         .order_by(runs.c.created_at, runs.c.id)
-        .limit(1)
+        .limit(ONE)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
