@@ -177,3 +177,14 @@ def engine(empty_url: URL) -> Iterator[Engine]:
     created = create_engine(empty_url)
     yield created
     created.dispose()
+
+
+def count_as_admin(query: str, **params: object) -> int:
+    """The number a counting query gives, run on the test PostgreSQL database as its owner."""
+    assert POSTGRES_URL
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            return int(connection.execute(sa.text(query), params).scalar_one())
+    finally:
+        admin.dispose()

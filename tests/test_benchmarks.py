@@ -10,30 +10,21 @@ from pathlib import Path
 REPO = Path(__file__).parents[1]
 
 
+def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m module args` from the checkout; fail on a non-zero exit."""
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=True)
+
+
 def test_the_claims_benchmark_prints_its_table() -> None:
     env = {k: v for k, v in os.environ.items() if k != "THREADSTORE_TEST_POSTGRES_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.claims", "--runs", "20", "--repeat", "1"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    result = run_module("benchmarks.claims", "--runs", "20", "--repeat", "1", env=env)
     rows = [line for line in result.stdout.splitlines() if line.startswith("| SQLite |")]
     assert [row.split("|")[2].strip() for row in rows] == ["1", "2", "4", "8"]
 
 
 def test_the_operations_benchmark_prints_every_operation_with_its_ratios_on_each_backend() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.ops", "--repeat", "5", "--big", "2000"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
+    result = run_module("benchmarks.ops", "--repeat", "5", "--big", "2000")
     lines = result.stdout.splitlines()
     rows = [line.split("|") for line in lines if line.startswith("| ") and not line.startswith("| operation")]
     backends = 2 if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else 1
@@ -48,14 +39,7 @@ def test_the_operations_benchmark_prints_every_operation_with_its_ratios_on_each
 
 def test_the_asyncio_benchmark_prints_every_row_with_its_ratios() -> None:
     sizes = ["--repeat", "5", "--tasks", "10", "--pool", "3", "--iterations", "2", "--rounds", "1"]
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.asyncio_ops", *sizes],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    result = run_module("benchmarks.asyncio_ops", *sizes)
     lines = result.stdout.splitlines()
     headers = ("| operation", "| implementation")
     rows = [line.split("|") for line in lines if line.startswith("| ") and not line.startswith(headers)]
@@ -71,14 +55,7 @@ def test_the_asyncio_benchmark_prints_every_row_with_its_ratios() -> None:
 
 
 def test_the_events_benchmark_prints_its_cost_latency_and_followers_on_each_backend() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.events", "--repeat", "5", "--messages", "10"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    result = run_module("benchmarks.events", "--repeat", "5", "--messages", "10")
     lines = result.stdout.splitlines()
     backends = 2 if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else 1
     costs = [line.split("|") for line in lines if line.startswith("| median µs |")]

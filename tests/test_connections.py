@@ -7,12 +7,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from tests.blocking import BlockingStore
-from tests.conftest import OPEN_STORE, POSTGRES_URL, SKIP_POSTGRES, empty_postgres, postgres_url_in_schema
+from tests.conftest import OPEN_STORE, SKIP_POSTGRES, count_as_admin, empty_postgres, postgres_url_in_schema
 from threadstore import StorageError, Store, ValidationError
-from threadstore.db import create_engine
 
 pytestmark = SKIP_POSTGRES
 
@@ -30,16 +28,8 @@ def named_store(postgres_session_schema: str, store_kind: str) -> Iterator[tuple
 
 def terminate_connections_of(application: str) -> int:
     """Have the server drop every connection of `application`; return how many it dropped."""
-    assert POSTGRES_URL
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            query = sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"
-            )
-            return int(connection.execute(query, {"name": application}).scalar_one())
-    finally:
-        admin.dispose()
+    query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"
+    return count_as_admin(query, name=application)
 
 
 def test_units_of_work_send_no_ping(named_store: tuple[Store, str]) -> None:

@@ -17,9 +17,9 @@ from pydantic import TypeAdapter
 
 from tests.conftest import (
     OPEN_STORE,
-    POSTGRES_URL,
     SKIP_POSTGRES,
     FakeClock,
+    count_as_admin,
     empty_postgres,
     postgres_url_in_schema,
 )
@@ -27,7 +27,6 @@ from tests.factories import CALL, assistant_id, thread_id
 from tests.test_connections import terminate_connections_of
 from tests.test_workers import _worker
 from threadstore import ConflictError, InvalidTransitionError, Store, ValidationError
-from threadstore.db import create_engine
 from threadstore.events.api import Event
 
 STREAM_EVENT: TypeAdapter[AssistantStreamEvent] = TypeAdapter(AssistantStreamEvent)
@@ -251,16 +250,8 @@ def follow_in_a_thread(store: Store, run: str, interval: float) -> tuple[threadi
 
 def listeners(application: str) -> int:
     """How many connections of `application` are listening for events."""
-    assert POSTGRES_URL
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.connect() as connection:
-            query = sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND query LIKE 'LISTEN%'"
-            )
-            return int(connection.execute(query, {"name": application}).scalar_one())
-    finally:
-        admin.dispose()
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND query LIKE 'LISTEN%'"
+    return count_as_admin(query, name=application)
 
 
 @pytest.fixture

@@ -140,6 +140,7 @@ class AsyncLangGraphRuns(AsyncRepository[LangGraphRuns]):
     delete = awaitable(LangGraphRuns.delete)
     claim_next = awaitable(LangGraphRuns.claim_next)
     heartbeat = awaitable(LangGraphRuns.heartbeat)
+    append_event = awaitable(LangGraphRuns.append_event)
     finish = awaitable(LangGraphRuns.finish)
     cancel = awaitable(LangGraphRuns.cancel)
     requeue_stale = awaitable(LangGraphRuns.requeue_stale)

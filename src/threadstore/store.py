@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL, Engine
 
-import threadstore.openai.streams  # noqa: F401  (registers how the OpenAI objects stream)
+import threadstore.langgraph.streams
+import threadstore.openai.streams  # noqa: F401
 from threadstore import migrate
 from threadstore.clock import Clock, system_clock
 from threadstore.db import DEFAULT_URL, Synchronous, create_engine, is_sqlite, normalize_url, unit_of_work

@@ -27,9 +27,13 @@ Row = dict[str, Any]
 
 
 def create(raw: Raw, insert: Insert, row: Mapping[str, Any], now: int, machine: Machine | None = None) -> None:
-    """Write a new object (`row`, every column) with `insert`, and its events at `now` (Unix
-    seconds); with a `machine`, its status must be one the machine creates objects in."""
-    create_many(raw, insert, [row], now, machine)
+    """Write a new object (`row`, every column) with `insert`, and its events at `now` (the
+    family's clock); with a `machine`, its status must be one the machine creates objects in."""
+    if machine is not None and row["status"] not in machine.creatable:
+        raise ValueError(f"a {machine.kind} is not created {row['status']}")
+    raw.execute(insert, row)
+    if raw.events:  # checked here too: a store without events pays no call for them
+        log.created(raw, insert.table, (row,), now)
 
 
 def create_many(
@@ -38,11 +42,9 @@ def create_many(
     """`create` for many rows at once (an import)."""
     if machine is not None and any(row["status"] not in machine.creatable for row in rows):
         raise ValueError(f"a {machine.kind} is created {sorted(machine.creatable)}")
-    if len(rows) == 1:
-        raw.execute(insert, rows[0])
-    else:
-        raw.execute_many(insert, rows)
-    log.created(raw, insert.table, rows, now)
+    raw.execute_many(insert, rows)
+    if raw.events:
+        log.created(raw, insert.table, rows, now)
 
 
 def changes(machine: Machine, target: str, now: Any, table: sa.Table) -> dict[str, Any]:
@@ -116,8 +118,8 @@ def move(
     params.update({f"where_{name}": value for name, value in where.items()})
     row = raw.first(statement, params)
     if row is not None:
-        if announce:
-            log.moved(raw, table, [row], now)
+        if announce and raw.events:
+            log.moved(raw, table, (row,), now)
         return row
     found = raw.first(_status_statement(table), {"object_id": object_id})
     if found is None:
@@ -198,7 +200,7 @@ def move_all(
     """Run a bulk move at `now` with the parameters of its selection, write each moved row's
     event (unless not to `announce` yet, as in `move`), and return the moved rows."""
     rows = raw.rows(bulk.statement, {**(params or {}), "now": now})
-    if announce:
+    if announce and raw.events:
         log.moved(raw, bulk.table, rows, now)
     return rows
 

@@ -12,8 +12,9 @@ from threadstore.events.cursors import cursor
 from threadstore.openai.states import RUN
 from threadstore.validation import check_optional_string
 
-# The last event of a run: its move to a terminal status, written after its steps and messages end.
-RUN_ENDS = frozenset(f"thread.run.{status}" for status in RUN.terminal)
+# The last event of a run: an OpenAI run's move to a terminal status (written after its steps and
+# messages end), a LangGraph run's `end`.
+RUN_ENDS = frozenset({*(f"thread.run.{status}" for status in RUN.terminal), "end"})
 DEFAULT_INTERVAL = 0.05  # seconds between two reads when nothing new was found
 
 

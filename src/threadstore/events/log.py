@@ -1,9 +1,8 @@
 """The one writer of events. transitions.py calls it for every create and status move, in the
 unit of work of the change, so that a change and its event commit together or not at all.
 
-Each family says how its objects stream (`Stream`, registered per table by openai/streams.py):
-the event name's prefix, and how to make the event's data, the object's `to_api()`, from the row
-just written.
+Each family says how its objects stream (a `Stream`, registered per table by openai/streams.py
+and langgraph/streams.py): the events a create or a move writes, and their data.
 
 Order. A follower reads a thread's (or run's) events in id order and never re-reads below its
 cursor, so a thread's ids must be handed out in the order its events commit. SQLite has one
@@ -18,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -31,12 +30,39 @@ from threadstore.records import Json
 Row = Mapping[str, Any]
 
 
+class Stream(Protocol):
+    """How the objects of one table stream: the events each create and each move writes."""
+
+    @property
+    def thread(self) -> str:
+        """The row's column that holds the thread id."""
+        ...
+
+    @property
+    def run(self) -> str | None:
+        """The row's column that holds the run id, if the object belongs to a run."""
+        ...
+
+    @property
+    def unit(self) -> int:
+        """How many ticks of the family's clock make a second (1, or 1,000,000 for microseconds)."""
+        ...
+
+    def on_create(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
+        """The events (name, data) of an object just created as `row`."""
+        ...
+
+    def on_move(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
+        """The events (name, data) of an object just moved to `row`."""
+        ...
+
+
 @dataclass(frozen=True)
-class Stream:
-    """How the objects of one table stream.
+class Named:
+    """A stream named as the Assistants API's: `<prefix>.created`, then `<prefix>.<status>`.
 
     Attributes:
-        prefix: the events' names before the dot: `thread.run` gives `thread.run.created`,
+        prefix: the events' names before the status: `thread.run` gives `thread.run.created`,
             `thread.run.queued`, ...
         data: the event's data from the unit's executor and the object's row: its `to_api()`.
         thread: the row's column that holds the thread id.
@@ -52,6 +78,15 @@ class Stream:
     run: str | None = None
     announced: frozenset[str] = field(default_factory=frozenset)
     statuses: bool = True
+    unit: int = 1
+
+    def on_create(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
+        data = self.data(raw, row)
+        announce = self.statuses and row["status"] in self.announced
+        return [(f"{self.prefix}.created", data), *([(f"{self.prefix}.{row['status']}", data)] if announce else [])]
+
+    def on_move(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
+        return [(f"{self.prefix}.{row['status']}", self.data(raw, row))] if self.statuses else []
 
 
 STREAMS: dict[str, Stream] = {}
@@ -94,27 +129,23 @@ def append(raw: Raw, name: str, data: Json, thread_id: str, run_id: str | None, 
 
 
 def created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
-    """The events of objects just created in `table`: `<prefix>.created`, then their status's
-    event where the stream announces it."""
+    """The events of objects just created in `table`, at `now` (the family's clock)."""
+    _write(raw, table, rows, now, created=True)
+
+
+def moved(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
+    """The events of objects just moved in `table`, at `now` (the family's clock)."""
+    _write(raw, table, rows, now, created=False)
+
+
+def _write(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, *, created: bool) -> None:
     stream = STREAMS.get(table.name)
     if stream is None or not raw.events:
         return
     for row in rows:
-        data = stream.data(raw, row)
         thread_id, run_id = row[stream.thread], None if stream.run is None else row[stream.run]
-        append(raw, f"{stream.prefix}.created", data, thread_id, run_id, now)
-        if stream.statuses and row["status"] in stream.announced:
-            append(raw, f"{stream.prefix}.{row['status']}", data, thread_id, run_id, now)
-
-
-def moved(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
-    """The events of objects just moved in `table`: `<prefix>.<new status>` each."""
-    stream = STREAMS.get(table.name)
-    if stream is None or not stream.statuses or not raw.events:
-        return
-    for row in rows:
-        run_id = None if stream.run is None else row[stream.run]
-        append(raw, f"{stream.prefix}.{row['status']}", stream.data(raw, row), row[stream.thread], run_id, now)
+        for name, data in stream.on_create(raw, row) if created else stream.on_move(raw, row):
+            append(raw, name, data, thread_id, run_id, now // stream.unit)
 
 
 _FORGET = {

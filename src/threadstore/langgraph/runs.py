@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError
+from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from threadstore.events import log
 from threadstore.fastsql import ONE, Raw, Shapes, Statement, insert, one_of
 from threadstore.ids import new_uuid
@@ -21,11 +21,12 @@ from threadstore.langgraph.states import (
     RUN,
     RUN_STATUSES,
 )
+from threadstore.langgraph.streams import RESERVED
 from threadstore.langgraph.threads import ROWS as THREADS
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status
-from threadstore.validation import check_choice, check_int, check_json_object, check_string, check_uuid
+from threadstore.validation import check_choice, check_int, check_json, check_json_object, check_string, check_uuid
 
 KIND = "langgraph run"
 RunList = list[LangGraphRun]
@@ -208,7 +209,7 @@ class LangGraphRuns:
                 attempt=0,
                 lease_expires_at=None,
             )
-            create(raw, _INSERT, values, now // 1_000_000, RUN)
+            create(raw, _INSERT, values, now, RUN)
             refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(values)
 
@@ -351,6 +352,36 @@ class LangGraphRuns:
                 raise _refusal(raw, run_id, claim, "running")
             return LangGraphRun.from_row(row)
 
+    def append_event(self, run_id: str, *, attempt: int, event: str, data: Any) -> None:
+        """Append an event of a running run's stream (a stream mode: values, updates, messages,
+        custom, ...), fenced by its attempt as `finish` is, in the run's thread's stream.
+
+        Args:
+            run_id: the run.
+            attempt: the run's `attempt` as the claim returned it (at least 1).
+            event: the event's name, 1 to 64 characters; not `metadata` or `end`, which the store
+                writes itself when the run starts and ends.
+            data: its JSON data.
+
+        Raises:
+            ValidationError: a bad attempt, name or data; nothing is written.
+            NotFoundError: there is no such run.
+            ConflictError: `attempt` is stale: the run was requeued and claimed again.
+            InvalidTransitionError: the run is not running.
+        """
+        claim = check_int("attempt", attempt, minimum=1)
+        name = check_string("event", event, max_length=64)
+        if not name or name in RESERVED:
+            raise ValidationError(
+                f"event must be a stream mode's name, not {name!r} (metadata and end are the store's)."
+            )
+        payload = check_json("data", data)
+        with self._scope.write() as raw:
+            found = raw.first(_FENCE_LOCKED, {"run_id": run_id})
+            if found is None or found["status"] != "running" or found["attempt"] != claim:
+                raise _refusal(raw, run_id, claim, "running")
+            log.append(raw, name, payload, found["thread_id"], run_id, self._scope.now())
+
     def finish(self, run_id: str, *, attempt: int, status: str) -> LangGraphRun:
         """End a running run as success, error, timeout or interrupted, if `attempt` is still the
         current claim; the thread's status follows.
@@ -423,6 +454,14 @@ class LangGraphRuns:
             ]
             refresh_thread_status(raw, [run.thread_id for run in moved if run.status == "error"], now)
             return moved
+
+
+# A worker's event waits for a finish under way, and then finds the run ended.
+_FENCE_LOCKED = Statement(
+    sa.select(runs.c.status, runs.c.attempt, runs.c.thread_id)
+    .where(runs.c.run_id == sa.bindparam("run_id"))
+    .with_for_update()
+)
 
 
 def _refusal(raw: Raw, run_id: str, attempt: int, target: str) -> Exception:

@@ -99,7 +99,7 @@ class LangGraphThreads:
                 "status": THREAD_INITIAL_STATUS,
                 "values": None,
             }
-            create(raw, _INSERT, values, now // 1_000_000)
+            create(raw, _INSERT, values, now)
             return LangGraphThread.from_row(values)
 
     def get(self, thread_id: str, *, for_update: bool = False) -> LangGraphThread:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from threadstore.events.log import Row, Stream, register
+from threadstore.events.log import Named, Row, register
 from threadstore.fastsql import Raw
 from threadstore.openai.api import Message, Run, Thread
 from threadstore.openai.models import messages, run_steps, runs, threads
@@ -27,15 +27,15 @@ def _step(raw: Raw, row: Row) -> Json:
     return load_step(raw, row["id"]).to_api()  # with its details, error and usage
 
 
-register(threads, Stream("thread", _thread, thread="id", statuses=False))
-register(runs, Stream("thread.run", _run, thread="thread_id", run="id", announced=frozenset({"queued"})))
+register(threads, Named("thread", _thread, thread="id", statuses=False))
+register(runs, Named("thread.run", _run, thread="thread_id", run="id", announced=frozenset({"queued"})))
 register(
     messages,
-    Stream("thread.message", _message, thread="thread_id", run="run_id", announced=frozenset({"in_progress"})),
+    Named("thread.message", _message, thread="thread_id", run="run_id", announced=frozenset({"in_progress"})),
 )
 register(
     run_steps,
-    Stream("thread.run.step", _step, thread="thread_id", run="run_id", announced=frozenset({"in_progress"})),
+    Named("thread.run.step", _step, thread="thread_id", run="run_id", announced=frozenset({"in_progress"})),
 )
 
 
