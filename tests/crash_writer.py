@@ -6,12 +6,25 @@ from __future__ import annotations
 
 import sys
 
-from threadstore import Store
+from threadstore import Store, Transaction
 from threadstore.db import create_engine
 from threadstore.migrate import upgrade
 
 MESSAGES_PER_TRANSACTION = 3
 STEPS_PER_TRANSACTION = 2
+
+
+def write_one(tx: Transaction, assistant: str, marker: str) -> str:
+    """One transaction's work: a thread, its messages, a run with its steps, completed."""
+    thread = tx.threads.create(metadata={"marker": marker})
+    for index in range(MESSAGES_PER_TRANSACTION):
+        tx.messages.create(thread.id, role="user", content=f"{marker} message {index}" * 20)
+    run = tx.runs.create(thread.id, assistant_id=assistant, metadata={"marker": marker})
+    tx.runs.start(run.id)
+    for _ in range(STEPS_PER_TRANSACTION):
+        tx.run_steps.create(run.id, step_details={"type": "tool_calls", "tool_calls": []})
+    tx.runs.complete(run.id)
+    return thread.id
 
 
 def write_forever(url: str, label: str) -> None:
@@ -21,14 +34,7 @@ def write_forever(url: str, label: str) -> None:
         while True:
             marker = f"{label}-{number}"
             with store.transaction() as tx:
-                thread = tx.threads.create(metadata={"marker": marker})
-                for index in range(MESSAGES_PER_TRANSACTION):
-                    tx.messages.create(thread.id, role="user", content=f"{marker} message {index}" * 20)
-                run = tx.runs.create(thread.id, assistant_id=assistant, metadata={"marker": marker})
-                tx.runs.start(run.id)
-                for _ in range(STEPS_PER_TRANSACTION):
-                    tx.run_steps.create(run.id, step_details={"type": "tool_calls", "tool_calls": []})
-                tx.runs.complete(run.id)
+                write_one(tx, assistant, marker)
             print(marker, flush=True)
             number += 1
 

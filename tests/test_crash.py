@@ -1,9 +1,11 @@
 """Hard stops on SQLite: a writer killed with SIGKILL at random moments leaves a whole database,
 with every transaction it reported committed and none half there; a migration killed midway
-leaves the schema wholly old or wholly new."""
+leaves the schema wholly old or wholly new. Each committed transaction's events are all there,
+and none of a transaction that did not commit."""
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import subprocess
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.crash_writer import MESSAGES_PER_TRANSACTION, STEPS_PER_TRANSACTION
+from tests.crash_writer import MESSAGES_PER_TRANSACTION, STEPS_PER_TRANSACTION, write_one
 from threadstore import Store, migrate
 from threadstore.db import create_engine
 from threadstore.schema import metadata
@@ -36,6 +38,16 @@ def kill(process: subprocess.Popen[str]) -> list[str]:
     return output.split()
 
 
+@functools.cache
+def events_per_transaction() -> int:
+    """How many events one of the writer's transactions writes, counted on a store of its own."""
+    with Store("sqlite://") as store:
+        assistant = store.assistants.create(model="gpt-4o").id
+        with store.transaction() as tx:
+            thread = write_one(tx, assistant, "reference")
+        return len(store.events.list(thread_id=thread))
+
+
 def check_whole(url: str, committed: set[str]) -> None:
     engine = create_engine(url)
     try:
@@ -46,15 +58,21 @@ def check_whole(url: str, committed: set[str]) -> None:
                 " (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),"
                 " (SELECT count(*) FROM runs r WHERE r.thread_id = t.id AND r.status = 'completed'),"
                 " (SELECT count(*) FROM run_steps s JOIN run_step_details d ON d.id = s.step_details"
-                "   WHERE s.thread_id = t.id AND s.status = 'completed')"
+                "   WHERE s.thread_id = t.id AND s.status = 'completed'),"
+                " (SELECT count(*) FROM events e WHERE e.thread_id = t.id)"
                 " FROM threads t"
             ).all()
+            strays = connection.exec_driver_sql(
+                "SELECT count(*) FROM events e WHERE e.thread_id NOT IN (SELECT id FROM threads)"
+            ).scalar()
     finally:
         engine.dispose()
     markers = {marker for _, marker, *_ in threads}
     assert committed <= markers, f"lost: {sorted(committed - markers)[:5]}"
-    for _, marker, messages, runs, steps in threads:
-        assert (messages, runs, steps) == (MESSAGES_PER_TRANSACTION, 1, STEPS_PER_TRANSACTION), marker
+    whole = (MESSAGES_PER_TRANSACTION, 1, STEPS_PER_TRANSACTION, events_per_transaction())
+    for _, marker, *counts in threads:
+        assert tuple(counts) == whole, marker
+    assert strays == 0  # no event of a transaction that did not commit
 
 
 def test_a_writer_killed_at_random_moments_leaves_every_committed_transaction_whole(tmp_path: Path) -> None:

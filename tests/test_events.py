@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -426,3 +427,40 @@ def in_processes_each(url: sa.URL, clock: FakeClock, messages: list[str]) -> lis
         process.join(timeout=60)
     assert all(kind == "ok" for kind, _ in outcomes), outcomes
     return [detail for _, detail in outcomes]
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def test_pruning_deletes_old_events_of_ended_runs_and_keeps_the_rest(store: Store, clock: FakeClock) -> None:
+    thread, ended = a_run_that_completes(store)
+    going = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+    clock.advance(3600)
+    _, recent = a_run_that_completes(store)
+    old = len(store.events.list(run_id=ended))
+    assert store.events.prune(older_than=timedelta(minutes=30), batch=2) == old
+    assert store.events.list(run_id=ended) == []
+    assert store.events.list(run_id=recent)  # younger than the cut
+    assert [e.event for e in store.events.list(run_id=going)] == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+    ]  # its run goes on
+    assert store.events.list(thread_id=thread)[0].event == "thread.created"  # the thread's own
+
+
+def test_pruning_deletes_the_events_of_ended_langgraph_runs(store: Store, clock: FakeClock) -> None:
+    thread = store.langgraph.threads.create().thread_id
+    run = store.langgraph.runs.create(thread, assistant_id="agent").run_id
+    claimed = store.langgraph.runs.claim_next()
+    assert claimed is not None
+    store.langgraph.runs.finish(run, attempt=1, status="success")
+    clock.advance(120)
+    assert store.events.prune(older_than=timedelta(seconds=60)) == 2
+    assert store.events.list(run_id=run) == []
+
+
+@pytest.mark.parametrize("older_than", [60, timedelta(seconds=-1), None])
+def test_pruning_needs_a_non_negative_timedelta(store: Store, older_than: object) -> None:
+    with pytest.raises(ValidationError):
+        store.events.prune(older_than=older_than)  # type: ignore[arg-type]

@@ -150,6 +150,7 @@ class AsyncEvents(AsyncRepository[Events]):
     """`store.events`, awaitable."""
 
     list = awaitable(Events.list)
+    prune = awaitable(Events.prune)
 
     async def follow(
         self,

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from threadstore.errors import ValidationError
 from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
 from threadstore.events.follow import Follower
 from threadstore.events.models import events
 from threadstore.events.wakeups import Wakeups
-from threadstore.fastsql import Shapes
+from threadstore.fastsql import Shapes, Statement, one_of
+from threadstore.langgraph.models import runs as langgraph_runs
+from threadstore.langgraph.states import RUN as LANGGRAPH_RUN
+from threadstore.openai.models import runs as openai_runs
+from threadstore.openai.states import RUN as OPENAI_RUN
 from threadstore.scope import Scope
 from threadstore.validation import check_int, check_optional_string
 
@@ -30,6 +36,23 @@ def _build(shape: tuple[bool, bool, bool]) -> Any:
 
 
 _LISTS = Shapes(_build)
+
+
+def _prune() -> Statement:
+    ended = sa.union_all(
+        sa.select(openai_runs.c.id).where(one_of(openai_runs.c.status, sorted(OPENAI_RUN.terminal))),
+        sa.select(langgraph_runs.c.run_id).where(one_of(langgraph_runs.c.status, sorted(LANGGRAPH_RUN.terminal))),
+    )
+    doomed = (
+        sa.select(events.c.id)
+        .where(events.c.created_at < sa.bindparam("before", type_=sa.BigInteger), events.c.run_id.in_(ended))
+        .order_by(events.c.id)
+        .limit(sa.bindparam("batch", type_=sa.Integer))
+    )
+    return Statement(sa.delete(events).where(events.c.id.in_(doomed.scalar_subquery())))
+
+
+_PRUNE = _prune()
 
 
 class Events:
@@ -105,3 +128,28 @@ class Events:
     def wakeups(self) -> Wakeups:
         """What tells this store's followers to read again."""
         return self._scope.wakeups
+
+    def prune(self, *, older_than: timedelta, batch: int = 1000) -> int:
+        """Delete the events of ended runs (OpenAI and LangGraph) written more than `older_than`
+        ago, `batch` at a time, each batch its own unit of work so that writers are never held
+        up for long; return how many were deleted. Events of runs still going, and a thread's
+        own events (those of no run), stay until their thread or run is deleted.
+
+        Args:
+            older_than: how old an event must be, by the store's clock.
+            batch: how many events one unit of work deletes, 1 to 100,000.
+
+        Raises:
+            ValidationError: `older_than` is not a non-negative timedelta, or a bad batch.
+        """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise ValidationError(f"older_than must be a timedelta of at least zero, not {older_than!r}.")
+        size = check_int("batch", batch, minimum=1, maximum=100_000)
+        params = {"before": self._scope.now() - int(older_than.total_seconds()), "batch": size}
+        deleted = 0
+        while True:
+            with self._scope.write() as raw:
+                count = raw.rowcount(_PRUNE, params)
+            deleted += count
+            if count < size:
+                return deleted
