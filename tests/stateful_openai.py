@@ -57,11 +57,16 @@ class Tracked:
     thread: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     terminal_seen: str | None = None
+    history: list[str] = field(default_factory=list)  # every status it has been in, in order
+
+    def __post_init__(self) -> None:
+        self.history = [self.status]
 
 
 def enter(obj: Tracked, machine: Machine, target: str, now: int) -> None:
     """Apply `machine`'s bookkeeping for entering `target` at `now` to the model object."""
     obj.status = target
+    obj.history.append(target)
     stamp = machine.stamps.get(target)
     if stamp is not None and not (stamp in machine.keep_first and obj.stamps.get(stamp) is not None):
         obj.stamps[stamp] = now
@@ -447,6 +452,21 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             assert (run.incomplete_details is not None) == (run.status == "incomplete")
             assert (run.usage is not None) == (run.status == "completed" and tracked.extra.get("usage", False))
             ApiRun.model_validate(run.to_api())
+
+        @invariant()
+        def each_object_streamed_an_event_for_its_creation_and_each_status_it_entered(self) -> None:
+            streamed: dict[str, list[str]] = {}
+            for event in self.store.events.list(limit=1000):
+                if not event.event.endswith(".delta") and event.event != "thread.created":
+                    streamed.setdefault(event.data["id"], []).append(event.event)
+            expected = {}
+            for prefix, objects in (("thread.run", self.runs), ("thread.run.step", self.steps)):
+                for obj in objects.values():
+                    expected[obj.id] = [f"{prefix}.created", *(f"{prefix}.{status}" for status in obj.history)]
+            for message in self.messages.values():
+                announced = message.history if message.history[0] == "in_progress" else message.history[1:]
+                expected[message.id] = ["thread.message.created", *(f"thread.message.{s}" for s in announced)]
+            assert streamed == expected
 
         @invariant()
         def fields_are_set_only_where_their_status_allows(self) -> None:
