@@ -80,3 +80,17 @@ def test_a_bad_or_reserved_event_is_refused_and_nothing_is_written(store: Store,
     with pytest.raises(ValidationError):
         store.langgraph.runs.append_event(run, attempt=1, event=event, data=data)
     assert store.events.list(run_id=run) == before
+
+
+def test_a_run_rolled_back_by_cancel_takes_its_events_with_it(store: Store) -> None:
+    _, run = claimed(store)
+    store.langgraph.runs.append_event(run, attempt=1, event="values", data={})
+    store.langgraph.runs.cancel(run, action="rollback")
+    assert store.events.list(run_id=run) == []
+
+
+def test_runs_rolled_back_by_a_new_runs_strategy_take_their_events_with_them(store: Store) -> None:
+    thread, run = claimed(store)
+    store.langgraph.runs.create(thread, assistant_id="agent", multitask_strategy="rollback")
+    assert store.events.list(run_id=run) == []
+    assert store.events.list(thread_id=thread) == []  # the new run is pending: nothing streamed yet

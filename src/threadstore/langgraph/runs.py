@@ -67,7 +67,7 @@ _LOCK_STALE_THREADS = Statement(
     .with_for_update()
 )
 _BUSY_RUNS = Statement(sa.select(runs.c.run_id).where(runs.c.thread_id == _THREAD_ID, _BUSY))
-_ROLLBACK = Statement(sa.delete(runs).where(runs.c.thread_id == _THREAD_ID, _BUSY))
+_ROLLBACK = Statement(sa.delete(runs).where(runs.c.thread_id == _THREAD_ID, _BUSY).returning(runs.c.run_id))
 _INTERRUPT = Bulk(runs, RUN, "interrupt", where=[runs.c.thread_id == _THREAD_ID])
 _FENCE = Statement(sa.select(runs.c.status, runs.c.attempt).where(runs.c.run_id == sa.bindparam("run_id")))
 _HEARTBEAT = Statement(
@@ -220,7 +220,8 @@ class LangGraphRuns:
             move_all(raw, _INTERRUPT, now, {"thread_id": thread_id})
             return
         if strategy == "rollback":
-            raw.execute(_ROLLBACK, {"thread_id": thread_id})
+            for row in raw.rows(_ROLLBACK, {"thread_id": thread_id}):
+                log.forget_run(raw, row["run_id"])  # a deleted run's events go with it
             return
         busy = [row["run_id"] for row in raw.rows(_BUSY_RUNS, {"thread_id": thread_id})]
         if busy:
@@ -429,6 +430,7 @@ class LangGraphRuns:
             row = move(raw, runs, RUN, "cancel", run_id, now, values={"cancel_reason": how})
             if how == "rollback":
                 ROWS.delete(raw, run_id)
+                log.forget_run(raw, run_id)
             refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(row) if how == "interrupt" else None
 
