@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -26,9 +27,11 @@ from tests.conftest import (
 )
 from tests.factories import CALL, assistant_id, thread_id
 from tests.test_connections import terminate_connections_of
+from tests.test_status_writer import every_verb
 from tests.test_workers import _worker
-from threadstore import ConflictError, InvalidTransitionError, Store, ValidationError
+from threadstore import ConflictError, InvalidTransitionError, Store, ValidationError, fastsql
 from threadstore.events.api import Event
+from threadstore.scope import RawUnit
 
 STREAM_EVENT: TypeAdapter[AssistantStreamEvent] = TypeAdapter(AssistantStreamEvent)
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2}
@@ -464,3 +467,40 @@ def test_pruning_deletes_the_events_of_ended_langgraph_runs(store: Store, clock:
 def test_pruning_needs_a_non_negative_timedelta(store: Store, older_than: object) -> None:
     with pytest.raises(ValidationError):
         store.events.prune(older_than=older_than)  # type: ignore[arg-type]
+
+
+# --- the event lock is the last a unit takes -----------------------------------------------------
+
+
+@pytest.mark.parametrize("store_kind", ["sync"])  # records the sync executor's statements
+def test_a_unit_writes_its_events_after_every_other_write(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    units: list[list[str]] = [[]]
+    run, run_many, finish = fastsql.Raw._run, fastsql.Raw.execute_many, RawUnit._finish
+
+    def recording(self: fastsql.Raw, sql: str, params: Any) -> Any:
+        units[-1].append(sql)
+        return run(self, sql, params)
+
+    def recording_many(self: fastsql.Raw, statement: fastsql.Statement, rows: Any) -> None:
+        units[-1].append(statement.prepare(self.dialect).sql)
+        run_many(self, statement, rows)
+
+    def ending(self: RawUnit, *, commit: bool) -> None:
+        finish(self, commit=commit)
+        units.append([])
+
+    monkeypatch.setattr(fastsql.Raw, "_run", recording)
+    monkeypatch.setattr(fastsql.Raw, "execute_many", recording_many)
+    monkeypatch.setattr(RawUnit, "_finish", ending)
+    every_verb(store, clock)
+    writes_after_events = [
+        sql
+        for unit in units
+        for position, sql in enumerate(unit)
+        if any(earlier.startswith("INSERT INTO events") for earlier in unit[:position])
+        and not sql.startswith("INSERT INTO events")
+    ]
+    assert sum(sql.startswith("INSERT INTO events") for unit in units for sql in unit) > 10
+    assert writes_after_events == []

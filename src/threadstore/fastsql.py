@@ -186,7 +186,7 @@ class Raw:
     It returns None when the failure was not a lost connection, and the error stands.
     """
 
-    __slots__ = ("_reconnect", "connection", "dialect", "events")
+    __slots__ = ("_reconnect", "connection", "dialect", "events", "pending")
 
     def __init__(
         self, connection: Any, dialect: Dialect, reconnect: Reconnect | None = None, *, events: bool = True
@@ -195,6 +195,7 @@ class Raw:
         self.dialect = dialect
         self._reconnect = reconnect
         self.events = events  # whether this unit's changes write their events (Store(events=...))
+        self.pending: list[dict[str, Any]] = []  # the unit's events, written just before it commits
 
     def _run(self, sql: str, params: Any) -> Any:
         cursor = self.connection.cursor()

@@ -20,6 +20,7 @@ from sqlalchemy.pool import StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
 from threadstore.db import DATABASE_ERRORS, map_error, translated_errors
+from threadstore.events import log
 from threadstore.events.wakeups import Wakeups
 from threadstore.fastsql import Raw
 
@@ -184,8 +185,11 @@ class RawUnit:
         return self._raw
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _trace: object) -> None:
+        commit = kind is None
         try:
-            self._finish(commit=kind is None)
+            if commit:
+                self._flush()
+            self._finish(commit=commit)
         except DATABASE_ERRORS as failure:
             raise map_error(failure) from failure
         if isinstance(error, DATABASE_ERRORS):
@@ -200,6 +204,14 @@ class RawUnit:
             return None
         connection.invalidate()
         return self._engine.raw_connection()
+
+    def _flush(self) -> None:
+        """Write the unit's events; if that fails, roll back and let the connection go first."""
+        try:
+            log.flush(self._raw)
+        except BaseException:
+            self._finish(commit=False)
+            raise
 
     def _finish(self, *, commit: bool) -> None:
         """Commit or roll back, then let the connection go, even if that fails or is interrupted."""

@@ -4,6 +4,8 @@ unit of work of the change, so that a change and its event commit together or no
 Each family says how its objects stream (a `Stream`, registered per table by openai/streams.py
 and langgraph/streams.py): the events a create or a move writes, and their data.
 
+The events of a unit of work are written together when it commits (`flush`, called by the unit).
+
 Order. A follower reads a thread's (or run's) events in id order and never re-reads below its
 cursor, so a thread's ids must be handed out in the order its events commit. SQLite has one
 writer at a time, so they are. On PostgreSQL ids come from a sequence, whose values are not
@@ -121,11 +123,21 @@ _INSERTS = {dialect: _insert(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def append(raw: Raw, name: str, data: Json, thread_id: str, run_id: str | None, now: int) -> None:
-    """Write one event in the unit of `raw` (nothing when the store writes no events)."""
-    if not raw.events:
-        return
-    params = {"event": name, "data": data, "thread_id": thread_id, "run_id": run_id, "created_at": now}
-    raw.execute(_INSERTS[raw.dialect.name], params)
+    """Add one event to the unit of `raw` (nothing when the store writes no events). Its data is
+    taken now; the row is written by `flush`, when the unit commits."""
+    if raw.events:
+        raw.pending.append({"event": name, "data": data, "thread_id": thread_id, "run_id": run_id, "created_at": now})
+
+
+def flush(raw: Raw) -> None:
+    """Write the unit's events, in the order they were added, just before it commits.
+
+    Last, so that on PostgreSQL a unit takes its threads' event locks after every row lock it
+    needs, and holds them only while it commits: no two units wait for each other through them.
+    """
+    if raw.pending:
+        events, raw.pending = raw.pending, []
+        raw.execute_many(_INSERTS[raw.dialect.name], events)
 
 
 def created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
@@ -155,10 +167,12 @@ _FORGET = {
 
 
 def forget_thread(raw: Raw, thread_id: str) -> None:
-    """Delete a thread's events, with the thread, in its unit of work."""
+    """Delete a thread's events, with the thread, in its unit of work (those not yet written too)."""
+    raw.pending = [event for event in raw.pending if event["thread_id"] != thread_id]
     raw.execute(_FORGET["thread_id"], {"id": thread_id})
 
 
 def forget_run(raw: Raw, run_id: str) -> None:
-    """Delete a run's events, with the run, in its unit of work."""
+    """Delete a run's events, with the run, in its unit of work (those not yet written too)."""
+    raw.pending = [event for event in raw.pending if event["run_id"] != run_id]
     raw.execute(_FORGET["run_id"], {"id": run_id})
