@@ -188,3 +188,14 @@ def count_as_admin(query: str, **params: object) -> int:
             return int(connection.execute(sa.text(query), params).scalar_one())
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def named_store(postgres_session_schema: str, store_kind: str) -> Iterator[tuple[Store, str]]:
+    """A PostgreSQL store (sync or async) whose connections carry an application name of their own."""
+    name = f"ts_{uuid.uuid4().hex[:10]}"
+    url = postgres_url_in_schema(postgres_session_schema).update_query_dict({"application_name": name})
+    empty_postgres(url)
+    with OPEN_STORE[store_kind](url) as store:
+        yield store, name
+    empty_postgres(url)

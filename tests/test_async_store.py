@@ -32,6 +32,7 @@ def repository_pairs(sync: Repositories, awaited: AsyncRepositories) -> dict[str
         "run_steps": (sync.run_steps, awaited.run_steps),
         "langgraph.threads": (sync.langgraph.threads, awaited.langgraph.threads),
         "langgraph.runs": (sync.langgraph.runs, awaited.langgraph.runs),
+        "events": (sync.events, awaited.events),
     }
 
 

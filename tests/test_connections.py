@@ -3,27 +3,13 @@ pool is replaced by the unit's first statement, never in the middle of a unit.""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
 from tests.blocking import BlockingStore
-from tests.conftest import OPEN_STORE, SKIP_POSTGRES, count_as_admin, empty_postgres, postgres_url_in_schema
+from tests.conftest import SKIP_POSTGRES, count_as_admin
 from threadstore import StorageError, Store, ValidationError
 
 pytestmark = SKIP_POSTGRES
-
-
-@pytest.fixture
-def named_store(postgres_session_schema: str, store_kind: str) -> Iterator[tuple[Store, str]]:
-    """A PostgreSQL store (sync or async) whose connections carry an application name of their own."""
-    name = f"ts_{uuid.uuid4().hex[:10]}"
-    url = postgres_url_in_schema(postgres_session_schema).update_query_dict({"application_name": name})
-    empty_postgres(url)
-    with OPEN_STORE[store_kind](url) as store:
-        yield store, name
-    empty_postgres(url)
 
 
 def terminate_connections_of(application: str) -> int:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,8 +20,6 @@ from tests.conftest import (
     SKIP_POSTGRES,
     FakeClock,
     count_as_admin,
-    empty_postgres,
-    postgres_url_in_schema,
 )
 from tests.factories import CALL, assistant_id, thread_id
 from tests.test_connections import terminate_connections_of
@@ -258,19 +254,9 @@ def listeners(application: str) -> int:
     return count_as_admin(query, name=application)
 
 
-@pytest.fixture
-def named_postgres_store(postgres_session_schema: str, store_kind: str) -> Iterator[tuple[Store, str]]:
-    name = f"ts_{uuid.uuid4().hex[:10]}"
-    url = postgres_url_in_schema(postgres_session_schema).update_query_dict({"application_name": name})
-    empty_postgres(url)
-    with OPEN_STORE[store_kind](url) as store:
-        yield store, name
-    empty_postgres(url)
-
-
 @SKIP_POSTGRES
-def test_a_commit_wakes_its_followers_at_once_on_postgres(named_postgres_store: tuple[Store, str]) -> None:
-    store, application = named_postgres_store
+def test_a_commit_wakes_its_followers_at_once_on_postgres(named_store: tuple[Store, str]) -> None:
+    store, application = named_store
     thread = store.threads.create().id
     run = store.runs.create(thread, assistant_id=assistant_id(store)).id
     # An interval far longer than the test may take: only a notification can wake them in time.
@@ -289,8 +275,8 @@ def test_a_commit_wakes_its_followers_at_once_on_postgres(named_postgres_store: 
 
 
 @SKIP_POSTGRES
-def test_followers_go_on_when_the_listening_connection_drops(named_postgres_store: tuple[Store, str]) -> None:
-    store, application = named_postgres_store
+def test_followers_go_on_when_the_listening_connection_drops(named_store: tuple[Store, str]) -> None:
+    store, application = named_store
     thread = store.threads.create().id
     run = store.runs.create(thread, assistant_id=assistant_id(store)).id
     follower, received = follow_in_a_thread(store, run, interval=0.05)

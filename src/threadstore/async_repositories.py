@@ -172,13 +172,7 @@ class AsyncEvents(AsyncRepository[Events]):
         wakeups = self._sync.wakeups
         while not follower.over:
             generation = wakeups.generation()  # before the read: a commit after it wakes us
-            batch = await self._run(
-                self._sync.list,
-                thread_id=follower.thread_id,
-                run_id=follower.run_id,
-                after=follower.after,
-                limit=MAX_LIMIT,
-            )
+            batch = await self._run(self._sync._batch, follower)
             for event in follower.take(batch):
                 yield event
             if not follower.over and len(batch) < MAX_LIMIT:

@@ -5,6 +5,7 @@ iterator both drive this one `Follower`; they differ only in how they wait."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from threadstore.errors import ValidationError
 from threadstore.events.api import Event
@@ -42,7 +43,7 @@ class Follower:
         self.over = False
         self._quiet_since = time.monotonic()
 
-    def take(self, batch: list[Event]) -> list[Event]:
+    def take(self, batch: Sequence[Event]) -> list[Event]:
         """The events of `batch` to hand on; moves the cursor past them and ends the follow of a
         run at its last event."""
         taken = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -117,12 +117,14 @@ class Events:
         follower = Follower(thread_id, run_id, after, timeout, interval)
         while not follower.over:
             generation = self.wakeups.generation()  # before the read: a commit after it wakes us
-            batch = self.list(
-                thread_id=follower.thread_id, run_id=follower.run_id, after=follower.after, limit=MAX_LIMIT
-            )
+            batch = self._batch(follower)
             yield from follower.take(batch)
             if not follower.over and len(batch) < MAX_LIMIT:
                 self.wakeups.wait(generation, follower.interval)
+
+    def _batch(self, follower: Follower) -> Sequence[Event]:
+        """The next events a follow reads, in one unit: what its sync and async loops share."""
+        return self.list(thread_id=follower.thread_id, run_id=follower.run_id, after=follower.after, limit=MAX_LIMIT)
 
     @property
     def wakeups(self) -> Wakeups:
