@@ -61,7 +61,7 @@ OPENAI_RUN = Spec(
     initial="queued",
     transitions={
         "queued": {"in_progress", "cancelled", "failed", "expired"},
-        "in_progress": {"requires_action", "cancelling", "completed", "failed", "incomplete", "expired"},
+        "in_progress": {"queued", "requires_action", "cancelling", "completed", "failed", "incomplete", "expired"},
         "requires_action": {"queued", "cancelled", "failed", "expired"},
         "cancelling": {"cancelled", "completed", "failed", "incomplete", "expired"},
     },
@@ -86,6 +86,8 @@ OPENAI_RUN = Spec(
         "usage_total_tokens": rule("cancelled", "failed", "completed", "incomplete", "expired"),
         # `expires_at` is set on create and cleared by every terminal status but `expired`.
         "expires_at": rule("queued", "in_progress", "requires_action", "cancelling", "expired"),
+        # A leased claim's `lease_expires_at` is held only while a worker holds the run.
+        "lease_expires_at": rule("in_progress", "cancelling"),
     },
 )
 

@@ -23,6 +23,7 @@ OPENAI_RUN_VERBS = {
     "mark_incomplete": {"incomplete": {"in_progress", "cancelling"}},
     "expire": {"expired": ACTIVE},
     "expire_overdue": {"expired": ACTIVE},
+    "requeue_stale": {"queued": {"in_progress"}, "failed": {"in_progress"}, "cancelled": {"cancelling"}},
 }
 RUN_STEP_VERBS = {
     "complete": {"completed": {"in_progress"}},

@@ -93,6 +93,8 @@ class AsyncRuns(AsyncRepository[Runs]):
     delete = awaitable(Runs.delete)
     start = awaitable(Runs.start)
     claim_next = awaitable(Runs.claim_next)
+    heartbeat = awaitable(Runs.heartbeat)
+    requeue_stale = awaitable(Runs.requeue_stale)
     require_action = awaitable(Runs.require_action)
     submit_tool_outputs = awaitable(Runs.submit_tool_outputs)
     cancel = awaitable(Runs.cancel)

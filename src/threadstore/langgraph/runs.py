@@ -23,6 +23,13 @@ from threadstore.langgraph.states import (
 )
 from threadstore.langgraph.streams import RESERVED
 from threadstore.langgraph.threads import ROWS as THREADS
+from threadstore.leases import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    check_max_attempts,
+    lease_micros,
+    stale,
+)
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status
@@ -30,14 +37,6 @@ from threadstore.validation import check_choice, check_int, check_json, check_js
 
 KIND = "langgraph run"
 RunList = list[LangGraphRun]
-DEFAULT_LEASE_SECONDS = 300
-DEFAULT_MAX_ATTEMPTS = 3
-MAX_LEASE_SECONDS = 7 * 86_400
-
-
-def _lease(seconds: object) -> int:
-    return check_int("lease_seconds", seconds, minimum=1, maximum=MAX_LEASE_SECONDS) * 1_000_000
-
 
 ROWS = Rows(runs, KIND, key="run_id", parent="thread_id")
 _INSERT = insert(runs)
@@ -316,7 +315,7 @@ class LangGraphRuns:
         Raises:
             ValidationError: a bad lease.
         """
-        lease = _lease(lease_seconds)
+        lease = lease_micros(lease_seconds)
         with self._scope.write() as raw:
             now = self._scope.now_micros()
             passed_over: list[str] = []
@@ -344,7 +343,7 @@ class LangGraphRuns:
             ConflictError: `attempt` is stale: the run was requeued and claimed again.
             InvalidTransitionError: the run is no longer running.
         """
-        lease = _lease(lease_seconds)
+        lease = lease_micros(lease_seconds)
         claim = check_int("attempt", attempt, minimum=1)
         with self._scope.write() as raw:
             params = {"run_id": run_id, "attempt": claim, "lease": lease, "now": self._scope.now_micros()}
@@ -445,7 +444,7 @@ class LangGraphRuns:
         Raises:
             ValidationError: a bad max_attempts.
         """
-        limit = check_int("max_attempts", max_attempts, minimum=1)
+        limit = check_max_attempts(max_attempts)
         with self._scope.write() as raw:
             now = self._scope.now_micros()
             raw.rows(_LOCK_STALE_THREADS, {"now": now})
@@ -472,7 +471,5 @@ def _refusal(raw: Raw, run_id: str, attempt: int, target: str) -> Exception:
     if found is None:
         return NotFoundError(KIND, run_id)
     if found["attempt"] != attempt:
-        return ConflictError(
-            f"Attempt {attempt} of run {run_id} is stale (it is on attempt {found['attempt']}); nothing was changed."
-        )
+        return stale(run_id, attempt, found["attempt"])
     return InvalidTransitionError(KIND, run_id, found["status"], target)

@@ -163,7 +163,8 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """A run (`run_…`)."""
+    """A run (`run_…`). `attempt` counts its claims and `lease_expires_at` (Unix microseconds) is
+    the end of a leased claim's lease; neither is an API field."""
 
     id: str
     created_at: int
@@ -191,6 +192,8 @@ class Run:
     response_format: Any
     tool_choice: Any
     parallel_tool_calls: bool
+    attempt: int = 0
+    lease_expires_at: int | None = None
 
     @classmethod
     def from_row(cls, m: Row) -> Run:

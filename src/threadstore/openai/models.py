@@ -6,7 +6,7 @@ the seed generator's blanket NOT NULL: a `*_at`, `last_error` or `usage` is null
 
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, text
 from sqlmodel import Field
 
 from threadstore.openai.states import (
@@ -122,6 +122,10 @@ class RunRow(Base, table=True):
     response_format: Any = Field(sa_column=json_column("response_format", nullable=False))
     tool_choice: Any = Field(sa_column=json_column("tool_choice", nullable=False))
     parallel_tool_calls: bool
+    # A worker's claim: `attempt` counts the claims of the run, `lease_expires_at` (Unix
+    # microseconds, as LangGraph's) is set while a leased claim holds it. Not API fields.
+    attempt: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))
+    lease_expires_at: int | None = _seconds()
 
 
 class MessageRow(Base, table=True):

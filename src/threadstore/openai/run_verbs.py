@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
+from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from threadstore.fastsql import ONE, Raw, Statement, one_of
+from threadstore.leases import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_ATTEMPTS, check_max_attempts, lease_micros, stale
 from threadstore.openai import content
-from threadstore.openai.api import Run
+from threadstore.openai.api import LastError, Run
 from threadstore.openai.models import messages, run_step_details, run_steps, runs
 from threadstore.openai.queries import RUNS, SET_DETAILS, insert_step, record_step_end
 from threadstore.openai.states import (
@@ -24,23 +25,70 @@ from threadstore.openai.states import (
 from threadstore.records import Json
 from threadstore.scope import Scope
 from threadstore.transitions import Bulk, announce_moved, move, move_all
-from threadstore.validation import check_choice, check_list, check_mapping, check_optional_string, check_string
+from threadstore.validation import (
+    check_choice,
+    check_int,
+    check_list,
+    check_mapping,
+    check_optional_int,
+    check_optional_string,
+    check_string,
+)
+
+_WORKING = sorted(RUN.verbs["complete"]["completed"])  # the statuses in which a worker holds a run
+# What a step or message of an attempt abandoned by its worker ends with.
+_ABANDONED = LastError("server_error", "The worker running this attempt stopped renewing its lease.")
+_OUT_OF_ATTEMPTS = "The run's worker stopped renewing its lease, and the run has used all its attempts."
 
 
 def move_run(
-    raw: Raw, run_id: str, verb: str, now: int, *, target: str | None = None, values: Json | None = None
+    raw: Raw,
+    run_id: str,
+    verb: str,
+    now: int,
+    *,
+    target: str | None = None,
+    values: Json | None = None,
+    attempt: int | None = None,
 ) -> Run:
     """Move a run by `verb` and, if it ends, its in-progress steps and messages; return the run.
+    With `attempt`, only while the run is on that claim (a worker's fence).
 
     Raises:
-        NotFoundError, InvalidTransitionError, ConflictError: as transitions.move.
+        NotFoundError, InvalidTransitionError, ConflictError: as transitions.move; ConflictError
+            also when `attempt` is stale.
     """
-    row = move(raw, runs, RUN, verb, run_id, now, target=target, values=values, announce=False)
+    where = None if attempt is None else {"attempt": attempt}
+    try:
+        row = move(raw, runs, RUN, verb, run_id, now, target=target, values=values, where=where, announce=False)
+    except ConflictError as refused:
+        raise refusal(raw, run_id, attempt, refused) from refused
     run = Run.from_row(row)
     if run.status in RUN.terminal:
         end_children(raw, run, now)
     announce_moved(raw, runs, [row], now)  # as the API streams: the steps and messages end first
     return run
+
+
+def check_attempt(attempt: object) -> int | None:
+    """A worker's `attempt` argument: None (not fenced) or the claim it holds, 0 or more.
+
+    Raises:
+        ValidationError: not an integer of at least 0.
+    """
+    return check_optional_int("attempt", attempt, minimum=0)
+
+
+_ATTEMPT = Statement(sa.select(runs.c.attempt).where(runs.c.id == sa.bindparam("run_id")))
+
+
+def refusal(raw: Raw, run_id: str, attempt: int | None, refused: ConflictError) -> ConflictError:
+    """Why a fenced write on a run was refused: its worker's `attempt` is stale, or else `refused`."""
+    if attempt is not None:
+        found = raw.first(_ATTEMPT, {"run_id": run_id})
+        if found is not None and found["attempt"] != attempt:
+            return stale(run_id, attempt, found["attempt"])
+    return refused
 
 
 def _end_moves(run_status: str) -> tuple[Bulk, Bulk]:
@@ -77,7 +125,13 @@ def _claim() -> Bulk:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    return Bulk(runs, RUN, "claim_next", where=[runs.c.id == oldest])
+    return Bulk(
+        runs,
+        RUN,
+        "claim_next",
+        where=[runs.c.id == oldest],
+        values={"attempt": runs.c.attempt + 1, "lease_expires_at": sa.bindparam("lease_until", type_=sa.BigInteger)},
+    )
 
 
 def _overdue() -> Bulk:
@@ -91,20 +145,60 @@ def _overdue() -> Bulk:
     return Bulk(runs, RUN, "expire_overdue", where=[runs.c.id.in_(overdue.scalar_subquery())])
 
 
+def _stale() -> tuple[Bulk, Bulk, Bulk]:
+    """The moves of runs whose lease expired: failed after the last attempt, else queued again;
+    a cancelling run is cancelled (its worker will never acknowledge)."""
+    stale_ids = (
+        sa.select(runs.c.id)
+        .where(one_of(runs.c.status, _WORKING), runs.c.lease_expires_at <= sa.bindparam("now_micros"))
+        .order_by(runs.c.id)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    limit = sa.bindparam("max_attempts", type_=sa.Integer)
+    error = {"last_error_code": sa.literal("server_error"), "last_error_message": sa.literal(_OUT_OF_ATTEMPTS)}
+    return (
+        Bulk(
+            runs,
+            RUN,
+            "requeue_stale",
+            target="failed",
+            where=[runs.c.id.in_(stale_ids), runs.c.attempt >= limit],
+            values=error,
+        ),
+        Bulk(runs, RUN, "requeue_stale", target="queued", where=[runs.c.id.in_(stale_ids), runs.c.attempt < limit]),
+        Bulk(runs, RUN, "requeue_stale", target="cancelled", where=[runs.c.id.in_(stale_ids)]),
+    )
+
+
 _CLAIM = _claim()
 _OVERDUE = _overdue()
+_REQUEUE = _stale()
+_HEARTBEAT = Statement(
+    sa.update(runs)
+    .where(
+        runs.c.id == sa.bindparam("run_id"), one_of(runs.c.status, _WORKING), runs.c.attempt == sa.bindparam("attempt")
+    )
+    .values(lease_expires_at=sa.bindparam("lease_until", type_=sa.BigInteger))
+    .returning(*runs.c)
+)
 
 
 def end_children(raw: Raw, run: Run, now: int) -> None:
     """The cascade of a run that has just ended: its in-progress steps and messages end to match."""
-    end_steps, end_messages = _END[run.status]
-    ended = move_all(raw, end_steps, now, {"run_id": run.id}, announce=False)
-    if end_steps.target == "failed" and run.last_error is not None:
-        code = run.last_error.code if run.last_error.code in STEP_ERROR_CODES else "server_error"
+    _end_children(raw, run.id, run.status, run.last_error, now)
+
+
+def _end_children(raw: Raw, run_id: str, status: str, error: LastError | None, now: int) -> None:
+    """End a run's in-progress steps and messages as a run ending in `status` with `error` does."""
+    end_steps, end_messages = _END[status]
+    ended = move_all(raw, end_steps, now, {"run_id": run_id}, announce=False)
+    if end_steps.target == "failed" and error is not None:
+        code = error.code if error.code in STEP_ERROR_CODES else "server_error"
         for step in ended:
-            record_step_end(raw, run.id, step["id"], usage=None, error=(code, run.last_error.message))
+            record_step_end(raw, run_id, step["id"], usage=None, error=(code, error.message))
     announce_moved(raw, run_steps, ended, now)  # each failed step's event shows its error
-    move_all(raw, end_messages, now, {"run_id": run.id})
+    move_all(raw, end_messages, now, {"run_id": run_id})
 
 
 def _usage_values(usage: object) -> Json:
@@ -175,36 +269,107 @@ class RunVerbs:
 
     _scope: Scope
 
-    def _move(self, run_id: str, verb: str, *, values: Json | None = None) -> Run:
+    def _move(self, run_id: str, verb: str, *, values: Json | None = None, attempt: object = None) -> Run:
+        claim = check_attempt(attempt)
         with self._scope.write() as raw:
-            return move_run(raw, run_id, verb, self._scope.now(), values=values)
+            return move_run(raw, run_id, verb, self._scope.now(), values=values, attempt=claim)
 
-    def start(self, run_id: str) -> Run:
+    def start(self, run_id: str, *, attempt: int | None = None) -> Run:
         """queued → in_progress; `started_at` is stamped the first time.
 
         Args:
             run_id: the run.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, the move is
+                refused once another claim has taken the run.
 
         Raises:
-            NotFoundError: no such run. InvalidTransitionError: it is not queued.
-            ConflictError: another writer moved it first.
+            ValidationError: a bad attempt. NotFoundError: no such run.
+            InvalidTransitionError: it is not queued.
+            ConflictError: another writer moved it first, or `attempt` is stale.
         """
-        return self._move(run_id, "start")
+        return self._move(run_id, "start", attempt=attempt)
 
-    def claim_next(self) -> Run | None:
+    def claim_next(self, *, lease_seconds: int | None = None) -> Run | None:
         """Atomically take the oldest queued, unexpired run and start it; None if there is none.
+        The claim raises the run's `attempt`; with `lease_seconds` it also holds the run under a
+        lease, which `heartbeat` extends and after which `requeue_stale` may give the run to
+        another worker. Pass the returned `attempt` to the worker verbs so that a worker that
+        lost its lease cannot overwrite its successor.
 
         Several workers may call it at once: each run is claimed by one of them
         (FOR UPDATE SKIP LOCKED on PostgreSQL; a write lock taken up front on SQLite).
 
+        Args:
+            lease_seconds: how long the claim holds the run, 1 second to 7 days; None (the default)
+                for no lease: the run is its worker's until it ends or expires.
+
         Raises:
+            ValidationError: a bad lease.
             ConflictError, StorageError: the database refused the work.
         """
+        lease = None if lease_seconds is None else lease_micros(lease_seconds)
         with self._scope.write() as raw:
-            rows = move_all(raw, _CLAIM, self._scope.now())
+            until = None if lease is None else self._scope.now_micros() + lease
+            rows = move_all(raw, _CLAIM, self._scope.now(), {"lease_until": until})
             return Run.from_row(rows[0]) if rows else None
 
-    def require_action(self, run_id: str, *, tool_calls: list[Json]) -> Run:
+    def heartbeat(self, run_id: str, *, attempt: int, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> Run:
+        """Extend the lease of a run its worker holds (in_progress or cancelling), proving
+        ownership by its attempt; the new lease is counted from now.
+
+        Args:
+            run_id: the run.
+            attempt: the run's `attempt` as the claim returned it.
+            lease_seconds: the new lease, 1 second to 7 days (default 300).
+
+        Raises:
+            ValidationError: a bad attempt or lease. NotFoundError: no such run.
+            ConflictError: `attempt` is stale: the run was requeued and claimed again.
+            InvalidTransitionError: no worker holds the run any more (it ended, waits for tool
+                outputs, or was requeued).
+        """
+        lease = lease_micros(lease_seconds)
+        claim = check_int("attempt", attempt, minimum=0)
+        with self._scope.write() as raw:
+            params = {"run_id": run_id, "attempt": claim, "lease_until": self._scope.now_micros() + lease}
+            row = raw.first(_HEARTBEAT, params)
+            if row is not None:
+                return Run.from_row(row)
+            current = RUNS.find(raw, run_id)
+            if current is None:
+                raise NotFoundError("run", run_id)
+            if current["attempt"] != claim:
+                raise stale(run_id, claim, current["attempt"])
+            raise InvalidTransitionError("run", run_id, current["status"], "in_progress")
+
+    def requeue_stale(self, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Run]:
+        """Take back every run whose lease expired: queued again for another worker, or failed
+        (`last_error.code` "server_error") once it has used `max_attempts` claims; a cancelling
+        run is cancelled. The in-progress steps and messages of a taken-back attempt end as a
+        failed run's do. Return the runs moved. Safe to run from several processes at once.
+
+        Args:
+            max_attempts: how many claims a run may use, at least 1 (default 3).
+
+        Raises:
+            ValidationError: a bad max_attempts.
+            ConflictError, StorageError: the database refused the work.
+        """
+        limit = check_max_attempts(max_attempts)
+        with self._scope.write() as raw:
+            now = self._scope.now()
+            params = {"now_micros": self._scope.now_micros(), "max_attempts": limit}
+            moved = [row for bulk in _REQUEUE for row in move_all(raw, bulk, now, params, announce=False)]
+            taken = [Run.from_row(row) for row in moved]
+            for run in taken:
+                if run.status == "queued":
+                    _end_children(raw, run.id, "failed", _ABANDONED, now)
+                else:
+                    end_children(raw, run, now)
+            announce_moved(raw, runs, moved, now)
+            return taken
+
+    def require_action(self, run_id: str, *, tool_calls: list[Json], attempt: int | None = None) -> Run:
         """in_progress → requires_action, asking for the outputs of function `tool_calls`
         (each `{"id"?, "type": "function", "function": {"name", "arguments"}}`). The calls are
         recorded in the run's in-progress tool_calls step that already holds them all, or else
@@ -213,17 +378,19 @@ class RunVerbs:
         Args:
             run_id: the run.
             tool_calls: one or more function calls with distinct ids; a call without an id gets a new one.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is refused.
 
         Raises:
-            ValidationError: malformed or duplicate calls; nothing is written.
+            ValidationError: malformed or duplicate calls, or a bad attempt; nothing is written.
             NotFoundError: no such run. InvalidTransitionError: it is not in progress.
-            ConflictError: another writer moved it first.
+            ConflictError: another writer moved it first, or `attempt` is stale.
         """
         calls = _function_calls(tool_calls)
+        claim = check_attempt(attempt)
         action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
         with self._scope.write() as raw:
             now = self._scope.now()
-            run = move_run(raw, run_id, "require_action", now, values={"required_action": action})
+            run = move_run(raw, run_id, "require_action", now, values={"required_action": action}, attempt=claim)
             if _step_holding(raw, run_id, {call["id"] for call in calls}) is None:
                 recorded = [{**call, "function": {**call["function"], "output": None}} for call in calls]
                 owner = {"id": run.id, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
@@ -288,36 +455,48 @@ class RunVerbs:
             target = next((to for to, sources in RUN.verbs["cancel"].items() if status in sources), "cancelled")
             return move_run(raw, run_id, "cancel", self._scope.now(), target=target)
 
-    def mark_cancelled(self, run_id: str, *, usage: dict[str, int] | None = None) -> Run:
+    def mark_cancelled(self, run_id: str, *, usage: dict[str, int] | None = None, attempt: int | None = None) -> Run:
         """cancelling → cancelled: the worker's acknowledgement of `cancel`.
 
         Args:
             run_id: the run.
             usage: the run's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
                 `total_tokens`, which must be their sum.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused with ConflictError and nothing is written.
 
         Raises:
             ValidationError: bad usage. NotFoundError: no such run.
             InvalidTransitionError: it is not cancelling. ConflictError: another writer moved it first.
         """
-        return self._move(run_id, "mark_cancelled", values=_usage_values(usage))
+        return self._move(run_id, "mark_cancelled", values=_usage_values(usage), attempt=attempt)
 
-    def complete(self, run_id: str, *, usage: dict[str, int] | None = None) -> Run:
+    def complete(self, run_id: str, *, usage: dict[str, int] | None = None, attempt: int | None = None) -> Run:
         """in_progress or cancelling → completed, with `usage` if given.
 
         Args:
             run_id: the run.
             usage: the run's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
                 `total_tokens`, which must be their sum.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused with ConflictError and nothing is written.
 
         Raises:
             ValidationError: bad usage. NotFoundError: no such run.
             InvalidTransitionError: it is not in progress or cancelling.
             ConflictError: another writer moved it first.
         """
-        return self._move(run_id, "complete", values=_usage_values(usage))
+        return self._move(run_id, "complete", values=_usage_values(usage), attempt=attempt)
 
-    def fail(self, run_id: str, *, code: str, message: str, usage: dict[str, int] | None = None) -> Run:
+    def fail(
+        self,
+        run_id: str,
+        *,
+        code: str,
+        message: str,
+        usage: dict[str, int] | None = None,
+        attempt: int | None = None,
+    ) -> Run:
         """Any active status → failed, with `last_error` (server_error, rate_limit_exceeded or
         invalid_prompt).
 
@@ -327,6 +506,8 @@ class RunVerbs:
             message: what went wrong, at most 10,000 characters.
             usage: the run's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
                 `total_tokens`, which must be their sum.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused with ConflictError and nothing is written.
 
         Raises:
             ValidationError: an unknown code or bad usage. NotFoundError: no such run.
@@ -334,9 +515,16 @@ class RunVerbs:
         """
         error_code, error_message = content.last_error(code, message, RUN_ERROR_CODES)
         values = {"last_error_code": error_code, "last_error_message": error_message, **_usage_values(usage)}
-        return self._move(run_id, "fail", values=values)
+        return self._move(run_id, "fail", values=values, attempt=attempt)
 
-    def mark_incomplete(self, run_id: str, *, reason: str | None = None, usage: dict[str, int] | None = None) -> Run:
+    def mark_incomplete(
+        self,
+        run_id: str,
+        *,
+        reason: str | None = None,
+        usage: dict[str, int] | None = None,
+        attempt: int | None = None,
+    ) -> Run:
         """in_progress or cancelling → incomplete, because a token limit was reached
         (reason max_completion_tokens or max_prompt_tokens).
 
@@ -345,6 +533,8 @@ class RunVerbs:
             reason: max_completion_tokens or max_prompt_tokens, or None.
             usage: the run's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
                 `total_tokens`, which must be their sum.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused with ConflictError and nothing is written.
 
         Raises:
             ValidationError: an unknown reason or bad usage. NotFoundError: no such run.
@@ -352,7 +542,8 @@ class RunVerbs:
             ConflictError: another writer moved it first.
         """
         checked = None if reason is None else check_choice("reason", reason, RUN_INCOMPLETE_REASONS)
-        return self._move(run_id, "mark_incomplete", values={"incomplete_reason": checked, **_usage_values(usage)})
+        values = {"incomplete_reason": checked, **_usage_values(usage)}
+        return self._move(run_id, "mark_incomplete", values=values, attempt=attempt)
 
     def expire(self, run_id: str) -> Run:
         """Any active status → expired. `expires_at` keeps the deadline that was missed.

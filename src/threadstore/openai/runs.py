@@ -123,6 +123,7 @@ class Runs(RunVerbs):
                 assistant_id=assistant_id,
                 status=RUN.initial,
                 expires_at=now + lifetime,
+                attempt=0,
             )
             row = {**_EMPTY_RUN, **values}
             create(raw, _INSERT, row, now, RUN)

@@ -6,7 +6,10 @@ from threadstore.lifecycle import FieldRule, Machine
 
 _RUN_TRANSITIONS = {
     "queued": frozenset({"in_progress", "cancelled", "failed", "expired"}),
-    "in_progress": frozenset({"requires_action", "cancelling", "completed", "failed", "incomplete", "expired"}),
+    # in_progress → queued: its worker's lease expired, and the run waits for another worker.
+    "in_progress": frozenset(
+        {"queued", "requires_action", "cancelling", "completed", "failed", "incomplete", "expired"}
+    ),
     "requires_action": frozenset({"queued", "cancelled", "failed", "expired"}),
     "cancelling": frozenset({"cancelled", "completed", "failed", "incomplete", "expired"}),
 }
@@ -44,6 +47,13 @@ RUN = Machine(
         "mark_incomplete": {"incomplete": _WORKING},
         "expire": {"expired": _RUN_ACTIVE},
         "expire_overdue": {"expired": _RUN_ACTIVE},
+        # A leased claim's lease expired: the run waits for another worker, or fails after its last
+        # attempt; a cancelling run, whose worker will never acknowledge, is cancelled.
+        "requeue_stale": {
+            "queued": frozenset({"in_progress"}),
+            "failed": frozenset({"in_progress"}),
+            "cancelled": frozenset({"cancelling"}),
+        },
     },
     fields={
         "required_action": FieldRule(frozenset({"requires_action"}), required=True),
@@ -52,6 +62,8 @@ RUN = Machine(
         "usage_total_tokens": FieldRule(_RUN_TERMINAL),
         # A deadline is kept by the active statuses and by expired, which records the one missed.
         "expires_at": FieldRule(frozenset({*_RUN_TRANSITIONS, "expired"})),
+        # A lease is held only while a worker holds the run.
+        "lease_expires_at": FieldRule(_WORKING),
     },
 )
 
