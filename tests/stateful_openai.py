@@ -43,6 +43,7 @@ from threadstore.openai.states import (
 )
 
 USAGE = {"prompt_tokens": 2, "completion_tokens": 3}
+WORKING = ("in_progress", "cancelling")  # the statuses in which a worker holds a run
 
 
 @dataclass
@@ -108,17 +109,24 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             assert len(found) <= 1
             return found[0] if found else None
 
+        @property
+        def now_micros(self) -> int:
+            return self.clock.seconds * 1_000_000
+
         def move_run(self, run: Tracked, target: str) -> None:
             enter(run, RUN, target, self.now)
-            if target not in RUN.terminal:
-                return
+            if target in RUN.terminal:
+                self.end_children(run, target)
+
+        def end_children(self, run: Tracked, as_status: str) -> None:
+            """The cascade of a run ending in `as_status` (or of an attempt taken back, as failed)."""
             for step in self.steps.values():
                 if step.parent == run.id and step.status == RUN_STEP.initial:
-                    enter(step, RUN_STEP, STEP_STATUS_WHEN_RUN_ENDS[target], self.now)
-                    step.extra["error"] = target == "failed"
+                    enter(step, RUN_STEP, STEP_STATUS_WHEN_RUN_ENDS[as_status], self.now)
+                    step.extra["error"] = as_status == "failed"
             for message in self.messages.values():
                 if message.parent == run.id and message.status == MESSAGE.initial:
-                    status, reason = MESSAGE_END_WHEN_RUN_ENDS[target]
+                    status, reason = MESSAGE_END_WHEN_RUN_ENDS[as_status]
                     enter(message, MESSAGE, status, self.now)
                     message.extra["reason"] = reason
 
@@ -287,16 +295,60 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 enter(step, RUN_STEP, "completed", self.now)
                 self.move_run(run, "queued")
 
-        @rule()
-        def claim_next(self) -> None:
+        @rule(lease=st.none() | st.integers(1, 90))
+        def claim_next(self, lease: int | None) -> None:
             queued = [
                 r for r in self.runs.values() if r.status == "queued" and (r.stamps["expires_at"] or 0) > self.now
             ]
             expected = min(queued, key=lambda r: (r.created_at, r.id)) if queued else None
-            claimed = self.store.runs.claim_next()
+            claimed = self.store.runs.claim_next(lease_seconds=lease)
             assert (claimed.id if claimed else None) == (expected.id if expected else None)
             if expected is not None:
                 self.move_run(expected, "in_progress")
+                expected.extra["attempt"] = expected.extra.get("attempt", 0) + 1
+                expected.extra["lease_expires_at"] = None if lease is None else self.now_micros + lease * 1_000_000
+
+        @rule(run_id=run_ids, lease=st.integers(1, 90))
+        def heartbeat(self, run_id: str, lease: int) -> None:
+            run = self.runs.get(run_id)
+            if run is None:
+                return
+            beat = lambda: self.store.runs.heartbeat(run_id, attempt=run.extra.get("attempt", 0), lease_seconds=lease)  # noqa: E731
+            if self.expect(run.status in WORKING, InvalidTransitionError, beat) is not None:
+                run.extra["lease_expires_at"] = self.now_micros + lease * 1_000_000
+
+        @rule(run_id=run_ids, verb=st.sampled_from(["start", "heartbeat", "complete", "fail", "mark_cancelled"]))
+        def stale_worker_writes(self, run_id: str, verb: str) -> None:
+            run = self.runs.get(run_id)
+            if run is None or run.extra.get("attempt", 0) == 0:
+                return
+            stale = run.extra["attempt"] - 1
+            calls: dict[str, Callable[[], Run]] = {
+                "start": lambda: self.store.runs.start(run_id, attempt=stale),
+                "heartbeat": lambda: self.store.runs.heartbeat(run_id, attempt=stale),
+                "complete": lambda: self.store.runs.complete(run_id, attempt=stale),
+                "fail": lambda: self.store.runs.fail(run_id, code="server_error", message="late", attempt=stale),
+                "mark_cancelled": lambda: self.store.runs.mark_cancelled(run_id, attempt=stale),
+            }
+            self.expect(False, ConflictError, calls[verb])
+
+        @rule(max_attempts=st.integers(1, 3))
+        def requeue_stale(self, max_attempts: int) -> None:
+            expected = {}
+            for run in self.runs.values():
+                lease = run.extra.get("lease_expires_at")
+                if run.status in WORKING and lease is not None and lease <= self.now_micros:
+                    out_of_attempts = run.extra["attempt"] >= max_attempts
+                    expected[run.id] = (
+                        "cancelled" if run.status == "cancelling" else "failed" if out_of_attempts else "queued"
+                    )
+            moved = {r.id: r.status for r in self.store.runs.requeue_stale(max_attempts=max_attempts)}
+            assert moved == expected
+            for run_id, target in expected.items():
+                run = self.runs[run_id]
+                if target == "queued":
+                    self.end_children(run, "failed")  # the attempt taken back ends as a failed run's
+                self.move_run(run, target)
 
         @rule()
         def expire_overdue(self) -> None:
@@ -451,6 +503,10 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             assert (run.last_error is not None) == (run.status == "failed")
             assert (run.incomplete_details is not None) == (run.status == "incomplete")
             assert (run.usage is not None) == (run.status == "completed" and tracked.extra.get("usage", False))
+            assert (run.attempt, run.lease_expires_at) == (
+                tracked.extra.get("attempt", 0),
+                tracked.extra.get("lease_expires_at"),
+            )
             ApiRun.model_validate(run.to_api())
 
         @invariant()
