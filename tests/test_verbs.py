@@ -80,3 +80,13 @@ def test_a_verb_outside_the_machine_is_refused_when_the_machine_is_built() -> No
             transitions={"a": frozenset({"b"})},
             verbs={"undo": {"a": frozenset({"b"})}},
         )
+
+
+def test_each_stamp_is_at_least_the_stamps_it_follows() -> None:
+    assert openai.RUN.follows == ("created_at", "started_at")
+    assert openai.RUN_STEP.follows == openai.MESSAGE.follows == ("created_at",)
+
+
+def test_langgraph_runs_are_ordered_by_the_database_not_the_clock() -> None:
+    assert langgraph.RUN.ordered == "seq"
+    assert openai.RUN.ordered is None

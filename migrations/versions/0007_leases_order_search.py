@@ -1,6 +1,10 @@
 """OpenAI runs take leased claims: `runs.attempt` counts a run's claims and `runs.lease_expires_at`
 (Unix microseconds) holds a leased claim's end, only while a worker holds the run.
 
+LangGraph runs are ordered by the database, not the clock: `langgraph_runs.seq` numbers a run
+when it is created and again when it ends (a sequence on PostgreSQL). Existing runs are numbered
+in the order the clock gave them: live runs by creation, ended ones by their last change.
+
 Revision ID: 0007
 Revises: 0005
 Create Date: 2026-12-07
@@ -20,7 +24,54 @@ LEASE_CHECK = "ck_runs_lease_expires_at_by_status"
 LEASE_HELD = "lease_expires_at IS NULL OR status IN ('cancelling', 'in_progress')"
 
 
+ORDER_SEQUENCE = "langgraph_runs_seq"
+NUMBERS = "_ts_0007_numbers"
+LIVE = "status IN ('pending', 'running')"
+
+
 def upgrade() -> None:
+    _upgrade_leases()
+    _upgrade_order()
+
+
+def downgrade() -> None:
+    _downgrade_order()
+    _downgrade_leases()
+
+
+def _upgrade_order() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        op.execute(f"CREATE SEQUENCE {ORDER_SEQUENCE}")
+    op.add_column("langgraph_runs", sa.Column("seq", sa.BigInteger(), nullable=False, server_default=sa.text("0")))
+    op.create_table(
+        NUMBERS,
+        sa.Column("run_id", sa.String(), primary_key=True),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+    )
+    op.execute(
+        f"INSERT INTO {NUMBERS} (run_id, seq) SELECT run_id, row_number() OVER"
+        f" (ORDER BY CASE WHEN {LIVE} THEN created_at ELSE updated_at END, run_id) FROM langgraph_runs"
+    )
+    op.execute(f"UPDATE langgraph_runs SET seq = (SELECT seq FROM {NUMBERS} n WHERE n.run_id = langgraph_runs.run_id)")
+    op.drop_table(NUMBERS)
+    if postgresql:
+        op.execute(f"SELECT setval('{ORDER_SEQUENCE}', coalesce(max(seq), 0) + 1, false) FROM langgraph_runs")
+    op.drop_index(op.f("ix_langgraph_runs_status"), table_name="langgraph_runs")
+    op.create_index(op.f("ix_langgraph_runs_status"), "langgraph_runs", ["status", "seq"], unique=False)
+    op.create_index(op.f("ix_langgraph_runs_seq"), "langgraph_runs", ["seq"], unique=False)
+
+
+def _downgrade_order() -> None:
+    op.drop_index(op.f("ix_langgraph_runs_seq"), table_name="langgraph_runs")
+    op.drop_index(op.f("ix_langgraph_runs_status"), table_name="langgraph_runs")
+    op.create_index(op.f("ix_langgraph_runs_status"), "langgraph_runs", ["status", "created_at"], unique=False)
+    op.execute("ALTER TABLE langgraph_runs DROP COLUMN seq")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP SEQUENCE {ORDER_SEQUENCE}")
+
+
+def _upgrade_leases() -> None:
     op.add_column("runs", sa.Column("attempt", sa.Integer(), nullable=False, server_default=sa.text("0")))
     if op.get_bind().dialect.name == "sqlite":
         # SQLite adds a CHECK only with its column; rebuilding `runs` instead would fire the
@@ -31,7 +82,7 @@ def upgrade() -> None:
         op.create_check_constraint(op.f(LEASE_CHECK), "runs", LEASE_HELD)
 
 
-def downgrade() -> None:
+def _downgrade_leases() -> None:
     if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint(op.f(LEASE_CHECK), "runs", type_="check")
     op.execute("ALTER TABLE runs DROP COLUMN lease_expires_at")

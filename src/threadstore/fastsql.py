@@ -267,8 +267,10 @@ class Insert(Statement):
     that long would be parsed anew on every call (psycopg caches only short ones).
     """
 
-    def __init__(self, table: sa.Table) -> None:
-        super().__init__(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in table.c}))
+    def __init__(self, table: sa.Table, computed: Mapping[str, sa.ColumnElement[Any]] | None = None) -> None:
+        self._computed = dict(computed or {})
+        values = {column.name: self._computed.get(column.name, sa.bindparam(column.name)) for column in table.c}
+        super().__init__(sa.insert(table).values(values))
         self._table = table
         self._batches: dict[str, tuple[str, int]] = {}
 
@@ -281,7 +283,7 @@ class Insert(Statement):
         """Insert `rows` on the DBAPI `cursor`."""
         one = self.prepare(dialect)
         params = [self.bind(one, row) for row in rows]
-        if one.positions is not None:
+        if one.positions is not None and not self._computed:  # a computed value is per row
             batch, size = self._batch(dialect)
             whole = len(params) - len(params) % size
             for start in range(0, whole, size):
@@ -310,9 +312,10 @@ class Insert(Statement):
 BATCH_PARAMETERS = 999  # SQLite's smallest limit on the parameters of one statement (before 3.32)
 
 
-def insert(table: sa.Table) -> Insert:
-    """INSERT of a whole row of `table`, every column a parameter named after it."""
-    return Insert(table)
+def insert(table: sa.Table, computed: Mapping[str, sa.ColumnElement[Any]] | None = None) -> Insert:
+    """INSERT of a whole row of `table`, every column a parameter named after it but those the
+    database computes (`computed`: column name → SQL expression)."""
+    return Insert(table, computed)
 
 
 def one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:

@@ -39,6 +39,11 @@ class Machine:
             which moves a verb may make.
         created_in: the statuses an object may be created in (by default the initial one).
         touches: columns set to the time of every move (a LangGraph run's updated_at).
+        follows: the time columns every stamp is at least (a run's created_at and started_at), so
+            that a clock stepped back never makes a stamp earlier than one it follows.
+        ordered: a column the database numbers in order (a sequence) when an object is created and
+            again when it enters a terminal status: live objects keep the order they were created
+            in, ended ones the order they ended in, whatever the clock says.
     """
 
     kind: str
@@ -50,6 +55,8 @@ class Machine:
     verbs: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
     created_in: frozenset[str] = frozenset()
     touches: tuple[str, ...] = ()
+    follows: tuple[str, ...] = ()
+    ordered: str | None = None
 
     def __post_init__(self) -> None:
         for verb, targets in self.verbs.items():

@@ -22,6 +22,7 @@ from threadstore.fastsql import ONE, Insert, Raw, Statement, one_of, word
 from threadstore.langgraph import models as langgraph
 from threadstore.langgraph.states import BUSY_RUN_STATUSES, THREAD_STATUS_AFTER_RUN
 from threadstore.lifecycle import Machine
+from threadstore.ordering import latest, next_in_order
 
 Row = dict[str, Any]
 
@@ -48,16 +49,20 @@ def create_many(
 
 
 def changes(machine: Machine, target: str, now: Any, table: sa.Table) -> dict[str, Any]:
-    """The column values that entering `target` at `now` writes: status, stamp, cleared columns,
-    and the columns the machine touches on every move."""
+    """The column values that entering `target` at `now` writes: status, stamp (never earlier
+    than the stamps it follows), cleared columns, the columns the machine touches on every move,
+    and the object's place in the order of ended objects."""
     values: dict[str, Any] = {"status": target}
     stamp = machine.stamps.get(target)
     if stamp is not None:
-        values[stamp] = sa.func.coalesce(table.c[stamp], now) if stamp in machine.keep_first else now
+        at = latest(now, *(sa.func.coalesce(table.c[c], now) for c in machine.follows)) if machine.follows else now
+        values[stamp] = sa.func.coalesce(table.c[stamp], at) if stamp in machine.keep_first else at
     for column in machine.clears(target):
         values[column] = None
     for column in machine.touches:
         values[column] = now
+    if machine.ordered is not None and target in machine.terminal:
+        values[machine.ordered] = next_in_order(table.c[machine.ordered])
     return values
 
 
@@ -222,7 +227,7 @@ def _derived_thread_status() -> ColumnElement[str]:
     last = (
         sa.select(after)
         .where(runs.c.thread_id == thread_id)
-        .order_by(runs.c.updated_at.desc(), runs.c.run_id.desc())
+        .order_by(langgraph.ORDER.desc(), runs.c.run_id.desc())
         .limit(ONE)
         .scalar_subquery()
     )

@@ -3,11 +3,12 @@ every backend); the API shows them as ISO 8601 with a UTC offset."""
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Sequence, String, text
 from sqlmodel import Field
 
 from threadstore.langgraph.states import MULTITASK_STRATEGIES, RUN, THREAD_STATUSES
-from threadstore.schema import Base, json_column, one_of, status_checks, table_of
+from threadstore.ordering import sequence_name
+from threadstore.schema import Base, json_column, metadata, one_of, status_checks, table_of
 
 
 def _micros() -> Any:
@@ -39,7 +40,8 @@ class LangGraphRunRow(Base, table=True):
     __tablename__ = "langgraph_runs"
     __table_args__ = (
         Index(None, "thread_id", "created_at"),
-        Index(None, "status", "created_at"),
+        Index(None, "status", "seq"),  # claims: the oldest pending run
+        Index(None, "seq"),  # SQLite's next number (ordering.next_in_order)
         Index(
             "uq_langgraph_runs_one_running_per_thread",
             "thread_id",
@@ -66,7 +68,14 @@ class LangGraphRunRow(Base, table=True):
     cancel_reason: str | None = Field(default=None)
     attempt: int = Field(default=0)
     lease_expires_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # The run's place in the database's order (RUN.ordered): numbered on create, and again when
+    # the run ends. Not an API field.
+    seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
 
 
 threads = table_of(LangGraphThreadRow)
 runs = table_of(LangGraphRunRow)
+assert RUN.ordered is not None
+ORDER = runs.c[RUN.ordered]
+# PostgreSQL's numbers for ORDER (ordering.next_in_order); SQLite needs none.
+ORDER_SEQUENCE = Sequence(sequence_name(ORDER), metadata=metadata)

@@ -12,7 +12,7 @@ from threadstore.events import log
 from threadstore.fastsql import ONE, Raw, Shapes, Statement, insert, one_of
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphRun
-from threadstore.langgraph.models import runs, threads
+from threadstore.langgraph.models import ORDER, runs, threads
 from threadstore.langgraph.states import (
     BUSY_RUN_STATUSES,
     CANCEL_ACTIONS,
@@ -30,6 +30,7 @@ from threadstore.leases import (
     lease_micros,
     stale,
 )
+from threadstore.ordering import next_in_order
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status
@@ -39,7 +40,7 @@ KIND = "langgraph run"
 RunList = list[LangGraphRun]
 
 ROWS = Rows(runs, KIND, key="run_id", parent="thread_id")
-_INSERT = insert(runs)
+_INSERT = insert(runs, computed={ORDER.name: next_in_order(ORDER)})
 _THREAD_ID = sa.bindparam("thread_id", type_=sa.String)
 _NOW = sa.bindparam("now", type_=sa.BigInteger)
 _BUSY = one_of(runs.c.status, sorted(BUSY_RUN_STATUSES))
@@ -95,7 +96,7 @@ def _candidate(passed_over: int) -> sa.Select[Any]:
             ~_has_running(runs.c.thread_id),
             *([runs.c.thread_id.not_in(skipped)] if skipped else []),
         )
-        .order_by(runs.c.created_at, runs.c.run_id)
+        .order_by(ORDER)
         .limit(ONE)
         .with_for_update(of=threads, skip_locked=True)
     )

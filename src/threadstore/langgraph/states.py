@@ -23,6 +23,9 @@ RUN = Machine(
         "requeue_stale": {"pending": frozenset({"running"}), "error": frozenset({"running"})},
     },
     touches=("updated_at",),
+    # claim_next takes pending runs in the order they were created, and a thread's status follows
+    # the run that ended last: both by `seq`, which the database numbers, not by the clock.
+    ordered="seq",
 )
 
 THREAD_STATUSES = ("idle", "busy", "interrupted", "error")

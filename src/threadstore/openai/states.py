@@ -33,6 +33,7 @@ RUN = Machine(
         "completed": "completed_at",
     },
     keep_first=frozenset({"started_at"}),
+    follows=("created_at", "started_at"),
     verbs={
         "start": _verb("in_progress", "queued"),
         "claim_next": _verb("in_progress", "queued"),
@@ -77,6 +78,7 @@ RUN_STEP = Machine(
         "cancelled": "cancelled_at",
         "expired": "expired_at",
     },
+    follows=("created_at",),
     # Not required: the cascade of a run's end moves its steps in one statement, then gives each
     # step it failed its own copy of the run's error.
     fields={
@@ -100,6 +102,7 @@ MESSAGE = Machine(
     initial="in_progress",
     transitions={"in_progress": frozenset({"completed", "incomplete"})},
     stamps={"completed": "completed_at", "incomplete": "incomplete_at"},
+    follows=("created_at",),
     created_in=frozenset({"in_progress", "completed"}),
     verbs={
         "complete": _verb("completed", "in_progress"),
