@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +154,23 @@ def test_upgrade_on_empty_database_creates_every_table_and_records_head(engine: 
     assert recorded_revisions(engine) == [checkout_head()]
 
 
+def built_on(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object`: leave out what the models build only on another dialect
+    (`ddl_if`, e.g. PostgreSQL's GIN index), which compare_metadata would report as missing."""
+
+    def include(item: Any, *_args: Any) -> bool:
+        condition = getattr(item, "_ddl_if", None)
+        return condition is None or condition.dialect is None or condition.dialect == dialect
+
+    return include
+
+
 def test_models_match_migrated_schema(engine: Engine) -> None:
     migrate.upgrade(engine)
 
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        options = {"compare_type": True, "include_object": built_on(connection.dialect.name)}
+        context = MigrationContext.configure(connection, opts=options)
         differences = compare_metadata(context, metadata)
 
     assert differences == []

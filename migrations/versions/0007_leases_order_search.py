@@ -5,15 +5,22 @@ LangGraph runs are ordered by the database, not the clock: `langgraph_runs.seq` 
 when it is created and again when it ends (a sequence on PostgreSQL). Existing runs are numbered
 in the order the clock gave them: live runs by creation, ended ones by their last change.
 
+Thread search by metadata is indexed: a GIN index (jsonb_path_ops) on PostgreSQL; on SQLite the
+table `langgraph_thread_metadata` of each thread's scalar metadata entries, filled here from the
+existing threads by the store's own rule (threadstore.langgraph.metadata_index.entries).
+
 Revision ID: 0007
 Revises: 0005
 Create Date: 2026-12-07
 """
 
+import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from threadstore.langgraph.metadata_index import entries
 
 revision: str = "0007"
 down_revision: str | None = "0005"
@@ -29,14 +36,66 @@ NUMBERS = "_ts_0007_numbers"
 LIVE = "status IN ('pending', 'running')"
 
 
+INDEXED = "langgraph_thread_metadata"
+GIN = "ix_langgraph_threads_metadata"
+BATCH = 10_000
+
+
 def upgrade() -> None:
     _upgrade_leases()
     _upgrade_order()
+    _upgrade_search()
 
 
 def downgrade() -> None:
+    _downgrade_search()
     _downgrade_order()
     _downgrade_leases()
+
+
+def _upgrade_search() -> None:
+    op.create_table(
+        INDEXED,
+        sa.Column("thread_id", sa.String(), nullable=False),
+        sa.Column("key", sa.String(), nullable=False),
+        sa.Column("value", sa.String(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["thread_id"],
+            ["langgraph_threads.thread_id"],
+            name=op.f(f"fk_{INDEXED}_thread_id_langgraph_threads"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("thread_id", "key", name=op.f(f"pk_{INDEXED}")),
+    )
+    op.create_index(op.f(f"ix_{INDEXED}_key"), INDEXED, ["key", "value", "created_at", "thread_id"], unique=False)
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.create_index(
+            GIN,
+            "langgraph_threads",
+            ["metadata"],
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        )
+        return
+    indexed = sa.table(INDEXED, *(sa.column(name) for name in ("thread_id", "key", "value", "created_at")))
+    threads = bind.execute(sa.text("SELECT thread_id, created_at, metadata FROM langgraph_threads"))
+    while batch := threads.fetchmany(BATCH):
+        rows = [
+            {"thread_id": thread_id, "key": key, "value": value, "created_at": created_at}
+            for thread_id, created_at, metadata in batch
+            for key, value in entries(json.loads(metadata))
+        ]
+        if rows:
+            bind.execute(indexed.insert(), rows)
+
+
+def _downgrade_search() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index(GIN, table_name="langgraph_threads")
+    op.drop_index(op.f(f"ix_{INDEXED}_key"), table_name=INDEXED)
+    op.drop_table(INDEXED)
 
 
 def _upgrade_order() -> None:

@@ -22,6 +22,13 @@ class LangGraphThreadRow(Base, table=True):
     __table_args__ = (
         Index(None, "created_at", "thread_id"),
         Index(None, "status", "created_at"),
+        # Search by metadata (`@>`) on PostgreSQL; SQLite answers from LangGraphThreadMetadataRow.
+        Index(
+            "ix_langgraph_threads_metadata",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
         one_of("status", THREAD_STATUSES, "status"),
     )
 
@@ -31,6 +38,26 @@ class LangGraphThreadRow(Base, table=True):
     metadata_: dict[str, Any] = Field(sa_column=json_column("metadata", nullable=False))
     status: str
     values: dict[str, Any] | None = Field(default=None, sa_column=json_column("values", nullable=True))
+
+
+class LangGraphThreadMetadataRow(Base, table=True):
+    """SQLite's index of thread metadata (langgraph/metadata_index.py): one row for each top-level
+    key of a thread whose value is a scalar, the value as a token that equal JSON values share,
+    with the thread's creation time so that a user's newest threads are read in index order.
+    Written with the thread, in its transaction; deleted with it. Empty on PostgreSQL, where a GIN
+    index on the metadata serves the search."""
+
+    __tablename__ = "langgraph_thread_metadata"
+    __table_args__ = (Index(None, "key", "value", "created_at", "thread_id"),)
+
+    thread_id: str = Field(
+        sa_column=Column(
+            String, ForeignKey("langgraph_threads.thread_id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    key: str = Field(primary_key=True)
+    value: str
+    created_at: int = _micros()
 
 
 class LangGraphRunRow(Base, table=True):
@@ -74,6 +101,7 @@ class LangGraphRunRow(Base, table=True):
 
 
 threads = table_of(LangGraphThreadRow)
+thread_metadata = table_of(LangGraphThreadMetadataRow)
 runs = table_of(LangGraphRunRow)
 assert RUN.ordered is not None
 ORDER = runs.c[RUN.ordered]

@@ -13,9 +13,10 @@ from threadstore.errors import ConflictError
 from threadstore.events import log
 from threadstore.fastsql import Shapes, insert
 from threadstore.ids import new_uuid
+from threadstore.langgraph import metadata_index
 from threadstore.langgraph.api import LangGraphThread
 from threadstore.langgraph.filters import Shape, contains, json_contains, needs_python, params_of, shape_of
-from threadstore.langgraph.models import threads
+from threadstore.langgraph.models import thread_metadata, threads
 from threadstore.langgraph.states import THREAD_INITIAL_STATUS, THREAD_SORT_FIELDS, THREAD_STATUSES
 from threadstore.rows import Rows
 from threadstore.scope import Scope
@@ -38,8 +39,9 @@ def _contains(name: str, shape: Shape) -> ColumnElement[bool]:
 
 def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
     """The search of one shape: filters on metadata and values, status, how many ids, the order,
-    and whether limit and offset apply in SQL (not when Python finishes nested filters)."""
-    metadata, values, status, ids, sort_by, direction, paged = shape
+    whether limit and offset apply in SQL (not when Python finishes nested filters), and whether
+    SQLite's metadata index narrows the threads first (metadata_index)."""
+    metadata, values, status, ids, sort_by, direction, paged, narrowed = shape
     conditions = [
         _contains(name, filt) for name, filt in (("metadata", metadata), ("values", values)) if filt is not None
     ]
@@ -47,11 +49,22 @@ def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
         conditions.append(threads.c.status == sa.bindparam("status", type_=sa.String))
     if ids is not None:
         conditions.append(threads.c.thread_id.in_([sa.bindparam(f"id_{i}", type_=sa.String) for i in range(ids)]))
-    column = threads.c[sort_by]
-    ordering = (
-        [column.asc(), threads.c.thread_id.asc()] if direction == "asc" else [column.desc(), threads.c.thread_id.desc()]
-    )
-    query = sa.select(threads).where(*conditions).order_by(*ordering)
+    query = sa.select(threads)
+    order = (threads.c[sort_by], threads.c.thread_id)
+    if narrowed:
+        entry = thread_metadata
+        query = query.join(
+            entry,
+            sa.and_(
+                entry.c.thread_id == threads.c.thread_id,
+                entry.c.key == sa.bindparam("narrow_key", type_=sa.String),
+                entry.c.value == sa.bindparam("narrow_value", type_=sa.String),
+            ),
+        )
+        if sort_by == "created_at":  # the same values, read in the index's order
+            order = (entry.c.created_at, entry.c.thread_id)
+    ordering = [column.asc() if direction == "asc" else column.desc() for column in order]
+    query = query.where(*conditions).order_by(*ordering)
     if paged:
         query = query.limit(sa.bindparam("limit", type_=sa.Integer)).offset(sa.bindparam("offset", type_=sa.Integer))
     return query
@@ -100,6 +113,7 @@ class LangGraphThreads:
                 "values": None,
             }
             create(raw, _INSERT, values, now)
+            metadata_index.write(raw, new_id, now, meta)
             return LangGraphThread.from_row(values)
 
     def get(self, thread_id: str, *, for_update: bool = False) -> LangGraphThread:
@@ -141,6 +155,8 @@ class LangGraphThreads:
                 changes["metadata"] = {**current["metadata"], **patch}
             if state is not UNSET:
                 changes["values"] = state
+            if patch is not None:
+                metadata_index.write(raw, thread_id, current["created_at"], changes["metadata"], replace=True)
             return LangGraphThread.from_row(ROWS.update(raw, thread_id, changes))
 
     def list(self, *, limit: int = 10, offset: int = 0) -> SearchResult:
@@ -214,6 +230,11 @@ class LangGraphThreads:
         for name, filt in filters.items():
             params.update(params_of(filt, dialect, name))
         nested = {name: filt for name, filt in filters.items() if needs_python(filt, dialect)}
+        narrow = (
+            metadata_index.narrowing(filters["metadata"]) if dialect == "sqlite" and "metadata" in filters else None
+        )
+        if narrow is not None:
+            params.update(narrow_key=narrow[0], narrow_value=narrow[1])
         shape = (
             *(shape_of(filters[name], dialect) if name in filters else None for name in ("metadata", "values")),
             status is not None,
@@ -221,6 +242,7 @@ class LangGraphThreads:
             sort,
             direction,
             not nested,
+            narrow is not None,
         )
         with self._scope.read() as raw:
             if not nested:
