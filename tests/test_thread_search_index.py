@@ -1,0 +1,196 @@
+"""LangGraph thread search by metadata is indexed and keeps its `@>` semantics: its results are a
+plain model's containment check over the threads, the SQLite index table never disagrees with the
+metadata, and the query plans use the indexes on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from threadstore import Store
+from threadstore.fastsql import Raw, Statement
+from threadstore.langgraph.metadata_index import token
+from threadstore.langgraph.models import thread_metadata
+
+KEYS = ["user_id", "org", "n", "tags"]
+SCALARS = st.sampled_from(["a", "b", "1", "", 1, 1.0, 2, 0, -0.0, 2**53 + 1, True, False, None])
+VALUES = SCALARS | st.lists(SCALARS, max_size=3) | st.dictionaries(st.sampled_from(["x", "y"]), SCALARS, max_size=2)
+METADATA = st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4)
+ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("create"), METADATA),
+        st.tuples(st.just("update"), st.integers(0, 20), METADATA),
+        st.tuples(st.just("delete"), st.integers(0, 20)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+SEARCH = settings(
+    max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def contains(stored: Any, wanted: Any) -> bool:
+    """PostgreSQL's jsonb `@>`, written plainly: objects hold the wanted keys, arrays hold each
+    wanted element, scalars are equal (numbers by value; true is not 1)."""
+    if isinstance(wanted, dict):
+        return isinstance(stored, dict) and all(key in stored and contains(stored[key], w) for key, w in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(stored, list) and all(any(contains(s, w) for s in stored) for w in wanted)
+    if isinstance(wanted, bool) or isinstance(stored, bool):
+        return type(wanted) is type(stored) and wanted == stored
+    if wanted is None or stored is None:
+        return wanted is stored
+    if isinstance(wanted, str) or isinstance(stored, str):
+        return type(wanted) is type(stored) and wanted == stored
+    return bool(stored == wanted)
+
+
+def apply(store: Store, actions: list[Any]) -> dict[str, dict[str, Any]]:
+    """Run the actions on the store and on a model of thread id → metadata; return the model."""
+    model: dict[str, dict[str, Any]] = {}
+    for action in actions:
+        ids = list(model)  # in creation order: ids are random, the order of actions is not
+        if action[0] == "create":
+            model[store.langgraph.threads.create(metadata=action[1]).thread_id] = dict(action[1])
+        elif ids and action[0] == "update":
+            chosen = ids[action[1] % len(ids)]
+            store.langgraph.threads.update(chosen, metadata=action[2])
+            model[chosen] = {**model[chosen], **action[2]}
+        elif ids:
+            chosen = ids[action[1] % len(ids)]
+            store.langgraph.threads.delete(chosen)
+            del model[chosen]
+    return model
+
+
+def emptied(store: Store) -> Store:
+    for thread in store.langgraph.threads.search(limit=1000):
+        store.langgraph.threads.delete(thread.thread_id)
+    return store
+
+
+def same_value(value: Any) -> Any:
+    """Another spelling of the same JSON value: 1 as 1.0, 1.0 as 1, an element of an array."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and abs(value) < 2**53:
+        return float(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return value[:1]
+    return value
+
+
+@st.composite
+def filters_of(draw: st.DrawFn, model: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A filter: made up, or part of a stored thread's metadata (respelled or not), so that many
+    filters match something."""
+    if not model or draw(st.booleans()):
+        return draw(METADATA)
+    meta = model[draw(st.sampled_from(list(model)))]
+    keys = draw(st.lists(st.sampled_from(sorted(meta)), unique=True)) if meta else []
+    respell = draw(st.booleans())
+    return {key: same_value(meta[key]) if respell else meta[key] for key in keys}
+
+
+@given(actions=ACTIONS, data=st.data())
+@SEARCH
+def test_search_finds_exactly_the_threads_whose_metadata_contains_the_filter(
+    store: Store, actions: list[Any], data: st.DataObject
+) -> None:
+    model = apply(emptied(store), actions)
+    for _ in range(4):
+        wanted = data.draw(filters_of(model))
+        found = store.langgraph.threads.search(metadata=wanted, limit=1000)
+        assert sorted(t.thread_id for t in found) == sorted(i for i, meta in model.items() if contains(meta, wanted))
+        newest = store.langgraph.threads.search(metadata=wanted, limit=2, sort_by="created_at")
+        assert newest == sorted(found, key=lambda t: (t.created_at, t.thread_id), reverse=True)[:2]
+
+
+@given(actions=ACTIONS)
+@SEARCH
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_sqlite_index_table_never_disagrees_with_the_metadata(store: Store, actions: list[Any]) -> None:
+    model = apply(emptied(store), actions)
+    with store.engine.connect() as connection:
+        indexed = {tuple(row) for row in connection.execute(sa.select(*thread_metadata.c))}
+    created = {t.thread_id: t.created_at for t in store.langgraph.threads.search(limit=1000)}
+    expected = {
+        (thread_id, key, token(value), created[thread_id])
+        for thread_id, meta in model.items()
+        for key, value in meta.items()
+        if not isinstance(value, dict | list)
+    }
+    assert indexed == expected
+
+
+# --- query plans -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def searches(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL and parameters of each statement the store runs with Raw.rows."""
+    seen: list[tuple[str, Any]] = []
+    real = Raw.rows
+
+    def recording(raw: Raw, statement: Statement, params: Any = None) -> list[dict[str, Any]]:
+        prepared = statement.prepare(raw.dialect)
+        seen.append((prepared.sql, statement.bind(prepared, params or {})))
+        return real(raw, statement, params)
+
+    monkeypatch.setattr(Raw, "rows", recording)
+    yield seen
+
+
+def explain(store: Store, sql: str, params: Any) -> str:
+    prefix = "EXPLAIN QUERY PLAN " if store.engine.dialect.name == "sqlite" else "EXPLAIN "
+    connection = store.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(prefix + sql, params)
+        return "\n".join(" ".join(str(value) for value in row) for row in cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def bulk_load(store: Store, threads: int, users: int) -> None:
+    """`threads` threads over `users` users, written with plain SQL (as the benchmark does)."""
+    with store.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "INSERT INTO langgraph_threads (thread_id, created_at, updated_at, metadata, status)"
+                " SELECT md5(i::text)::uuid::text, i, i, jsonb_build_object('user_id', 'u' || (i %% %(users)s)), 'idle'"
+                " FROM generate_series(1, %(threads)s) AS i",
+                {"users": users, "threads": threads},
+            )
+            connection.exec_driver_sql("ANALYZE langgraph_threads")
+            return
+    for i in range(threads):
+        store.langgraph.threads.create(metadata={"user_id": f"u{i % users}", "n": i})
+
+
+@pytest.mark.parametrize("store_kind", ["sync"])
+def test_search_by_metadata_reads_the_index_not_every_thread(store: Store, searches: list[tuple[str, Any]]) -> None:
+    bulk_load(
+        store,
+        20_000 if store.engine.dialect.name == "postgresql" else 600,
+        1000 if store.engine.dialect.name == "postgresql" else 50,
+    )
+    searches.clear()
+    found = store.langgraph.threads.search(metadata={"user_id": "u7"}, limit=10)
+    assert len(found) == 10 and all(t.metadata["user_id"] == "u7" for t in found)
+    (sql, params), *_ = searches
+    plan = explain(store, sql, params)
+    if store.engine.dialect.name == "sqlite":
+        assert "ix_langgraph_thread_metadata_key" in plan, plan
+        assert "SCAN langgraph_threads" not in plan, plan
+    else:
+        assert "ix_langgraph_threads_metadata" in plan, plan
+        assert "Seq Scan on langgraph_threads" not in plan, plan
