@@ -75,3 +75,11 @@ LANGGRAPH_ROWS = (
     "LangGraph threads.search by metadata, 10 of 1,000 threads match",
     "LangGraph runs list, 10 of a thread's 20",
 )
+
+
+def test_the_search_benchmark_prints_search_and_create_ratios_on_each_backend() -> None:
+    result = run_module("benchmarks.search", "--threads", "3000", "--repeat", "20")
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith(("| search", "| thread create"))]
+    backends = 2 if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else 1
+    assert [row[1].strip() for row in rows] == ["search, 10 of a user's threads", "thread create"] * backends
+    assert all(float(row[4]) > 0 for row in rows)

@@ -21,6 +21,17 @@ def block_after(heading: str) -> str:
     return next(block for block in BLOCKS if README.index(block) > start)
 
 
+def test_the_leased_worker_loop_completes_queued_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Store("sqlite:///app.db") as store:
+        assistant = store.assistants.create(model="gpt-4o")
+        run = store.runs.create(store.threads.create().id, assistant_id=assistant.id)
+    exec(block_after("**Leases (opt-in).**"), {})
+    with Store("sqlite:///app.db") as store:
+        done = store.runs.get(run.id)
+        assert (done.status, done.attempt, done.lease_expires_at) == ("completed", 1, None)
+
+
 def test_the_usage_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
