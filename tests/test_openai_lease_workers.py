@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from tests.conftest import FakeClock
 from tests.factories import USAGE, assistant_id, thread_id
 from tests.test_workers import _worker
-from threadstore import ConflictError, Store
+from threadstore import ConflictError, Run, Store
 
 LEASE = 1
 
@@ -24,7 +25,11 @@ def _claim_and_die(store: Store, _index: int, claimed: Any) -> None:
     run = store.runs.claim_next(lease_seconds=LEASE)
     assert run is not None
     store.messages.create(
-        run.thread_id, role="assistant", content="Half an ans", run_id=run.id, assistant_id=run.assistant_id,
+        run.thread_id,
+        role="assistant",
+        content="Half an ans",
+        run_id=run.id,
+        assistant_id=run.assistant_id,
         status="in_progress",
     )
     claimed.set()
@@ -35,7 +40,11 @@ def _claim_and_finish(store: Store, _index: int) -> tuple[str, int]:
     run = store.runs.claim_next(lease_seconds=LEASE)
     assert run is not None
     store.messages.create(
-        run.thread_id, role="assistant", content="A whole answer.", run_id=run.id, assistant_id=run.assistant_id,
+        run.thread_id,
+        role="assistant",
+        content="A whole answer.",
+        run_id=run.id,
+        assistant_id=run.assistant_id,
     )
     done = store.runs.complete(run.id, usage=USAGE, attempt=run.attempt)
     return done.id, done.attempt
@@ -81,7 +90,7 @@ def _stalled_worker(store: Store, _index: int, claimed: Any, resume: Any) -> lis
     claimed.set()
     assert resume.wait(timeout=60)  # stalls; meanwhile its lease runs out and the run is redone
     refused = []
-    writes = [
+    writes: list[Callable[[], Run]] = [
         lambda: store.runs.heartbeat(run.id, attempt=run.attempt),
         lambda: store.runs.fail(run.id, code="server_error", message="late", attempt=run.attempt),
         lambda: store.runs.complete(run.id, attempt=run.attempt),

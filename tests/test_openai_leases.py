@@ -151,7 +151,11 @@ def test_a_stale_cancelling_run_is_cancelled(store: Store, clock: FakeClock) -> 
 def test_a_taken_back_attempt_ends_its_steps_and_messages(store: Store, clock: FakeClock) -> None:
     run = claimed(store)
     message = store.messages.create(
-        run.thread_id, role="assistant", content="Hal", run_id=run.id, assistant_id=run.assistant_id,
+        run.thread_id,
+        role="assistant",
+        content="Hal",
+        run_id=run.id,
+        assistant_id=run.assistant_id,
         status="in_progress",
     )
     step = store.run_steps.create(

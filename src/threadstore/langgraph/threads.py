@@ -227,14 +227,19 @@ class LangGraphThreads:
         count = check_int("limit", limit, minimum=1, maximum=1000)
         dialect = self._scope.dialect
         filters = {name: filt for name, filt in wanted.items() if filt}
-        for name, filt in filters.items():
-            params.update(params_of(filt, dialect, name))
-        nested = {name: filt for name, filt in filters.items() if needs_python(filt, dialect)}
         narrow = (
             metadata_index.narrowing(filters["metadata"]) if dialect == "sqlite" and "metadata" in filters else None
         )
         if narrow is not None:
+            # The index matches that entry exactly (equal tokens are equal values): the rest of
+            # the filter still applies to the threads it finds.
             params.update(narrow_key=narrow[0], narrow_value=narrow[1])
+            rest = {key: value for key, value in filters.pop("metadata").items() if key != narrow[0]}
+            if rest:
+                filters["metadata"] = rest
+        for name, filt in filters.items():
+            params.update(params_of(filt, dialect, name))
+        nested = {name: filt for name, filt in filters.items() if needs_python(filt, dialect)}
         shape = (
             *(shape_of(filters[name], dialect) if name in filters else None for name in ("metadata", "values")),
             status is not None,
