@@ -5,9 +5,9 @@ LangGraph runs are ordered by the database, not the clock: `langgraph_runs.seq` 
 when it is created and again when it ends (a sequence on PostgreSQL). Existing runs are numbered
 in the order the clock gave them: live runs by creation, ended ones by their last change.
 
-Thread search by metadata is indexed: a GIN index (jsonb_path_ops) on PostgreSQL; on SQLite the
-table `langgraph_thread_metadata` of each thread's scalar metadata entries, filled here from the
-existing threads by the store's own rule (threadstore.langgraph.metadata_index.entries).
+Thread search by metadata is indexed: the table `langgraph_thread_metadata` of each thread's
+scalar metadata entries, filled here from the existing threads by the store's own rule
+(threadstore.langgraph.metadata_index.entries), and on PostgreSQL a GIN index (jsonb_path_ops).
 
 Revision ID: 0007
 Revises: 0005
@@ -78,14 +78,13 @@ def _upgrade_search() -> None:
             postgresql_using="gin",
             postgresql_ops={"metadata": "jsonb_path_ops"},
         )
-        return
     indexed = sa.table(INDEXED, *(sa.column(name) for name in ("thread_id", "key", "value", "created_at")))
     threads = bind.execute(sa.text("SELECT thread_id, created_at, metadata FROM langgraph_threads"))
     while batch := threads.fetchmany(BATCH):
         rows = [
             {"thread_id": thread_id, "key": key, "value": value, "created_at": created_at}
             for thread_id, created_at, metadata in batch
-            for key, value in entries(json.loads(metadata))
+            for key, value in entries(json.loads(metadata) if isinstance(metadata, str) else metadata)
         ]
         if rows:
             bind.execute(indexed.insert(), rows)

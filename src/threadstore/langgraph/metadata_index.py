@@ -1,14 +1,14 @@
-"""SQLite's index of LangGraph thread metadata, so that `threads.search(metadata={...})` finds a
-user's threads without reading every thread.
+"""The index of LangGraph thread metadata, so that `threads.search(metadata={...})` finds a
+user's newest threads without reading the others.
 
-PostgreSQL answers `metadata @> :filter` from a GIN index (jsonb_path_ops). SQLite has no such
-index, so each thread's top-level scalar metadata entries are kept in a table of their own
+Each thread's top-level scalar metadata entries are kept in a table of their own
 (`langgraph_thread_metadata`: thread, key, a token of the value, the thread's creation time),
 written in the same transaction as the thread's create and metadata update and deleted with it
-(foreign key). A search narrows the threads to those holding one scalar entry of its filter by
-that table's index, in creation order, and then applies the whole filter to those threads as
-before: the index only narrows, so the containment rules (nested values, lists, 1 = 1.0) stay
-the filter's own.
+(foreign key). A search narrows the threads to those holding one scalar entry of its filter, read
+from that table's index in creation order (so a page of a user's newest threads costs the same
+among a thousand threads or a million), and then applies the rest of the filter to those threads
+as before: nested values and lists keep the `@>` rules. On PostgreSQL, a GIN index
+(jsonb_path_ops) on the metadata serves the filters that have no scalar entry; SQLite has none.
 """
 
 from __future__ import annotations
@@ -68,10 +68,8 @@ _DELETE = Statement(sa.delete(thread_metadata).where(thread_metadata.c.thread_id
 
 
 def write(raw: Raw, thread_id: str, created_at: int, metadata: dict[str, Any], *, replace: bool = False) -> None:
-    """Index a thread's metadata (on SQLite; nothing on PostgreSQL), in the caller's unit of work;
-    with `replace`, first drop what was indexed of it."""
-    if raw.dialect.name != "sqlite":
-        return
+    """Index a thread's metadata in the caller's unit of work; with `replace`, first drop what was
+    indexed of it."""
     if replace:
         raw.execute(_DELETE, {"thread_id": thread_id})
     rows = [

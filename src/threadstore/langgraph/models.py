@@ -22,7 +22,8 @@ class LangGraphThreadRow(Base, table=True):
     __table_args__ = (
         Index(None, "created_at", "thread_id"),
         Index(None, "status", "created_at"),
-        # Search by metadata (`@>`) on PostgreSQL; SQLite answers from LangGraphThreadMetadataRow.
+        # Search by metadata (`@>`) on PostgreSQL, for filters without a scalar entry (those go
+        # through LangGraphThreadMetadataRow, on both backends).
         Index(
             "ix_langgraph_threads_metadata",
             "metadata",
@@ -41,11 +42,10 @@ class LangGraphThreadRow(Base, table=True):
 
 
 class LangGraphThreadMetadataRow(Base, table=True):
-    """SQLite's index of thread metadata (langgraph/metadata_index.py): one row for each top-level
-    key of a thread whose value is a scalar, the value as a token that equal JSON values share,
-    with the thread's creation time so that a user's newest threads are read in index order.
-    Written with the thread, in its transaction; deleted with it. Empty on PostgreSQL, where a GIN
-    index on the metadata serves the search."""
+    """The index of thread metadata (langgraph/metadata_index.py): one row for each top-level key
+    of a thread whose value is a scalar, the value as a token that equal JSON values share, with
+    the thread's creation time so that a user's newest threads are read in index order. Written
+    with the thread, in its transaction; deleted with it."""
 
     __tablename__ = "langgraph_thread_metadata"
     __table_args__ = (Index(None, "key", "value", "created_at", "thread_id"),)

@@ -40,7 +40,7 @@ def _contains(name: str, shape: Shape) -> ColumnElement[bool]:
 def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
     """The search of one shape: filters on metadata and values, status, how many ids, the order,
     whether limit and offset apply in SQL (not when Python finishes nested filters), and whether
-    SQLite's metadata index narrows the threads first (metadata_index)."""
+    the metadata index narrows the threads first (metadata_index)."""
     metadata, values, status, ids, sort_by, direction, paged, narrowed = shape
     conditions = [
         _contains(name, filt) for name, filt in (("metadata", metadata), ("values", values)) if filt is not None
@@ -227,9 +227,7 @@ class LangGraphThreads:
         count = check_int("limit", limit, minimum=1, maximum=1000)
         dialect = self._scope.dialect
         filters = {name: filt for name, filt in wanted.items() if filt}
-        narrow = (
-            metadata_index.narrowing(filters["metadata"]) if dialect == "sqlite" and "metadata" in filters else None
-        )
+        narrow = metadata_index.narrowing(filters["metadata"]) if "metadata" in filters else None
         if narrow is not None:
             # The index matches that entry exactly (equal tokens are equal values): the rest of
             # the filter still applies to the threads it finds.
