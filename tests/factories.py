@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadstore import Run, Store
+from threadstore import Message, Run, RunStep, Store
 
 FUNCTION_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 CALL: dict[str, Any] = {
@@ -41,3 +41,17 @@ def run_in(store: Store, status: str) -> Run:
         run = move(run.id)
     assert run.status == status
     return run
+
+
+def reply_in_progress(store: Store, run: Run, text: str = "Hal") -> tuple[Message, RunStep]:
+    """A run's assistant message in progress, and the message_creation step that writes it."""
+    message = store.messages.create(
+        run.thread_id,
+        role="assistant",
+        content=text,
+        run_id=run.id,
+        assistant_id=run.assistant_id,
+        status="in_progress",
+    )
+    details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
+    return message, store.run_steps.create(run.id, step_details=details)

@@ -4,7 +4,7 @@ which run ended last, and no OpenAI stamp is earlier than one it follows."""
 from __future__ import annotations
 
 from tests.conftest import FakeClock
-from tests.factories import CALL, USAGE, assistant_id, thread_id
+from tests.factories import CALL, USAGE, assistant_id, reply_in_progress, thread_id
 from threadstore import Store
 
 BACK = -3600
@@ -98,17 +98,7 @@ def test_every_openai_end_stamp_is_at_least_the_start(store: Store, clock: FakeC
 def test_openai_step_and_message_stamps_never_precede_their_creation(store: Store, clock: FakeClock) -> None:
     run = store.runs.create(thread_id(store), assistant_id=assistant_id(store))
     store.runs.start(run.id)
-    message = store.messages.create(
-        run.thread_id,
-        role="assistant",
-        content="Hi",
-        run_id=run.id,
-        assistant_id=run.assistant_id,
-        status="in_progress",
-    )
-    step = store.run_steps.create(
-        run.id, step_details={"type": "message_creation", "message_creation": {"message_id": message.id}}
-    )
+    message, step = reply_in_progress(store, run)
     other = store.run_steps.create(run.id, step_details={"type": "tool_calls", "tool_calls": []})
     clock.advance(BACK)
     completed_step = store.run_steps.complete(step.id)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeClock, snapshot
-from tests.factories import CALL, USAGE, assistant_id, thread_id
+from tests.factories import CALL, USAGE, assistant_id, reply_in_progress, thread_id
 from threadstore import ConflictError, InvalidTransitionError, NotFoundError, Run, Store, ValidationError
 
 LEASE = 60
@@ -150,17 +150,7 @@ def test_a_stale_cancelling_run_is_cancelled(store: Store, clock: FakeClock) -> 
 
 def test_a_taken_back_attempt_ends_its_steps_and_messages(store: Store, clock: FakeClock) -> None:
     run = claimed(store)
-    message = store.messages.create(
-        run.thread_id,
-        role="assistant",
-        content="Hal",
-        run_id=run.id,
-        assistant_id=run.assistant_id,
-        status="in_progress",
-    )
-    step = store.run_steps.create(
-        run.id, step_details={"type": "message_creation", "message_creation": {"message_id": message.id}}
-    )
+    message, step = reply_in_progress(store, run)
     clock.advance(LEASE)
     store.runs.requeue_stale()
     ended_step = store.run_steps.get(step.id, run_id=run.id)
