@@ -4,6 +4,7 @@ cancels and requeues, with the clock moved by rules."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ class ModelRun:
     attempt: int = 0
     lease_expires_at: int | None = None
     terminal_seen: str | None = None
+    ended: int = 0  # the order in which runs ended, whatever the clock said
 
 
 def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStateMachine]:
@@ -59,6 +61,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             self.store = open_store(self.clock)
             self.runs: dict[str, ModelRun] = {}
             self.threads: list[str] = []
+            self.endings = itertools.count(1)
 
         def teardown(self) -> None:
             self.store.close()
@@ -83,6 +86,8 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             run.status, run.updated_at = target, self.now
             if target != "running":
                 run.lease_expires_at = None
+            if target in RUN.terminal:
+                run.ended = next(self.endings)
 
         def model_thread_status(self, thread: str) -> str:
             mine = [r for r in self.runs.values() if r.thread == thread]
@@ -90,7 +95,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 return "busy"
             if not mine:
                 return "idle"
-            last = max(mine, key=lambda r: (r.updated_at, r.run_id))
+            last = max(mine, key=lambda r: (r.ended, r.run_id))
             return THREAD_STATUS_AFTER_RUN[last.status]
 
         def fence(self, run_id: str, attempt: int) -> type[Exception] | None:
