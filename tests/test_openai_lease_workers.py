@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tests.conftest import FakeClock
-from tests.factories import USAGE, assistant_id, thread_id
+from tests.factories import USAGE, assistant_id, reply_in_progress, thread_id
 from tests.test_workers import _worker
 from threadstore import ConflictError, Run, Store
 
@@ -24,14 +24,7 @@ LEASE = 1
 def _claim_and_die(store: Store, _index: int, claimed: Any) -> None:
     run = store.runs.claim_next(lease_seconds=LEASE)
     assert run is not None
-    store.messages.create(
-        run.thread_id,
-        role="assistant",
-        content="Half an ans",
-        run_id=run.id,
-        assistant_id=run.assistant_id,
-        status="in_progress",
-    )
+    reply_in_progress(store, run, "Half an ans")
     claimed.set()
     time.sleep(600)  # killed here, holding the run
 
@@ -39,13 +32,7 @@ def _claim_and_die(store: Store, _index: int, claimed: Any) -> None:
 def _claim_and_finish(store: Store, _index: int) -> tuple[str, int]:
     run = store.runs.claim_next(lease_seconds=LEASE)
     assert run is not None
-    store.messages.create(
-        run.thread_id,
-        role="assistant",
-        content="A whole answer.",
-        run_id=run.id,
-        assistant_id=run.assistant_id,
-    )
+    reply_in_progress(store, run, "A whole answer.")  # completed with the run
     done = store.runs.complete(run.id, usage=USAGE, attempt=run.attempt)
     return done.id, done.attempt
 
