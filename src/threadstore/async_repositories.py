@@ -166,7 +166,7 @@ class AsyncEvents(AsyncRepository[Events]):
         Waiting between reads awaits, so the loop runs other tasks meanwhile.
 
         Raises:
-            ValidationError: neither a thread nor a run is named, or a bad argument.
+            ValidationError: a bad argument.
         """
         follower = Follower(thread_id, run_id, after, timeout, interval)
         wakeups = self._sync.wakeups

@@ -54,8 +54,9 @@ class EngineScope(Scope):
     """Each read or write is its own unit of work, committed when it succeeds."""
 
     def __init__(self, engine: Engine, clock: Clock, ready: Callable[[], None], *, events: bool = True) -> None:
-        listened = engine.url if engine.dialect.name == "postgresql" else None
-        super().__init__(clock, engine.dialect.name, Wakeups(listened))
+        # In-memory SQLite has a single connection (StaticPool): nothing else commits to probe for.
+        watched = None if isinstance(engine.pool, StaticPool) else engine.url
+        super().__init__(clock, engine.dialect.name, Wakeups(watched))
         self._engine = engine
         self._ready = ready
         self._events = events

@@ -20,22 +20,17 @@ DEFAULT_INTERVAL = 0.05  # seconds between two reads when nothing new was found
 
 
 class Follower:
-    """The state of one follow: its filter, its cursor, and whether it is over.
-
-    A follow names a thread or a run: events are ordered within a thread (see events.log),
-    not across threads.
-    """
+    """The state of one follow: its filter (a thread, a run, or neither: every thread), its
+    cursor, and whether it is over."""
 
     def __init__(self, thread_id: object, run_id: object, after: object, timeout: object, interval: object) -> None:
         """Check the follow's arguments.
 
         Raises:
-            ValidationError: neither a thread nor a run is named, or an argument is malformed.
+            ValidationError: an argument is malformed.
         """
         self.thread_id = check_optional_string("thread_id", thread_id)
         self.run_id = check_optional_string("run_id", run_id)
-        if self.thread_id is None and self.run_id is None:
-            raise ValidationError("follow needs a thread_id or a run_id: events are in order within a thread.")
         cursor(after)
         self.after = after if isinstance(after, str) else None
         self.timeout = _seconds("timeout", timeout)
