@@ -421,7 +421,7 @@ def test_a_follower_sees_every_committed_event_of_concurrent_writers_once_and_in
         received: list[Event] = []
 
         def follow() -> None:
-            for event in store.events.follow(thread_id=thread, after=start, interval=0.005, timeout=10):
+            for event in store.events.follow(thread_id=thread, after=start, interval=0.005, timeout=60):
                 received.append(event)
                 if len(received) == WRITERS * APPENDS:
                     return
@@ -455,7 +455,7 @@ def test_a_follower_of_every_thread_sees_every_committed_event_of_concurrent_wri
         received: list[Event] = []
 
         def follow() -> None:
-            for event in store.events.follow(after=start, interval=0.005, timeout=10):
+            for event in store.events.follow(after=start, interval=0.005, timeout=60):
                 received.append(event)
                 if len(received) == WRITERS * APPENDS:
                     return
@@ -482,8 +482,11 @@ def test_a_follower_of_every_thread_gets_each_threads_events(store: Store) -> No
 
 
 def in_processes_each(url: sa.URL, clock: FakeClock, messages: list[str]) -> list[int]:
-    """Run `_append_pieces` in one forked process per message."""
-    context = multiprocessing.get_context("fork")
+    """Run `_append_pieces` in one new process per message, forked from a server process that
+    has no threads: a fork of this process would copy its follower's and its store's threads'
+    locks (SQLite's own among them) in whatever state they are in."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.test_events"])  # imported once, not once a process
     results = context.Queue()
     text = url.render_as_string(hide_password=False)
     processes = [
