@@ -122,7 +122,7 @@ def check_item(name: str, item: object, *, default_status: str = "completed") ->
     Raises:
         ValidationError: an unknown type, a missing or malformed field.
     """
-    data = dict(check_mapping(name, item))
+    data = check_mapping(name, item)  # a copy, checked to be JSON all the way down
     kind = data.setdefault("type", "message") if "role" in data else data.get("type")
     if kind not in ITEM_TYPES:
         raise ValidationError(f"{name}.type must be one of {sorted(ITEM_TYPES)}, got {kind!r}.")
@@ -148,8 +148,8 @@ def _message(name: str, data: Json) -> None:
 
 
 def content(name: str, value: object, role: str) -> list[Json]:
-    """A message's content: a string becomes one text part (input_text, or output_text for the
-    assistant); a list holds the API's parts.
+    """A message's content (JSON already checked and copied): a string becomes one text part
+    (input_text, or output_text for the assistant); a list holds the API's parts.
 
     Raises:
         ValidationError: a part of an unknown type or with a malformed text.
@@ -160,7 +160,7 @@ def content(name: str, value: object, role: str) -> list[Json]:
         return [{"type": "output_text", "text": text, "annotations": []} if output else _input_text(text)]
     parts = []
     for index, part in enumerate(check_list(name, value)):
-        part = dict(check_mapping(f"{name}[{index}]", part))
+        part = _object(f"{name}[{index}]", part)
         kind = check_choice(f"{name}[{index}].type", part.get("type"), _OUTPUT_PARTS if output else _INPUT_PARTS)
         if kind in ("input_text", "output_text"):
             check_string(f"{name}[{index}].text", part.get("text"))
@@ -173,6 +173,13 @@ def content(name: str, value: object, role: str) -> list[Json]:
             part.setdefault("detail", "auto")
         parts.append(part)
     return parts
+
+
+def _object(name: str, value: object) -> Json:
+    """`value`, a part of an item whose JSON is checked already, if it is an object."""
+    if not isinstance(value, dict):
+        raise ValidationError(f"{name} must be an object, not {type(value).__name__}.")
+    return value
 
 
 def _input_text(text: str) -> Json:
@@ -195,7 +202,7 @@ def _function_call_output(name: str, data: Json) -> None:
 
 def _reasoning(name: str, data: Json) -> None:
     for index, part in enumerate(check_list(f"{name}.summary", data["summary"])):
-        part = check_mapping(f"{name}.summary[{index}]", part)
+        part = _object(f"{name}.summary[{index}]", part)
         check_choice(f"{name}.summary[{index}].type", part.get("type"), ("summary_text",))
         check_string(f"{name}.summary[{index}].text", part.get("text"))
 

@@ -17,6 +17,26 @@ from threadstore.responses.states import APPENDING
 from threadstore.rows import Rows
 
 RESPONSES = Rows(responses, "response")
+# What the verbs read of a response before they change it (locked until the unit ends).
+STATE = Rows(
+    responses,
+    "response",
+    columns=[
+        responses.c[name]
+        for name in (
+            "id", "status", "background", "conversation_id", "input_count", "output_count", "sequence_number"
+        )
+    ],
+)  # fmt: skip
+# The counts the verbs that add output items and text keep on the response's row.
+SET_COUNTS = Statement(
+    sa.update(responses)
+    .where(responses.c.id == sa.bindparam("id"))
+    .values(
+        output_count=sa.bindparam("output_count", type_=sa.BigInteger),
+        sequence_number=sa.bindparam("sequence_number", type_=sa.BigInteger),
+    )
+)
 CONVERSATIONS = Rows(conversations, "conversation")
 INSERT_RESPONSE = insert(responses)
 INSERT_RESPONSE_ITEM = insert(response_items)

@@ -19,7 +19,8 @@ from threadstore.responses.items import Item, check_item, ended
 from threadstore.responses.models import conversations, response_items, responses
 from threadstore.responses.queries import (
     INSERT_RESPONSE_ITEM,
-    RESPONSES,
+    SET_COUNTS,
+    STATE,
     append_to_conversation,
     load_response,
     refuse_busy,
@@ -70,11 +71,18 @@ def _claim() -> Bulk:
 
 
 _CLAIM = _claim()
-_ITEMS = Statement(
-    sa.select(response_items)
-    .where(response_items.c.response_id == sa.bindparam("id"))
-    .order_by(response_items.c.position)
-)
+# A response's items, in order: all of them (to append to its conversation), or its output alone.
+_ITEMS = {
+    everything: Statement(
+        sa.select(response_items)
+        .where(
+            response_items.c.response_id == sa.bindparam("id"),
+            *([] if everything else [response_items.c.kind == word("output")]),
+        )
+        .order_by(response_items.c.position)
+    )
+    for everything in (False, True)
+}
 _OUTPUT_ITEM = Statement(
     sa.select(response_items).where(
         response_items.c.response_id == sa.bindparam("id"),
@@ -138,7 +146,7 @@ class ResponseVerbs:
             ConflictError: its conversation has a response in progress, or another writer moved it first.
         """
         with self._scope.write() as raw:
-            row = RESPONSES.get(raw, response_id, for_update=True)
+            row = STATE.get(raw, response_id, for_update=True)
             values = {"sequence_number": row["sequence_number"] + 1, "context_position": None}
             conversation_id = row["conversation_id"]
             if conversation_id is not None and row["status"] == "queued":
@@ -161,7 +169,7 @@ class ResponseVerbs:
         """
         data = check_item("item", item, default_status="in_progress")
         with self._scope.write() as raw:
-            row = RESPONSES.get(raw, response_id, for_update=True)
+            row = STATE.get(raw, response_id, for_update=True)
             _working(row)
             index = row["output_count"]
             raw.execute_many(
@@ -188,7 +196,7 @@ class ResponseVerbs:
                     now,
                 )
                 sequence += 1
-            RESPONSES.update(raw, response_id, {"output_count": index + 1, "sequence_number": sequence})
+            raw.execute(SET_COUNTS, {"id": response_id, "output_count": index + 1, "sequence_number": sequence})
         return Item(data["id"], data["type"], data)
 
     def append_text(self, response_id: str, *, item_id: str, text: str) -> Item:
@@ -202,7 +210,7 @@ class ResponseVerbs:
         """
         delta = check_string("text", text)
         with self._scope.write() as raw:
-            row = RESPONSES.get(raw, response_id, for_update=True)
+            row = STATE.get(raw, response_id, for_update=True)
             _working(row)
             found = raw.first(_OUTPUT_ITEM, {"id": response_id, "item_id": check_string("item_id", item_id)})
             if found is None:
@@ -219,7 +227,8 @@ class ResponseVerbs:
             sequence = row["sequence_number"]
             event = text_delta(sequence, item_id, found["position"] - row["input_count"], len(content) - 1, delta)
             log.append(raw, "response.output_text.delta", event, response_id, response_id, self._scope.now())
-            RESPONSES.update(raw, response_id, {"sequence_number": sequence + 1})
+            counts = {"id": response_id, "output_count": row["output_count"], "sequence_number": sequence + 1}
+            raw.execute(SET_COUNTS, counts)
         return Item(data["id"], data["type"], data)
 
     def complete(self, response_id: str, *, usage: Json | None = None) -> Response:
@@ -277,19 +286,21 @@ class ResponseVerbs:
     def _end(self, response_id: str, verb: str, values: dict[str, Any]) -> Response:
         target = next(iter(RESPONSE.verbs[verb]))
         with self._scope.write() as raw:
-            row = RESPONSES.get(raw, response_id, for_update=True)
+            row = STATE.get(raw, response_id, for_update=True)
             if verb == "cancel" and not row["background"]:
                 raise ValidationError(
                     f"Response {response_id} is not a background response: only those can be cancelled."
                 )
-            items = (
-                raw.rows(_ITEMS, {"id": response_id}) if row["status"] in RESPONSE.verb_sources(verb, target) else []
-            )
+            # Nothing is read or written before a move the status refuses: inside a transaction,
+            # a caller that catches the refusal must find nothing changed.
+            appends = target == "completed" and row["conversation_id"] is not None
+            allowed = row["status"] in RESPONSE.verb_sources(verb, target)
+            items = raw.rows(_ITEMS[appends], {"id": response_id}) if allowed else []
             now = self._scope.now()
             sequence = _close_items(raw, row, items, target, now)
             values = {**values, "sequence_number": sequence + 1}
             moved = move(raw, responses, RESPONSE, verb, response_id, now, values=values)
-            if target == "completed" and row["conversation_id"] is not None:
+            if appends:
                 _append_to_conversation(raw, row["conversation_id"], items, now)
             return Response.from_row(moved, [Item.from_row(item) for item in items if item["kind"] == "output"])
 
