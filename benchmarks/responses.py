@@ -126,7 +126,22 @@ class ResponseWork:
         execute, loads = self.execute, self.loads
         execute(self.BEGIN_WRITE)
         response_id, items = new_id("resp"), [message(f"q{n}") for n in range(3)]
-        values = (response_id, now, "queued", None, "gpt-4o", None, None, None, True, None, None, None, None, "{}")
+        values: tuple[Any, ...] = (
+            response_id,
+            now,
+            "queued",
+            None,
+            "gpt-4o",
+            None,
+            None,
+            None,
+            True,
+            None,
+            None,
+            None,
+            None,
+            "{}",
+        )
         values += ("[]", '"auto"', None, None, None, True, '{"format": {"type": "text"}}', None, "disabled", True)
         execute(INSERT_RESPONSE, (*values, None, 3, 0, None, 2))
         rows = [(response_id, n, "input", item["id"], "message", json.dumps(item)) for n, item in enumerate(items)]

@@ -95,7 +95,9 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
         @rule()
         def claim_next(self) -> None:
             waiting = [
-                r for r in (self.responses[i] for i in self.order) if r.status == "queued" and not self.busy(r.conversation)
+                r
+                for r in (self.responses[i] for i in self.order)
+                if r.status == "queued" and not self.busy(r.conversation)
             ]
             claimed = self.store.responses.claim_next()
             if not waiting:
@@ -109,7 +111,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             model = self.responses.get(response)
             if model is None:
                 return
-            error = None
+            error: type[Exception] | None = None
             if model.status != "queued":
                 error = InvalidTransitionError
             elif self.busy(model.conversation):

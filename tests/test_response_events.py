@@ -51,7 +51,9 @@ def test_sequence_numbers_count_from_zero_per_response(store: Store) -> None:
 def test_every_event_is_the_sdks_stream_event_with_its_own_name(store: Store) -> None:
     response = stream_a_reply(store)
     failing = store.responses.create(model="gpt-4o", input="Hi")
-    store.responses.add_output_item(failing.id, item={"type": "function_call", "call_id": "c", "name": "f", "arguments": ""})
+    store.responses.add_output_item(
+        failing.id, item={"type": "function_call", "call_id": "c", "name": "f", "arguments": ""}
+    )
     store.responses.fail(failing.id, code="server_error", message="boom")
     for event in [*store.events.list(run_id=response), *store.events.list(run_id=failing.id)]:
         parsed = STREAM_EVENT.validate_python(event.data)

@@ -5,6 +5,7 @@ on both backends and both stores."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,12 +32,7 @@ def running(store: Store, **options: Any) -> str:
 
 
 def texts(items: Any) -> list[str]:
-    return [
-        part.get("text", "")
-        for item in items
-        if item.type == "message"
-        for part in item.data["content"]
-    ]
+    return [part.get("text", "") for item in items if item.type == "message" for part in item.data["content"]]
 
 
 # --- conversations ------------------------------------------------------------------------------
@@ -58,9 +54,7 @@ def test_a_conversation_id_has_the_api_prefix_and_items_their_types_prefixes(sto
     assert prefixes == ["msg", "fc"]
 
 
-def test_items_created_in_one_call_keep_their_order_though_they_share_a_second(
-    store: Store, clock: FakeClock
-) -> None:
+def test_items_created_in_one_call_keep_their_order_though_they_share_a_second(store: Store, clock: FakeClock) -> None:
     conversation = store.conversations.create()
     store.conversations.items.create(conversation.id, items=[say(str(n)) for n in range(20)])
     clock.advance(-10)  # a clock that steps back does not reorder anything
@@ -231,7 +225,8 @@ def test_a_response_that_does_not_complete_appends_nothing_to_its_conversation(s
 def test_output_items_and_streamed_text_build_the_output(store: Store) -> None:
     response = running(store)
     call = store.responses.add_output_item(
-        response, item={"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}", "status": "completed"}
+        response,
+        item={"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}", "status": "completed"},
     )
     message = store.responses.add_output_item(response, item={"type": "message", "role": "assistant", "content": []})
     for piece in ("Hel", "lo", "!"):
@@ -397,12 +392,12 @@ def bad_calls(store: Store, conversation: str, other: str, response: str) -> dic
             model="m", input="x", conversation=conversation, previous_response_id=response
         ),
         "a response with a bad temperature": lambda: store.responses.create(model="m", input="x", temperature=3),
-        "a response with bad metadata": lambda: store.responses.create(model="m", input="x", metadata={"k": 1}),
+        "a response with bad metadata": lambda: store.responses.create(model="m", input="x", metadata={"k": 1}),  # type: ignore[dict-item]
         "a bad output item": lambda: store.responses.add_output_item(response, item={"type": "message"}),
         "a bad error code": lambda: store.responses.fail(response, code="oops", message="x"),
         "a bad incomplete reason": lambda: store.responses.mark_incomplete(response, reason="bored"),
         "bad usage": lambda: store.responses.complete(response, usage={"input_tokens": -1, "output_tokens": 1}),
-        "text that is not a string": lambda: store.responses.append_text(response, item_id="msg_x", text=1),
+        "text that is not a string": lambda: store.responses.append_text(response, item_id="msg_x", text=1),  # type: ignore[arg-type]
         "a NUL character": lambda: store.conversations.create(items=[say("a\x00b")]),
     }
 
@@ -420,7 +415,7 @@ def test_bad_input_is_refused_with_validation_error_and_writes_nothing(store: St
 
 def test_missing_objects_are_not_found_and_nothing_is_written(store: Store) -> None:
     before = snapshot(store)
-    calls = [
+    calls: list[Callable[[], Any]] = [
         lambda: store.conversations.items.create("conv_missing", items=[say("x")]),
         lambda: store.responses.create(model="m", input="x", conversation="conv_missing"),
         lambda: store.responses.create(model="m", input="x", previous_response_id="resp_missing"),
@@ -438,7 +433,7 @@ def test_every_item_type_the_sdk_defines_is_known() -> None:
 
     from openai.types.conversations.conversation_item import ConversationItem
 
-    union = typing.get_args(typing.get_args(ConversationItem)[0])
+    union: tuple[Any, ...] = typing.get_args(typing.get_args(ConversationItem)[0])
     defined = {typing.get_args(model.model_fields["type"].annotation)[0] for model in union}
     assert defined == set(ITEM_TYPES)
 

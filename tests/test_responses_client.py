@@ -76,8 +76,13 @@ async def worker(store: AsyncStore) -> str | None:
     return claimed.id
 
 
-def say(text: str) -> dict[str, Any]:
+def say(text: str) -> Any:
     return {"type": "message", "role": "user", "content": text}
+
+
+def text_of(item: Any) -> str:
+    """The text of a message item's first content part."""
+    return str(item.content[0].text)
 
 
 def test_the_openai_client_drives_conversations_and_background_responses(store_url: sa.URL, clock: FakeClock) -> None:
@@ -92,7 +97,7 @@ def test_the_openai_client_drives_conversations_and_background_responses(store_u
                 assert conversation.metadata == {"user": "42"}
                 await client.conversations.items.create(conversation.id, items=[say(f"m{n}") for n in range(20, 33)])
                 walked = [item async for item in client.conversations.items.list(conversation.id, limit=7, order="asc")]
-                assert [item.content[0].text for item in walked] == [f"m{n}" for n in range(33)]  # type: ignore[union-attr]
+                assert [text_of(item) for item in walked] == [f"m{n}" for n in range(33)]
 
                 queued = await client.responses.create(
                     model="gpt-4o", input=[say("q1"), say("q2")], conversation=conversation.id, background=True
@@ -112,9 +117,9 @@ def test_the_openai_client_drives_conversations_and_background_responses(store_u
                     await client.responses.cancel(direct.id)
 
                 inputs = [item async for item in client.responses.input_items.list(queued.id, limit=1)]
-                assert [item.content[0].text for item in inputs] == ["q2", "q1"]  # type: ignore[union-attr]
+                assert [text_of(item) for item in inputs] == ["q2", "q1"]
                 latest = [item async for item in client.conversations.items.list(conversation.id, limit=3)]
-                assert latest[0].role == "assistant" and latest[0].content[0].text == "Hello!"  # type: ignore[union-attr]
+                assert latest[0].role == "assistant" and text_of(latest[0]) == "Hello!"  # type: ignore[union-attr]
                 with pytest.raises(openai.NotFoundError):
                     await client.responses.retrieve("resp_missing")
 

@@ -12,6 +12,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.stateful_responses import make_machine
 from tests.test_stateful_openai import HUNT, SETTINGS, OpenStore, open_store  # noqa: F401  (fixture)
+from threadstore import transitions
 from threadstore.lifecycle import Machine
 from threadstore.responses import verbs
 from threadstore.responses.states import RESPONSE
@@ -27,7 +28,7 @@ def test_a_planted_wrong_transition_is_caught(
     open_store: OpenStore,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = verbs.move
+    real = transitions.move  # what the response verbs call
 
     def cancelled_responses_may_complete(raw: Any, table: Any, machine: Machine, *args: Any, **kwargs: Any) -> Any:
         wrong = {**machine.transitions, "cancelled": frozenset({"completed"})}

@@ -101,8 +101,8 @@ def every_verb(store: Store, clock: FakeClock) -> None:
     queued = store.responses.create(model="gpt-4o", input="hi", conversation=conversation.id, background=True)
     claimed_response = store.responses.claim_next()
     assert claimed_response is not None and claimed_response.id == queued.id
-    reply = store.responses.add_output_item(queued.id, item={"type": "message", "role": "assistant", "content": []})
-    store.responses.append_text(queued.id, item_id=reply.id, text="hi")
+    answer = store.responses.add_output_item(queued.id, item={"type": "message", "role": "assistant", "content": []})
+    store.responses.append_text(queued.id, item_id=answer.id, text="hi")
     store.responses.complete(queued.id)
     store.responses.start(store.responses.create(model="gpt-4o", input="hi", background=True).id)
     store.responses.fail(store.responses.create(model="gpt-4o", input="hi").id, code="server_error", message="x")

@@ -65,7 +65,9 @@ class Response:
     @classmethod
     def from_row(cls, m: Row, output: list[Item] | None = None) -> Response:
         """Build from a row of the responses table and its output items, in order."""
-        return cls(*_RESPONSE_ARGS(m)[:-1], output or [])
+        arguments = list(_RESPONSE_ARGS(m))
+        arguments[-1] = output or []
+        return cls(*arguments)
 
     @property
     def output_text(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from threadstore.errors import NotFoundError
@@ -120,7 +122,11 @@ class Conversations:
             ValidationError: bad metadata, more than 20 items or a malformed item; nothing is written.
         """
         checked = check_items("items", [] if items is None else items, limit=MAX_ITEMS_PER_CALL)
-        values = {"id": new_id("conv"), "metadata": check_metadata(metadata), "next_position": len(checked)}
+        values: dict[str, Any] = {
+            "id": new_id("conv"),
+            "metadata": check_metadata(metadata),
+            "next_position": len(checked),
+        }
         with self._scope.write() as raw:
             values["created_at"] = now = self._scope.now()
             raw.execute(_INSERT, values)

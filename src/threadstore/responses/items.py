@@ -124,7 +124,7 @@ def check_item(name: str, item: object, *, default_status: str = "completed") ->
     """
     data = check_mapping(name, item)  # a copy, checked to be JSON all the way down
     kind = data.setdefault("type", "message") if "role" in data else data.get("type")
-    if kind not in ITEM_TYPES:
+    if not isinstance(kind, str) or kind not in ITEM_TYPES:
         raise ValidationError(f"{name}.type must be one of {sorted(ITEM_TYPES)}, got {kind!r}.")
     spec = ITEM_TYPES[kind]
     missing = [field for field in spec.required if field not in data]
