@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from tests.conftest import FakeClock
-from threadstore import ConflictError, InvalidTransitionError, Store, ThreadStoreError, ValidationError
+from tests.stateful_langgraph import expect
+from threadstore import ConflictError, InvalidTransitionError, Store, ValidationError
 from threadstore.responses.states import ITEM_STATUS_WHEN_RESPONSE_ENDS, RESPONSE
 
 CONVERSATIONS = 2
@@ -54,17 +54,6 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
         def teardown(self) -> None:
             self.store.close()
 
-        def expect(self, error: type[Exception] | None, call: Callable[[], Any]) -> Any:
-            """Call the store: it must succeed when `error` is None, else raise exactly `error`."""
-            try:
-                result = call()
-            except ThreadStoreError as refusal:
-                if error is None or type(refusal) is not error:
-                    raise AssertionError(f"the model expected {error.__name__ if error else 'success'}") from refusal
-                return None
-            assert error is None, f"the store accepted a call the model refuses ({error.__name__})"
-            return result
-
         def busy(self, conversation: str | None) -> bool:
             return conversation is not None and any(
                 r.conversation == conversation and r.status == "in_progress" for r in self.responses.values()
@@ -79,7 +68,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
         def create(self, background: bool, which: int) -> str:
             conversation = None if which < 0 else list(self.conversations)[which]
             error = ConflictError if not background and self.busy(conversation) else None
-            created = self.expect(
+            created = expect(
                 error,
                 lambda: self.store.responses.create(
                     model="gpt-4o", input="q", background=background, conversation=conversation
@@ -116,7 +105,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 error = InvalidTransitionError
             elif self.busy(model.conversation):
                 error = ConflictError
-            if self.expect(error, lambda: self.store.responses.start(response)) is not None:
+            if expect(error, lambda: self.store.responses.start(response)) is not None:
                 model.status = "in_progress"
 
         @rule(target=item_ids, response=response_ids, done=st.booleans())
@@ -128,7 +117,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             if done:
                 item["status"] = "completed"
             error = None if model.status == "in_progress" else ConflictError
-            added = self.expect(error, lambda: self.store.responses.add_output_item(response, item=item))
+            added = expect(error, lambda: self.store.responses.add_output_item(response, item=item))
             if added is None:
                 return "msg_refused"
             model.output[added.id] = "completed" if done else "in_progress"
@@ -143,7 +132,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             model = self.responses[response]
             open_message = model.status == "in_progress" and model.output[item] == "in_progress"
             error = None if open_message else ConflictError
-            self.expect(error, lambda: self.store.responses.append_text(response, item_id=item, text=text))
+            expect(error, lambda: self.store.responses.append_text(response, item_id=item, text=text))
 
         @rule(response=response_ids, verb=st.sampled_from(sorted(ENDS)))
         def end(self, response: str, verb: str) -> None:
@@ -162,7 +151,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 error = ValidationError
             elif model.status not in RESPONSE.verb_sources(verb, target):
                 error = InvalidTransitionError
-            if self.expect(error, calls[verb]) is None:
+            if expect(error, calls[verb]) is None:
                 return
             model.status = target
             for item, status in model.output.items():
