@@ -17,8 +17,9 @@ the event's); the verbs that stream more count those in the same UPDATE.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from threadstore.events.log import Row, register
+from threadstore.events.log import Row, append, register
 from threadstore.fastsql import Raw
 from threadstore.records import Json
 from threadstore.responses.models import responses
@@ -32,27 +33,13 @@ def response_event(kind: str, sequence_number: int, response: Json) -> Json:
     return {"type": f"response.{kind}", "sequence_number": sequence_number, "response": response}
 
 
-def item_event(kind: str, sequence_number: int, output_index: int, item: Json) -> Json:
-    """The data of `response.output_item.<kind>` (added or done)."""
-    return {
-        "type": f"response.output_item.{kind}",
-        "sequence_number": sequence_number,
-        "output_index": output_index,
-        "item": item,
-    }
-
-
-def text_delta(sequence_number: int, item_id: str, output_index: int, content_index: int, delta: str) -> Json:
-    """The data of `response.output_text.delta`."""
-    return {
-        "type": "response.output_text.delta",
-        "sequence_number": sequence_number,
-        "item_id": item_id,
-        "output_index": output_index,
-        "content_index": content_index,
-        "delta": delta,
-        "logprobs": [],
-    }
+def write(raw: Raw, response_id: str, name: str, sequence_number: int, now: int, **fields: Any) -> None:
+    """Add the event `name` (`response.output_item.added`, `response.output_text.delta`, ...) with
+    its fields to a response's stream, in the unit of `raw`; nothing at all (not even its data)
+    when the store writes no events."""
+    if raw.events:
+        data = {"type": name, "sequence_number": sequence_number, **fields}
+        append(raw, name, data, response_id, response_id, now)
 
 
 @dataclass(frozen=True)

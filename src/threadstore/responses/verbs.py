@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, NotFoundError, ValidationError
-from threadstore.events import log
 from threadstore.fastsql import ONE, Raw, Statement, one_of, word
 from threadstore.records import Json, Row
 from threadstore.responses.api import Response
@@ -34,7 +33,7 @@ from threadstore.responses.states import (
     ITEM_STATUS_WHEN_RESPONSE_ENDS,
     RESPONSE,
 )
-from threadstore.responses.streams import item_event, text_delta
+from threadstore.responses.streams import write
 from threadstore.scope import Scope
 from threadstore.transitions import Bulk, move, move_all
 from threadstore.validation import check_choice, check_int, check_mapping, check_string
@@ -172,29 +171,13 @@ class ResponseVerbs:
             row = STATE.get(raw, response_id, for_update=True)
             _working(row)
             index = row["output_count"]
-            raw.execute_many(
-                INSERT_RESPONSE_ITEM, response_item_rows(response_id, "output", row["input_count"] + index, [data])
-            )
-            sequence = row["sequence_number"]
-            now = self._scope.now()
-            log.append(
-                raw,
-                "response.output_item.added",
-                item_event("added", sequence, index, data),
-                response_id,
-                response_id,
-                now,
-            )
+            (item_row,) = response_item_rows(response_id, "output", row["input_count"] + index, [data])
+            raw.execute(INSERT_RESPONSE_ITEM, item_row)
+            sequence, now = row["sequence_number"], self._scope.now()
+            write(raw, response_id, "response.output_item.added", sequence, now, output_index=index, item=data)
             sequence += 1
             if data.get("status") not in OPEN_ITEM_STATUSES:
-                log.append(
-                    raw,
-                    "response.output_item.done",
-                    item_event("done", sequence, index, data),
-                    response_id,
-                    response_id,
-                    now,
-                )
+                write(raw, response_id, "response.output_item.done", sequence, now, output_index=index, item=data)
                 sequence += 1
             raw.execute(SET_COUNTS, {"id": response_id, "output_count": index + 1, "sequence_number": sequence})
         return Item(data["id"], data["type"], data)
@@ -225,8 +208,18 @@ class ResponseVerbs:
             data = {**data, "content": content}
             raw.execute(_SET_ITEM, {"id": response_id, "position": found["position"], "data": data})
             sequence = row["sequence_number"]
-            event = text_delta(sequence, item_id, found["position"] - row["input_count"], len(content) - 1, delta)
-            log.append(raw, "response.output_text.delta", event, response_id, response_id, self._scope.now())
+            write(
+                raw,
+                response_id,
+                "response.output_text.delta",
+                sequence,
+                self._scope.now(),
+                item_id=item_id,
+                output_index=found["position"] - row["input_count"],
+                content_index=len(content) - 1,
+                delta=delta,
+                logprobs=[],
+            )
             counts = {"id": response_id, "output_count": row["output_count"], "sequence_number": sequence + 1}
             raw.execute(SET_COUNTS, counts)
         return Item(data["id"], data["type"], data)
@@ -315,14 +308,7 @@ def _close_items(raw: Raw, row: Row, items: list[dict[str, Any]], target: str, n
         item["data"] = ended(item["data"], target, ITEM_STATUS_WHEN_RESPONSE_ENDS[target])
         raw.execute(_SET_ITEM, {"id": row["id"], "position": item["position"], "data": item["data"]})
         index = item["position"] - row["input_count"]
-        log.append(
-            raw,
-            "response.output_item.done",
-            item_event("done", sequence, index, item["data"]),
-            row["id"],
-            row["id"],
-            now,
-        )
+        write(raw, row["id"], "response.output_item.done", sequence, now, output_index=index, item=item["data"])
         sequence += 1
     return sequence
 
