@@ -8,7 +8,7 @@ part; an item given without an id gets a new one with its type's prefix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,8 +234,3 @@ def ended(data: Json, response_status: str, target: str) -> Json:
         if status in statuses:
             return {**data, "status": status}
     return data
-
-
-def positions(start: int, rows: Sequence[Json]) -> range:
-    """The positions of `rows` written after position `start - 1`."""
-    return range(start, start + len(rows))
