@@ -135,9 +135,9 @@ class Events:
         return self._scope.wakeups
 
     def prune(self, *, older_than: timedelta, batch: int = 1000) -> int:
-        """Delete the events of ended runs (OpenAI and LangGraph) and responses written more than `older_than`
-        ago, `batch` at a time, each batch its own unit of work so that writers are never held
-        up for long; return how many were deleted. Events of runs still going, and a thread's
+        """Delete the events of ended runs (OpenAI and LangGraph) and ended responses written more
+        than `older_than` ago, `batch` at a time, each batch its own unit of work so that writers
+        are never held up for long; return how many were deleted. Events of runs still going, and a thread's
         own events (those of no run), stay until their thread or run is deleted.
 
         Args:
