@@ -45,6 +45,18 @@ class ModelRun:
     terminal_seen: str | None = None
 
 
+def expect(error: type[Exception] | None, call: Callable[[], Any]) -> Any:
+    """Call the store: it must succeed when `error` is None, else raise exactly `error`."""
+    try:
+        result = call()
+    except ThreadStoreError as refusal:
+        if error is None or type(refusal) is not error:
+            raise AssertionError(f"the model expected {error.__name__ if error else 'success'}") from refusal
+        return None
+    assert error is None, f"the store accepted a call the model refuses ({error.__name__})"
+    return result
+
+
 def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStateMachine]:
     """The state machine class, bound to a function that opens a fresh store for each example."""
 
@@ -68,15 +80,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             return unix_micros(self.clock.now)
 
         def expect(self, error: type[Exception] | None, call: Callable[[], Any]) -> Any:
-            """Call the store: it must succeed when `error` is None, else raise exactly `error`."""
-            try:
-                result = call()
-            except ThreadStoreError as refusal:
-                if error is None or type(refusal) is not error:
-                    raise AssertionError(f"the model expected {error.__name__ if error else 'success'}") from refusal
-                return None
-            assert error is None, f"the store accepted a call the model refuses ({error.__name__})"
-            return result
+            return expect(error, call)
 
         def move(self, run: ModelRun, target: str) -> None:
             assert RUN.allows(run.status, target)

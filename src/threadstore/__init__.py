@@ -16,6 +16,8 @@ from threadstore.errors import (
 )
 from threadstore.openai.api import Assistant, Deleted, LastError, Message, Run, RunStep, Thread, Usage
 from threadstore.pagination import Page
+from threadstore.responses.api import Conversation, Response
+from threadstore.responses.items import Item
 from threadstore.store import Store, Transaction
 
 __all__ = [
@@ -23,12 +25,15 @@ __all__ = [
     "AsyncStore",
     "AsyncTransaction",
     "ConflictError",
+    "Conversation",
     "Deleted",
     "InvalidTransitionError",
+    "Item",
     "LastError",
     "Message",
     "NotFoundError",
     "Page",
+    "Response",
     "Run",
     "RunStep",
     "SchemaOutOfDateError",

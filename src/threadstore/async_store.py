@@ -17,9 +17,11 @@ from sqlalchemy.engine import URL
 from threadstore import migrate
 from threadstore.async_repositories import (
     AsyncAssistants,
+    AsyncConversations,
     AsyncEvents,
     AsyncLangGraph,
     AsyncMessages,
+    AsyncResponses,
     AsyncRuns,
     AsyncRunSteps,
     AsyncThreads,
@@ -47,6 +49,8 @@ class AsyncRepositories:
         self.runs = AsyncRuns(sync.runs, run)
         self.run_steps = AsyncRunSteps(sync.run_steps, run)
         self.langgraph = AsyncLangGraph(sync.langgraph, run)
+        self.conversations = AsyncConversations(sync.conversations, run)
+        self.responses = AsyncResponses(sync.responses, run)
         self.events = AsyncEvents(sync.events, run)
 
 

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy.engine import URL, Engine
 
 import threadstore.langgraph.streams
-import threadstore.openai.streams  # noqa: F401
+import threadstore.openai.streams
+import threadstore.responses.streams  # noqa: F401
 from threadstore import migrate
 from threadstore.clock import Clock, system_clock
 from threadstore.db import DEFAULT_URL, Synchronous, create_engine, is_sqlite, normalize_url, unit_of_work
@@ -23,6 +24,8 @@ from threadstore.openai.messages import Messages
 from threadstore.openai.run_steps import RunSteps
 from threadstore.openai.runs import Runs
 from threadstore.openai.threads import Threads
+from threadstore.responses.conversations import Conversations
+from threadstore.responses.responses import Responses
 from threadstore.scope import EngineScope, Scope, TransactionScope
 
 
@@ -36,6 +39,8 @@ class Repositories:
         self.runs = Runs(scope)
         self.run_steps = RunSteps(scope)
         self.langgraph = LangGraph(scope)
+        self.conversations = Conversations(scope)
+        self.responses = Responses(scope)
         self.events = Events(scope)
 
 

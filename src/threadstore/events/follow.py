@@ -11,11 +11,18 @@ from threadstore.errors import ValidationError
 from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
 from threadstore.openai.states import RUN
+from threadstore.responses.states import RESPONSE
 from threadstore.validation import check_optional_string
 
 # The last event of a run: an OpenAI run's move to a terminal status (written after its steps and
-# messages end), a LangGraph run's `end`.
-RUN_ENDS = frozenset({*(f"thread.run.{status}" for status in RUN.terminal), "end"})
+# messages end), a LangGraph run's `end`, a response's move to a terminal status.
+RUN_ENDS = frozenset(
+    {
+        *(f"thread.run.{status}" for status in RUN.terminal),
+        "end",
+        *(f"response.{status}" for status in RESPONSE.terminal),
+    }
+)
 DEFAULT_INTERVAL = 0.05  # seconds between two reads when nothing new was found
 
 

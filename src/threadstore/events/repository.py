@@ -20,6 +20,8 @@ from threadstore.langgraph.models import runs as langgraph_runs
 from threadstore.langgraph.states import RUN as LANGGRAPH_RUN
 from threadstore.openai.models import runs as openai_runs
 from threadstore.openai.states import RUN as OPENAI_RUN
+from threadstore.responses.models import responses
+from threadstore.responses.states import RESPONSE
 from threadstore.scope import Scope
 from threadstore.validation import check_int, check_optional_string
 
@@ -53,6 +55,7 @@ def _prune() -> Statement:
     ended = sa.union_all(
         sa.select(openai_runs.c.id).where(one_of(openai_runs.c.status, sorted(OPENAI_RUN.terminal))),
         sa.select(langgraph_runs.c.run_id).where(one_of(langgraph_runs.c.status, sorted(LANGGRAPH_RUN.terminal))),
+        sa.select(responses.c.id).where(one_of(responses.c.status, sorted(RESPONSE.terminal))),
     )
     doomed = (
         sa.select(events.c.id)
@@ -155,9 +158,9 @@ class Events:
         return self._scope.wakeups
 
     def prune(self, *, older_than: timedelta, batch: int = 1000) -> int:
-        """Delete the events of ended runs (OpenAI and LangGraph) written more than `older_than`
-        ago, `batch` at a time, each batch its own unit of work so that writers are never held
-        up for long; return how many were deleted. Events of runs still going, and a thread's
+        """Delete the events of ended runs (OpenAI and LangGraph) and ended responses written more
+        than `older_than` ago, `batch` at a time, each batch its own unit of work so that writers
+        are never held up for long; return how many were deleted. Events of runs still going, and a thread's
         own events (those of no run), stay until their thread or run is deleted.
 
         Args:
