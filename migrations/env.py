@@ -32,13 +32,6 @@ def _url() -> str:
     )
 
 
-def _only_threadstore(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
-    if type_ == "schema":
-        return True
-    # The reverse of the applications' filter: threadstore's autogenerate sees only its own tables.
-    return not threadstore.alembic.include_name(name, type_, parent_names)
-
-
 def _is_ours(revision: str) -> bool:
     try:
         return context.script.get_revision(revision) is not None
@@ -52,7 +45,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         version_table=VERSION_TABLE,
-        include_name=_only_threadstore,
+        include_name=threadstore.alembic.include_threadstore_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

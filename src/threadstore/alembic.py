@@ -37,3 +37,10 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     table = getattr(obj, "table", None)
     table_name = name if type_ == "table" else getattr(table, "name", None)
     return not is_threadstore_table(table_name)
+
+
+def include_threadstore_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
+    """The reverse of `include_name`, for threadstore's own autogenerate: only threadstore's tables."""
+    if type_ == "schema":
+        return True
+    return not include_name(name, type_, parent_names)

@@ -12,14 +12,18 @@ from functools import cache
 from pathlib import Path
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
+from threadstore.alembic import include_threadstore_name
 from threadstore.db import unit_of_work
 from threadstore.errors import SchemaOutOfDateError, StorageError, ValidationError
-from threadstore.versions import recorded
+from threadstore.tables import metadata
+from threadstore.versions import VERSION_TABLE, recorded
 
 # Serializes migrations of one PostgreSQL database: a transaction-scoped advisory lock.
 _ADVISORY_LOCK_KEY = 0x7468726473  # "thrds"
@@ -157,6 +161,26 @@ def stamp(engine: Engine, revision: str, *, schema: str | None = None) -> None:
     with unit_of_work(engine, write=True) as connection, _alembic_errors():
         _create_schema(connection, schema)
         command.stamp(config(connection), revision, purge=True)
+
+
+def check(engine: Engine) -> list[str]:
+    """What the database lacks for threadstore's models, one line each ([] when they agree): its
+    revision if behind, then every difference Alembic's autogenerate finds in threadstore's tables.
+
+    Raises:
+        SchemaOutOfDateError: the database was migrated by a newer threadstore.
+    """
+    with unit_of_work(engine, write=False) as connection:
+        found = current(connection)
+        if not is_known(found):
+            assert found is not None
+            raise newer_schema_error(found)
+        behind = [] if found == head() else [f"the database is at revision {found or 'none'}, not {head()}"]
+        context = MigrationContext.configure(
+            connection,
+            opts={"compare_type": True, "version_table": VERSION_TABLE, "include_name": include_threadstore_name},
+        )
+        return behind + [repr(difference) for difference in compare_metadata(context, metadata)]
 
 
 def history() -> list[str]:
