@@ -159,3 +159,21 @@ def test_the_version_table_is_threadstores_own(tmp_path: Path) -> None:
         assert VERSION_TABLE in sa.inspect(connection).get_table_names()
         assert "alembic_version" not in sa.inspect(connection).get_table_names()
     engine.dispose()
+
+
+def test_the_imports_benchmark_prints_both_medians_and_their_ratio() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.imports", "--repeat", "1"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    lines = result.stdout.splitlines()
+    assert [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "median" not in line] == [
+        "threadstore",
+        "sqlmodel",
+    ]
+    assert any(line.startswith("threadstore / sqlmodel: ") for line in lines)
+    assert "alembic" not in lines[-1] and "psycopg" not in lines[-1]
