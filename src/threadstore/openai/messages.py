@@ -131,10 +131,19 @@ def refuse_while_active(raw: Raw, thread_id: str, *, unless_run: str | None = No
         raise ConflictError(f"Can't add messages to {thread_id} while a run {active['id']} is active.")
 
 
-def _one_of_many(index: int, message: object) -> MessageInput:
-    if not isinstance(message, Mapping):
-        raise ValidationError(f"messages[{index}] must be an object, not {type(message).__name__}.")
-    return MessageInput.from_mapping(message)
+def message_inputs(name: str, messages: object) -> list[MessageInput]:
+    """Check a list of messages given as mappings (`name` is the argument's, for the errors).
+
+    Raises:
+        ValidationError: it is not a list of objects, or a message is bad (see MessageInput.check).
+    """
+    checked = []
+    for index, message in enumerate(check_list(name, messages)):
+        # Only the type here: MessageInput checks each field (a whole-JSON walk first would do it twice).
+        if not isinstance(message, Mapping):
+            raise ValidationError(f"{name}[{index}] must be an object, not {type(message).__name__}.")
+        checked.append(MessageInput.from_mapping(message))
+    return checked
 
 
 def _row(now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
@@ -247,7 +256,7 @@ class Messages:
             NotFoundError: the thread does not exist.
             ConflictError: the thread has an active run.
         """
-        checked = [_one_of_many(i, m) for i, m in enumerate(check_list("messages", messages))]
+        checked = message_inputs("messages", messages)
         with self._scope.write() as raw:
             lock_thread(raw, thread_id)
             refuse_while_active(raw, thread_id)
