@@ -16,8 +16,9 @@ from tests.factories import assistant_id, thread_id
 from threadstore import NotFoundError, Store, ValidationError
 from threadstore.openai.runs import RunOptions, Runs
 from threadstore.openai.threads import Threads
+from threadstore.types import RunStepInclude
 
-INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
+INCLUDE: RunStepInclude = "step_details.tool_calls[*].file_search.results[*].content"
 
 
 def test_runs_create_takes_every_field_of_the_apis_request() -> None:

@@ -12,10 +12,12 @@ tables alone (threadstore migrates them itself, with its own history and version
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadstore.tables import names
+
+if TYPE_CHECKING:
+    from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 
 _THREADSTORE_TABLES = names()
 
@@ -25,7 +27,7 @@ def is_threadstore_table(name: str | None) -> bool:
     return name in _THREADSTORE_TABLES
 
 
-def include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
+def include_name(name: str | None, type_: NameFilterType, parent_names: NameFilterParentNames) -> bool:
     """Alembic's `include_name` hook: every name but threadstore's tables (and what is on them)."""
     if type_ == "table":
         return not is_threadstore_table(name)
@@ -39,7 +41,7 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return not is_threadstore_table(table_name)
 
 
-def include_threadstore_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
+def include_threadstore_name(name: str | None, type_: NameFilterType, parent_names: NameFilterParentNames) -> bool:
     """The reverse of `include_name`, for threadstore's own autogenerate: only threadstore's tables."""
     if type_ == "schema":
         return True

@@ -22,6 +22,7 @@ from threadstore.records import JsonList
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import create, create_many, move
+from threadstore.types import MessageContentPart, MessageIncompleteReason, NewMessageStatus, Order, Role
 from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string, check_string
 
 KIND = "message"
@@ -203,13 +204,13 @@ class Messages:
         self,
         thread_id: str,
         *,
-        role: str,
-        content: str | JsonList,
+        role: Role,
+        content: str | Sequence[MessageContentPart],
         attachments: JsonList | None = None,
         metadata: dict[str, str] | None = None,
         assistant_id: str | None = None,
         run_id: str | None = None,
-        status: str = "completed",
+        status: NewMessageStatus = "completed",
     ) -> Message:
         """Add a message to a thread.
 
@@ -285,7 +286,7 @@ class Messages:
         thread_id: str,
         *,
         limit: int = DEFAULT_LIMIT,
-        order: str = "desc",
+        order: Order = "desc",
         after: str | None = None,
         before: str | None = None,
         run_id: str | None = None,
@@ -338,7 +339,7 @@ class Messages:
         with self._scope.write() as raw:
             return Message.from_row(move(raw, messages, MESSAGE, "complete", message_id, self._scope.now()))
 
-    def mark_incomplete(self, message_id: str, *, reason: str) -> Message:
+    def mark_incomplete(self, message_id: str, *, reason: MessageIncompleteReason) -> Message:
         """in_progress → incomplete, stamping incomplete_at, with `incomplete_details.reason`
         (content_filter, max_tokens, run_cancelled, run_expired or run_failed).
 
@@ -355,7 +356,7 @@ class Messages:
             now = self._scope.now()
             return Message.from_row(move(raw, messages, MESSAGE, "mark_incomplete", message_id, now, values=values))
 
-    def update_content(self, message_id: str, *, content: str | JsonList) -> Message:
+    def update_content(self, message_id: str, *, content: str | Sequence[MessageContentPart]) -> Message:
         """Replace the content of a message that is still in progress (as a reply streams in).
 
         Args:

@@ -22,6 +22,7 @@ from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_para
 from threadstore.records import JsonList
 from threadstore.scope import Scope
 from threadstore.transitions import create
+from threadstore.types import Order
 from threadstore.validation import (
     MAX_INT32,
     check_bool,
@@ -197,7 +198,7 @@ class Runs(RunVerbs):
         thread_id: str,
         *,
         limit: int = DEFAULT_LIMIT,
-        order: str = "desc",
+        order: Order = "desc",
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Run]:

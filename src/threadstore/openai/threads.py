@@ -20,6 +20,7 @@ from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
 from threadstore.rows import Rows
 from threadstore.scope import Scope, TransactionScope
 from threadstore.transitions import create
+from threadstore.types import Order
 from threadstore.validation import UNSET, check_metadata
 
 _ROWS = Rows(threads, "thread")
@@ -112,7 +113,7 @@ class Threads:
             return Thread.from_row(_ROWS.get(raw, thread_id, for_update=for_update))
 
     def list(
-        self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
+        self, *, limit: int = DEFAULT_LIMIT, order: Order = "desc", after: str | None = None, before: str | None = None
     ) -> Page[Thread]:
         """A page of threads, newest first by default.
 
