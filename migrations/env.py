@@ -6,13 +6,16 @@ Used by `threadstore migrate` / `Store.migrate()` (which pass a connection in) a
 of its own, so an application's Alembic history in the same database is never mixed with it.
 """
 
+import logging
 import os
 from logging.config import fileConfig
+from pathlib import Path
 
 from alembic import context
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
 
+import threadstore
 import threadstore.alembic
 from threadstore.db import create_engine, in_schema, normalize_url, unit_of_work
 from threadstore.tables import metadata
@@ -21,6 +24,15 @@ from threadstore.versions import VERSION_TABLE, adopt_shared_version
 config = context.config
 if config.config_file_name is not None:  # the alembic command: log each revision it runs
     fileConfig(config.config_file_name, disable_existing_loggers=False)
+    _checkout = Path(config.config_file_name).resolve().parent
+    if not Path(threadstore.__file__).resolve().is_relative_to(_checkout):
+        # `alembic check` / `revision --autogenerate` compare the models of the threadstore that is
+        # imported: from another place than this checkout, they are not the ones being edited.
+        logging.getLogger("alembic").warning(
+            "threadstore is imported from %s, not from this checkout: install it editable "
+            "(pip install -e .) to compare this checkout's models",
+            Path(threadstore.__file__).parent,
+        )
 
 
 def _url() -> str:
