@@ -191,3 +191,8 @@ def test_demo_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     err = process.stderr.read()
     assert process.wait(timeout=120) == 1
     assert err == b""
+
+
+def test_an_unreachable_database_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["current", "--url", "postgresql://nobody@127.0.0.1:1/none"]) == 1
+    assert "127.0.0.1" in one_line_error(capsys)

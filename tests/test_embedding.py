@@ -3,6 +3,7 @@ environment, ``postgres://`` URLs, and the modules a SQLite store leaves unimpor
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -177,3 +178,18 @@ def test_the_imports_benchmark_prints_both_medians_and_their_ratio() -> None:
     ]
     assert any(line.startswith("threadstore / sqlmodel: ") for line in lines)
     assert "alembic" not in lines[-1] and "psycopg" not in lines[-1]
+
+
+@SKIP_POSTGRES
+def test_alembic_from_the_checkout_migrates_into_a_schema_and_logs_each_revision(schema_name: str) -> None:
+    assert POSTGRES_URL
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "THREADSTORE_URL"} | {"PYTHONPATH": str(root / "src")}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(root / "alembic.ini"), "-x", f"url={POSTGRES_URL}",
+         "-x", f"schema={schema_name}", "upgrade", "head"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Running upgrade  -> 0001" in result.stderr
+    assert tables_in(schema_name) == names()

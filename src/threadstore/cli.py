@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the try
         return status
     except ThreadStoreError as error:
-        print(f"threadstore: {error}", file=sys.stderr)
+        print(f"threadstore: {' '.join(str(error).split())}", file=sys.stderr)  # a driver's message may span lines
         return 1
     except BrokenPipeError:
         # The reader went away (`threadstore demo | head`): stop quietly. stdout goes to devnull so
