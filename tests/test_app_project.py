@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlmodel import Session, select
 
 from tests.app_project.models import Project, Ticket
-from threadstore import Store, migrate, versions
+from threadstore import SchemaOutOfDateError, Store, migrate, versions
 from threadstore.db import create_engine
 from threadstore.versions import SHARED_VERSION_TABLE, VERSION_TABLE, revisions_in
 
@@ -181,3 +181,14 @@ def test_migrate_leaves_the_applications_revision_in_alembic_version(empty_url: 
     assert version_rows(empty_url) == {SHARED_VERSION_TABLE: [APP_HEAD], VERSION_TABLE: [versions.HEAD]}
     app_upgrade(empty_url)
     app_check(empty_url)
+
+
+def test_a_store_on_a_database_with_its_revision_in_alembic_version_asks_to_migrate(empty_url: URL) -> None:
+    threadstore_upgrade(empty_url)
+    move_revision_to_shared_table(empty_url)
+
+    with (
+        Store(empty_url, migrate_on_open=False) as store,
+        pytest.raises(SchemaOutOfDateError, match=f"{versions.HEAD} in alembic_version.*Run: threadstore migrate"),
+    ):
+        store.threads.list()

@@ -143,15 +143,23 @@ class Store(Repositories):
             return
         with unit_of_work(self.engine, write=False) as connection:
             found = versions.recorded(connection)
+            shared = versions.revisions_in(connection, versions.SHARED_VERSION_TABLE) if found is None else []
         if found != versions.HEAD:
             from threadstore import migrate
 
             if not migrate.is_known(found):
                 assert found is not None
                 raise migrate.newer_schema_error(found)
+            older = [revision for revision in shared if migrate.is_known(revision)]
+            where = (
+                f"{older[0]} in {versions.SHARED_VERSION_TABLE}, where threadstore kept it before it had "
+                f"{versions.VERSION_TABLE}"
+                if older
+                else found or "none (never migrated)"
+            )
             raise SchemaOutOfDateError(
-                f"The database schema is at revision {found or 'none (never migrated)'}, but threadstore "
-                f"needs {versions.HEAD}. Run: {migrate.fix_command(self.url, self.schema)}"
+                f"The database schema is at revision {where}, but threadstore needs {versions.HEAD}. "
+                f"Run: {migrate.fix_command(self.url, self.schema)}"
             )
         self._schema_current = True
 
