@@ -26,6 +26,7 @@ from threadstore.langgraph.states import (
     RUN,
     THREAD_STATUS_AFTER_RUN,
 )
+from threadstore.types import CancelAction, FinishStatus, MultitaskStrategy
 
 LEASE = 60
 MAX_ATTEMPTS = 2
@@ -121,7 +122,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             self.clock.advance(seconds)
 
         @rule(target=run_ids, thread=thread_ids, strategy=st.sampled_from(MULTITASK_STRATEGIES))
-        def create_run(self, thread: str, strategy: str) -> str:
+        def create_run(self, thread: str, strategy: MultitaskStrategy) -> str:
             busy = [r for r in self.runs.values() if r.thread == thread and r.status in BUSY_RUN_STATUSES]
             refused = ConflictError if busy and strategy == "reject" else None
             create = lambda: self.store.langgraph.runs.create(thread, assistant_id="agent", multitask_strategy=strategy)  # noqa: E731
@@ -164,7 +165,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 run.lease_expires_at, run.updated_at = self.now + LEASE * 1_000_000, self.now
 
         @rule(claim=claims, status=st.sampled_from(FINISH_STATUSES))
-        def finish(self, claim: tuple[str, int], status: str) -> None:
+        def finish(self, claim: tuple[str, int], status: FinishStatus) -> None:
             run_id, attempt = claim
             if attempt == 0:
                 return
@@ -174,7 +175,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 self.move(self.runs[run_id], status)
 
         @rule(run_id=run_ids, status=st.sampled_from(FINISH_STATUSES))
-        def finish_with_a_stale_attempt(self, run_id: str, status: str) -> None:
+        def finish_with_a_stale_attempt(self, run_id: str, status: FinishStatus) -> None:
             """A worker that lost its lease tries to finish: its successor's claim must stand."""
             run = self.runs.get(run_id)
             if run is None or run.attempt < 2:
@@ -184,7 +185,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             self.expect(ConflictError, end)
 
         @rule(run_id=run_ids, action=st.sampled_from(["interrupt", "rollback"]))
-        def cancel(self, run_id: str, action: str) -> None:
+        def cancel(self, run_id: str, action: CancelAction) -> None:
             if run_id == "run-refused":
                 return
             run = self.runs.get(run_id)

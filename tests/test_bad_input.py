@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import snapshot
 from threadstore import NotFoundError, Store, ValidationError
+from threadstore.types import TextContentPart
 
 # No shrinking: the store outlives the examples, so when the library wrongly accepts an input,
 # every shrink attempt writes more rows and makes the next snapshot slower; shrinking a failure
@@ -216,7 +217,7 @@ bad_message = st.one_of(
     st.one_of(clean_text(), st.none(), st.integers()),
 )
 
-TEXT_PART = {"type": "text", "text": "hello"}
+TEXT_PART: TextContentPart = {"type": "text", "text": "hello"}
 IMAGE_PART = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
 MALFORMED_PARTS = [
     {"type": "image_file"},
@@ -818,6 +819,6 @@ def test_a_choice_given_as_a_str_enum_is_stored_and_returned_as_its_plain_value(
     class Role(StrEnum):
         USER = "user"
 
-    message = store.messages.create(store.threads.create().id, role=Role.USER, content="x")
+    message = store.messages.create(store.threads.create().id, role=Role.USER, content="x")  # type: ignore[arg-type]
     assert type(message.role) is str and message.role == "user"
     assert type(store.messages.get(message.id).role) is str

@@ -30,6 +30,7 @@ from threadstore import ConflictError, InvalidTransitionError, Store, Validation
 from threadstore.events import wakeups
 from threadstore.events.api import Event
 from threadstore.scope import RawUnit
+from threadstore.types import MessageContentPart
 
 STREAM_EVENT: TypeAdapter[AssistantStreamEvent] = TypeAdapter(AssistantStreamEvent)
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2}
@@ -362,7 +363,7 @@ def test_appended_text_joins_the_message_and_streams_as_deltas(store: Store) -> 
 def test_text_after_a_part_that_is_not_text_starts_a_new_part(store: Store) -> None:
     thread = store.threads.create().id
     run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
-    image = [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
+    image: list[MessageContentPart] = [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
     message = store.messages.create(thread, role="assistant", content=image, run_id=run, status="in_progress").id
     appended = store.messages.append_text(message, text="a caption")
     assert [part["type"] for part in appended.content] == ["image_url", "text"]

@@ -32,6 +32,7 @@ from threadstore.lifecycle import FieldRule, Machine
 from threadstore.openai import states as openai_states
 from threadstore.responses import states as responses_states
 from threadstore.schema import metadata, status_checks
+from threadstore.versions import VERSION_TABLE
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 LIFECYCLES = README.split("\n## Lifecycles\n", 1)[1].split("\n## ", 1)[0]
@@ -370,7 +371,7 @@ def reflected_checks(engine: Engine) -> Checks:
         return {
             (table, str(check["name"])): normalised(check["sqltext"])
             for table in inspector.get_table_names()
-            if table != "alembic_version"
+            if table != VERSION_TABLE
             for check in inspector.get_check_constraints(table)
         }
 

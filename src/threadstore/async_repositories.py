@@ -64,6 +64,7 @@ class AsyncThreads(AsyncRepository[Threads]):
     """`store.threads`, awaitable."""
 
     create = awaitable(Threads.create)
+    create_and_run = awaitable(Threads.create_and_run)
     get = awaitable(Threads.get)
     list = awaitable(Threads.list)
     update = awaitable(Threads.update)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import URL
 
-from threadstore import migrate
 from threadstore.async_repositories import (
     AsyncAssistants,
     AsyncConversations,
@@ -27,7 +26,14 @@ from threadstore.async_repositories import (
     AsyncThreads,
 )
 from threadstore.clock import Clock
-from threadstore.db import DEFAULT_URL, Synchronous, create_async_postgres_engine, create_engine, normalize_url
+from threadstore.db import (
+    Synchronous,
+    create_async_postgres_engine,
+    create_engine,
+    in_schema,
+    normalize_url,
+    url_from_environment,
+)
 from threadstore.runners import GreenletRunner, Runner, ThreadRunner
 from threadstore.store import Repositories, Store
 
@@ -74,30 +80,33 @@ class AsyncStore(AsyncRepositories):
         migrate_on_open: bool | None = None,
         engine_options: Mapping[str, Any] | None = None,
         events: bool = True,
+        schema: str | None = None,
     ) -> None:
         """Open a store. Nothing is awaited: a migration on open (SQLite's default, or asked for
         with `migrate_on_open=True`) runs before this returns, as it does for `Store`.
 
         Args:
-            url: a database URL; ``sqlite:///threadstore.db`` when None.
+            url: a database URL; when None, ``$THREADSTORE_URL``, else ``sqlite:///threadstore.db``.
             clock: returns the current time as an aware datetime; the system's UTC clock by default.
             synchronous: SQLite durability, NORMAL or FULL.
             migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
             engine_options: passed on to SQLAlchemy's engine (pool settings and the like).
             events: write the event of every change (`store.events`); False writes none.
+            schema: PostgreSQL only: the schema of threadstore's tables (see `Store`).
 
         Raises:
-            ValidationError: the URL is not a supported database URL.
+            ValidationError: the URL is not a supported database URL, or `schema` is not a schema name.
+            StorageError: a PostgreSQL URL without the postgres extra installed.
         """
-        parsed = normalize_url(url if url is not None else DEFAULT_URL)
+        parsed = in_schema(normalize_url(url_from_environment(url)), schema)
         self.url = parsed
         self._async_engine: AsyncEngine | None = None
         self._run: Runner
         if parsed.get_backend_name() == "postgresql":
             if migrate_on_open:
-                _migrate_now(parsed)
+                _migrate_now(parsed, schema)
             self._async_engine = create_async_postgres_engine(parsed, engine_options=engine_options)
-            self._store = Store._on_engine(parsed, self._async_engine.sync_engine, clock, events=events)
+            self._store = Store._on_engine(parsed, self._async_engine.sync_engine, clock, events=events, schema=schema)
             self._run = GreenletRunner()
         else:
             self._store = Store(
@@ -154,10 +163,12 @@ class AsyncStore(AsyncRepositories):
         await self.close()
 
 
-def _migrate_now(url: URL) -> None:
+def _migrate_now(url: URL, schema: str | None) -> None:
     """Upgrade the schema over a sync connection of its own, before the async engine exists."""
+    from threadstore import migrate  # Alembic, only when a migration is asked for
+
     engine = create_engine(url)
     try:
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, schema=schema)
     finally:
         engine.dispose()

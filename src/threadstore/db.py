@@ -7,8 +7,11 @@ read-then-write meets another writer. PostgreSQL: psycopg 3.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import sqlite3
+import sys
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,10 +33,11 @@ Synchronous = Literal["NORMAL", "FULL"]
 WRITE_OPTION = "threadstore_write"
 BUSY_TIMEOUT_MS = 30_000
 DEFAULT_URL = "sqlite:///threadstore.db"
+URL_VARIABLE = "THREADSTORE_URL"
 
 
 def normalize_url(url: str | URL) -> URL:
-    """Parse `url`, choosing psycopg 3 for a bare ``postgresql://`` URL.
+    """Parse `url`, choosing psycopg 3 for a bare ``postgresql://`` (or ``postgres://``) URL.
 
     Raises:
         ValidationError: the URL cannot be parsed or names a backend threadstore does not support.
@@ -42,12 +46,57 @@ def normalize_url(url: str | URL) -> URL:
         parsed = sa.make_url(url)
     except exc.ArgumentError as error:
         raise ValidationError(f"Not a database URL: {url!r}.") from error
+    if parsed.drivername == "postgres":  # libpq's and Heroku's spelling
+        parsed = parsed.set(drivername="postgresql")
     backend = parsed.get_backend_name()
     if backend == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if backend not in ("sqlite", "postgresql"):
         raise ValidationError(f"threadstore supports sqlite and postgresql URLs, not {backend!r}.")
     return parsed
+
+
+def url_from_environment(url: str | URL | None) -> str | URL:
+    """`url`, or else $THREADSTORE_URL, or else ``sqlite:///threadstore.db``."""
+    if url is not None:
+        return url
+    return os.environ.get(URL_VARIABLE) or DEFAULT_URL
+
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def in_schema(url: URL, schema: str | None) -> URL:
+    """`url` with PostgreSQL's search_path set to `schema`, where threadstore's tables and version
+    table then live (the statements name no schema, so one compiled statement serves every schema).
+
+    Raises:
+        ValidationError: `schema` is not a lower-case SQL identifier, or `url` is not PostgreSQL.
+    """
+    if schema is None:
+        return url
+    if url.get_backend_name() != "postgresql":
+        raise ValidationError("schema= is for PostgreSQL; a SQLite database has one namespace.")
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ValidationError(f"Not a schema name threadstore accepts (lower-case letters, digits, _): {schema!r}.")
+    given = url.query.get("options")
+    option = f"-csearch_path={schema}"
+    return url.update_query_dict({"options": f"{given} {option}" if isinstance(given, str) else option})
+
+
+def require_driver(url: URL, *modules: str) -> None:
+    """Check that the driver modules a PostgreSQL `url` needs are installed.
+
+    Raises:
+        StorageError: one is missing; the message names the extra to install.
+    """
+    if url.get_backend_name() != "postgresql":
+        return
+    missing = [name for name in ("psycopg", *modules) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StorageError(
+            f"PostgreSQL needs {', '.join(missing)}, which is not installed: pip install 'threadstore[postgres]'"
+        )
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:
@@ -82,9 +131,11 @@ def create_engine(
 
     Raises:
         ValidationError: the URL is not a supported database URL.
+        StorageError: a PostgreSQL URL, and the postgres extra is not installed.
     """
     parsed = normalize_url(url)
     synchronous = check_choice("synchronous", synchronous, ("NORMAL", "FULL"))
+    require_driver(parsed)
     if parsed.get_backend_name() == "postgresql":
         # No pre-ping: a unit of work replaces a connection its first statement finds lost (scope.RawUnit).
         engine = sa.create_engine(parsed, **(engine_options or {}))
@@ -108,11 +159,13 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
 
     Raises:
         ValidationError: `url` is not a PostgreSQL URL.
+        StorageError: the postgres extra is not installed.
     """
     from sqlalchemy.ext.asyncio import create_async_engine
 
     if url.get_backend_name() != "postgresql":
         raise ValidationError(f"Not a PostgreSQL URL: {url.render_as_string()!r}.")
+    require_driver(url, "greenlet")
     engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **(engine_options or {}))
     _engines.add(engine.sync_engine)
     return engine
@@ -138,23 +191,24 @@ def _configure_sqlite(engine: Engine, *, synchronous: Synchronous, wal: bool) ->
 
 
 def _drivers() -> list[ModuleType]:
-    """The installed DB-API modules: sqlite3, and psycopg with the postgres extra."""
-    modules: list[ModuleType] = [sqlite3]
-    try:
-        import psycopg
-    except ImportError:  # the postgres extra is not installed
-        pass
-    else:
-        modules.append(psycopg)
-    return modules
+    """The DB-API modules in use: sqlite3, and psycopg once a PostgreSQL engine has imported it
+    (a SQLite store never imports it)."""
+    psycopg = sys.modules.get("psycopg")
+    return [sqlite3] if psycopg is None else [sqlite3, psycopg]
 
 
-def _driver_errors() -> tuple[type[Exception], ...]:
-    """The base error classes of the installed drivers, for DBAPI calls made outside SQLAlchemy."""
-    return tuple(driver.Error for driver in _drivers())
+_database_errors: dict[int, tuple[type[Exception], ...]] = {}
 
 
-DATABASE_ERRORS: tuple[type[Exception], ...] = (exc.DBAPIError, *_driver_errors())
+def database_errors() -> tuple[type[Exception], ...]:
+    """The errors of SQLAlchemy and of the drivers in use, for DBAPI calls made outside SQLAlchemy
+    (an ``except database_errors():`` clause)."""
+    drivers = _drivers()
+    found = _database_errors.get(len(drivers))
+    if found is None:
+        found = _database_errors[len(drivers)] = (exc.DBAPIError, *(driver.Error for driver in drivers))
+    return found
+
 
 # Driver errors are classified by their codes, never by their text: PostgreSQL translates its
 # messages (lc_messages) and neither driver promises its wording. An outcome is the error to
@@ -191,13 +245,15 @@ _SQLITE_CODES: dict[int, _Outcome] = {
     sqlite3.SQLITE_CONSTRAINT: _CONFLICT,  # unique, primary key, foreign key, check, not null, trigger
 }
 
+
 # An error a driver raised itself, before any database answered, has no code: it goes by its
 # DB-API class (PEP 249), e.g. psycopg's refusal of NUL in text is a DataError.
-_UNCODED: list[tuple[type[Exception], _Outcome]] = [
-    pair
-    for driver in _drivers()
-    for pair in ((driver.IntegrityError, _CONFLICT), (driver.DataError, _DRIVER_BAD_VALUE))
-]
+def _uncoded() -> list[tuple[type[Exception], _Outcome]]:
+    return [
+        pair
+        for driver in _drivers()
+        for pair in ((driver.IntegrityError, _CONFLICT), (driver.DataError, _DRIVER_BAD_VALUE))
+    ]
 
 
 def _classify(error: BaseException) -> tuple[_Outcome, str]:
@@ -209,7 +265,7 @@ def _classify(error: BaseException) -> tuple[_Outcome, str]:
     if isinstance(code, int):
         name = getattr(error, "sqlite_errorname", None) or f"SQLite code {code}"
         return _SQLITE_CODES.get(code & 0xFF, _FAILED), name
-    for cls, outcome in _UNCODED:
+    for cls, outcome in _uncoded():
         if isinstance(error, cls):
             return outcome, cls.__name__
     return _FAILED, type(error).__name__
@@ -254,7 +310,7 @@ def translated_errors() -> Iterator[None]:
     """
     try:
         yield
-    except DATABASE_ERRORS as error:
+    except database_errors() as error:
         raise map_error(error) from error
 
 

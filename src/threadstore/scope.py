@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
-from threadstore.db import DATABASE_ERRORS, map_error, translated_errors
+from threadstore.db import database_errors, map_error, translated_errors
 from threadstore.events import log
 from threadstore.events.wakeups import Wakeups
 from threadstore.fastsql import Raw
@@ -169,7 +169,7 @@ class RawUnit:
             hot = self._hot.take() if self._hot is not None else None
             self._taken = hot is not None
             connection = hot if hot is not None else self._engine.raw_connection()
-        except DATABASE_ERRORS as error:
+        except database_errors() as error:
             raise map_error(error) from error
         if self._begin is None:
             self._raw = Raw(connection, self._engine.dialect, self._reconnect, events=self._events)
@@ -178,9 +178,9 @@ class RawUnit:
         try:
             connection.cursor().execute(self._begin)
         except BaseException as error:  # refused, or interrupted once it had begun
-            with suppress(*DATABASE_ERRORS):  # the error to report is the one that stopped the BEGIN
+            with suppress(*database_errors()):  # the error to report is the one that stopped the BEGIN
                 self._finish(commit=False)
-            if isinstance(error, DATABASE_ERRORS):
+            if isinstance(error, database_errors()):
                 raise map_error(error) from error
             raise
         return self._raw
@@ -191,15 +191,15 @@ class RawUnit:
             if commit:
                 self._flush()
             self._finish(commit=commit)
-        except DATABASE_ERRORS as failure:
+        except database_errors() as failure:
             raise map_error(failure) from failure
-        if isinstance(error, DATABASE_ERRORS):
+        if isinstance(error, database_errors()):
             raise map_error(error) from error
 
     def _reconnect(self, error: BaseException, cursor: Any) -> Any:
         """A fresh connection in place of one the first statement found lost; None otherwise."""
         connection = self._raw.connection
-        if not isinstance(error, DATABASE_ERRORS):
+        if not isinstance(error, database_errors()):
             return None
         if not self._engine.dialect.is_disconnect(error, connection.dbapi_connection, cursor):  # type: ignore[arg-type]
             return None

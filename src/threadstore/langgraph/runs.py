@@ -26,6 +26,7 @@ from threadstore.langgraph.threads import ROWS as THREADS
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status
+from threadstore.types import CancelAction, FinishStatus, LangGraphRunStatus, MultitaskStrategy
 from threadstore.validation import check_choice, check_int, check_json, check_json_object, check_string, check_uuid
 
 KIND = "langgraph run"
@@ -164,7 +165,7 @@ class LangGraphRuns:
         assistant_id: str,
         kwargs: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
-        multitask_strategy: str = "enqueue",
+        multitask_strategy: MultitaskStrategy = "enqueue",
         run_id: str | None = None,
     ) -> LangGraphRun:
         """Add a pending run to a thread. If the thread already has a pending or running run,
@@ -243,7 +244,7 @@ class LangGraphRuns:
             return LangGraphRun.from_row(ROWS.get(raw, run_id, thread_id))
 
     def list(
-        self, thread_id: str, *, status: str | None = None, limit: int = 10, offset: int = 0
+        self, thread_id: str, *, status: LangGraphRunStatus | None = None, limit: int = 10, offset: int = 0
     ) -> list[LangGraphRun]:
         """A thread's runs, newest first, optionally of one status, with limit/offset as the API.
 
@@ -383,7 +384,7 @@ class LangGraphRuns:
                 raise _refusal(raw, run_id, claim, "running")
             log.append(raw, name, payload, found["thread_id"], run_id, self._scope.now())
 
-    def finish(self, run_id: str, *, attempt: int, status: str) -> LangGraphRun:
+    def finish(self, run_id: str, *, attempt: int, status: FinishStatus) -> LangGraphRun:
         """End a running run as success, error, timeout or interrupted, if `attempt` is still the
         current claim; the thread's status follows.
 
@@ -410,7 +411,7 @@ class LangGraphRuns:
             refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(row)
 
-    def cancel(self, run_id: str, *, action: str = "interrupt") -> LangGraphRun | None:
+    def cancel(self, run_id: str, *, action: CancelAction = "interrupt") -> LangGraphRun | None:
         """Stop a pending or running run: "interrupt" marks it interrupted (and returns it);
         "rollback" deletes it (and returns None). The thread's status follows.
 
