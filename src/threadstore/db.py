@@ -88,6 +88,7 @@ def create_engine(
     if parsed.get_backend_name() == "postgresql":
         # No pre-ping: a unit of work replaces a connection its first statement finds lost (scope.RawUnit).
         engine = sa.create_engine(parsed, **(engine_options or {}))
+        _refuse_busy_connections(engine)
         _engines.add(engine)
         return engine
     in_memory = parsed.database in (None, "", ":memory:")
@@ -114,8 +115,23 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
     if url.get_backend_name() != "postgresql":
         raise ValidationError(f"Not a PostgreSQL URL: {url.render_as_string()!r}.")
     engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **(engine_options or {}))
+    _refuse_busy_connections(engine.sync_engine)
     _engines.add(engine.sync_engine)
     return engine
+
+
+def _refuse_busy_connections(engine: Engine) -> None:
+    """Let the pool hand out only PostgreSQL connections at rest: one that a call cut short left
+    inside a transaction, a command or a pipeline is closed and replaced (raising
+    DisconnectionError on checkout is how a SQLAlchemy pool is told so). psycopg knows the state
+    without a round trip."""
+    from psycopg import pq
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        info = getattr(dbapi_connection, "driver_connection", dbapi_connection).info  # async: the adapted one's
+        if info.transaction_status != pq.TransactionStatus.IDLE or info.pipeline_status != pq.PipelineStatus.OFF:
+            raise exc.DisconnectionError("A connection was left busy by an interrupted call.")
 
 
 def _configure_sqlite(engine: Engine, *, synchronous: Synchronous, wal: bool) -> None:

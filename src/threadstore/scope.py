@@ -8,15 +8,16 @@ transaction alone commits or rolls back.
 
 from __future__ import annotations
 
+import gc
 import os
-import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, Pool, StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
 from threadstore.db import DATABASE_ERRORS, map_error, translated_errors
@@ -63,14 +64,15 @@ class EngineScope(Scope):
         # connections come from the pool (a dropped one is replaced by RawUnit).
         kept = engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool)
         self._hot = HotConnection(engine) if kept else None
+        self._reconnect = None if engine.dialect.name == "sqlite" else reconnect_on(engine)
 
     def read(self) -> RawUnit:
         self._ready()
-        return RawUnit(self._engine, self._hot, "BEGIN", self._events)
+        return RawUnit(self._engine, self._hot, "BEGIN", self._events, self._reconnect)
 
     def write(self) -> RawUnit:
         self._ready()
-        return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE", self._events)
+        return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE", self._events, self._reconnect)
 
     def close(self) -> None:
         """Stop listening for events, and close the connection kept at hand once no one uses it."""
@@ -82,45 +84,76 @@ class EngineScope(Scope):
 class HotConnection:
     """One DBAPI connection of a SQLite file store kept at hand for its hot paths: checking a
     connection out of SQLAlchemy's pool and back costs about as much as reading a row by its key.
-    A caller that finds it free takes it; one that finds it taken (another thread) uses the
+    A unit of work that finds it free takes it; one that finds it taken (another thread) uses the
     engine's pool. It comes from a pool of its own, with the engine's connect settings, so that it
     holds no slot of the engine's pool, which transactions and migrations draw on. A forked child
-    starts without it, as it starts without its parent's pooled connections."""
+    starts without it, as it starts without its parent's pooled connections.
+
+    Who holds it is recorded by the one call that takes it (`dict.setdefault`, atomic under the
+    GIL), as a weak reference to the unit: whenever an interrupt lands, a unit can tell whether it
+    holds the connection, and a unit dropped without having ended (an interrupt kept its
+    `__exit__` from running) lets it go, closed, when it is collected. A lock acquired in one call
+    and recorded in the next would leave a window where neither is known.
+    """
 
     def __init__(self, engine: Engine) -> None:
-        self._pool = engine.pool.recreate()
+        self._pool = _own_pool(engine)
         self._connection: Any = None
-        self._lock = threading.Lock()
+        self._holder: dict[str, weakref.ref[Any]] = {}  # _HOLDER: the unit (or closer) using it
+        self._dropped = self._when_dropped  # one bound method for every take
         _hot_connections.add(self)
 
-    def take(self) -> Any:
-        """The connection, now this caller's until `give_back`, or None when it is taken."""
-        if not self._lock.acquire(blocking=False):
+    def take(self, unit: object) -> Any:
+        """The connection, now `unit`'s until `give_back`, or None when another holds it."""
+        holder = weakref.ref(unit, self._dropped)
+        if self._holder.setdefault(_HOLDER, holder) is not holder:
             return None
-        try:
-            if self._connection is None:
-                self._connection = self._pool.connect()
-        except BaseException:
-            self._lock.release()
-            raise
+        if self._connection is None:
+            self._connection = self._pool.connect()
         return self._connection
 
-    def give_back(self, *, broken: bool) -> None:
-        """End this caller's use; a `broken` connection (its COMMIT or ROLLBACK failed) is closed."""
-        try:
-            if broken:
-                connection, self._connection = self._connection, None
-                connection.invalidate()
-        finally:
-            self._lock.release()
+    def held_by(self, unit: object) -> bool:
+        """Whether `unit` holds the connection."""
+        holder = self._holder.get(_HOLDER)
+        return holder is not None and holder() is unit
+
+    def give_back(self, unit: object, *, broken: bool) -> None:
+        """End `unit`'s use, if it holds the connection; a `broken` connection (its state unknown:
+        its COMMIT or ROLLBACK failed or was cut short) is closed, and the next taker opens another."""
+        if self.held_by(unit):
+            self._release(self._holder[_HOLDER], broken=broken)
+
+    def _when_dropped(self, holder: weakref.ref[Any]) -> None:
+        """A unit was collected while holding the connection: it may have left a BEGIN open."""
+        self._release(holder, broken=True)
+
+    def _release(self, holder: weakref.ref[Any], *, broken: bool) -> None:
+        if self._holder.get(_HOLDER) is not holder:
+            return
+        connection = None
+        if broken:
+            connection, self._connection = self._connection, None
+        del self._holder[_HOLDER]
+        if connection is not None:
+            connection.invalidate()  # closing a SQLite connection rolls back whatever it left open
 
     def close(self) -> None:
-        """Close the connection, waiting for a caller that is using it to finish."""
-        with self._lock:
+        """Close the connection, waiting for a unit that is using it to finish."""
+        closing = _Closing()
+        closer = weakref.ref(closing)
+        waited = False
+        while self._holder.setdefault(_HOLDER, closer) is not closer:
+            if not waited:  # a unit dropped unfinished in a reference cycle lets go when collected
+                gc.collect()
+                waited = True
+            time.sleep(0.001)
+        try:
             connection, self._connection = self._connection, None
             if connection is not None:
                 connection.close()
             self._pool.dispose()
+        finally:
+            del self._holder[_HOLDER]
 
     def forget(self) -> None:
         """In a forked child: drop the parent's connection. It is kept referenced, never closed or
@@ -128,10 +161,23 @@ class HotConnection:
         if self._connection is not None:
             _parents_connections.append(self._connection)
         self._connection = None
-        self._lock = threading.Lock()
+        self._holder = {}
         self._pool = self._pool.recreate()
 
 
+def _own_pool(engine: Engine) -> Pool:
+    """A pool without a queue, with the engine's connect settings (its events), for the one kept
+    connection: a queue's condition variable is not safe against an interrupt landing inside it
+    (Python's `with lock:` is not), and the kept connection needs none."""
+    pool: Any = engine.pool
+    return NullPool(pool._creator, reset_on_return=pool._reset_on_return, _dispatch=pool.dispatch, dialect=pool._dialect)
+
+
+class _Closing:
+    """What holds the hot connection while the store closes it."""
+
+
+_HOLDER = "holder"
 _hot_connections: weakref.WeakSet[HotConnection] = weakref.WeakSet()
 _parents_connections: list[Any] = []
 
@@ -152,83 +198,116 @@ class RawUnit:
     finds the connection lost (the server restarted or dropped it while it sat in the pool), the
     connection is discarded and the statement runs once more on a fresh one: nothing of the unit
     had reached the database, so nothing is repeated.
+
+    Interrupts: a signal handler may raise (KeyboardInterrupt, a timeout) between any two
+    bytecodes, so every way out lets the connection go. An error or an interrupt in `__enter__`
+    or in the block rolls back; on PostgreSQL an interrupt (a BaseException that is not an
+    Exception) discards the connection instead, as psycopg cut short may be in the middle of an
+    exchange with the server ("another command is already in progress"), whereas each sqlite3
+    call runs to its end before Python handles a signal. A connection whose COMMIT or ROLLBACK
+    fails or is cut short is discarded; and a unit dropped without its `__exit__` having run (an interrupt that
+    lands as `__exit__` is called) lets its connection go when it is collected: SQLAlchemy's pool
+    takes back a pooled one, rolled back, and the hot connection closes one it held.
     Written as a class rather than a generator because it runs on every call.
     """
 
-    __slots__ = ("_begin", "_engine", "_events", "_hot", "_raw", "_taken")
+    __slots__ = ("__weakref__", "_begin", "_engine", "_events", "_hot", "_raw", "_reconnect")
 
-    def __init__(self, engine: Engine, hot: HotConnection | None, begin: str, events: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, hot: HotConnection | None, begin: str, events: bool = True, reconnect: Any = None
+    ) -> None:
         self._engine = engine
         self._hot = hot
         self._events = events
         self._begin = begin if engine.dialect.name == "sqlite" else None
+        self._reconnect = reconnect
+        self._raw: Raw | None = None
 
     def __enter__(self) -> Raw:
         try:
-            hot = self._hot.take() if self._hot is not None else None
-            self._taken = hot is not None
-            connection = hot if hot is not None else self._engine.raw_connection()
-        except DATABASE_ERRORS as error:
-            raise map_error(error) from error
-        if self._begin is None:
-            self._raw = Raw(connection, self._engine.dialect, self._reconnect, events=self._events)
-            return self._raw
-        self._raw = Raw(connection, self._engine.dialect, events=self._events)
-        try:
-            connection.cursor().execute(self._begin)
-        except BaseException as error:  # refused, or interrupted once it had begun
-            with suppress(*DATABASE_ERRORS):  # the error to report is the one that stopped the BEGIN
-                self._finish(commit=False)
+            connection = self._hot.take(self) if self._hot is not None else None
+            if connection is None:
+                connection = self._engine.raw_connection()
+            raw = self._raw = Raw(connection, self._engine.dialect, self._reconnect, events=self._events)
+            if self._begin is not None:
+                connection.cursor().execute(self._begin)
+        except BaseException as error:  # refused, or interrupted anywhere on the way in
+            self._end(error)
             if isinstance(error, DATABASE_ERRORS):
                 raise map_error(error) from error
             raise
-        return self._raw
+        return raw
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _trace: object) -> None:
-        commit = kind is None
-        try:
-            if commit:
-                self._flush()
-            self._finish(commit=commit)
-        except DATABASE_ERRORS as failure:
-            raise map_error(failure) from failure
+        if kind is None:
+            try:
+                log.flush(self._raw)  # type: ignore[arg-type]
+            except BaseException as failure:  # the events could not be written: roll back
+                self._end(failure)
+                if isinstance(failure, DATABASE_ERRORS):
+                    raise map_error(failure) from failure
+                raise
+        self._end(error)
         if isinstance(error, DATABASE_ERRORS):
             raise map_error(error) from error
 
-    def _reconnect(self, error: BaseException, cursor: Any) -> Any:
-        """A fresh connection in place of one the first statement found lost; None otherwise."""
-        connection = self._raw.connection
-        if not isinstance(error, DATABASE_ERRORS):
-            return None
-        if not self._engine.dialect.is_disconnect(error, connection.dbapi_connection, cursor):  # type: ignore[arg-type]
-            return None
-        connection.invalidate()
-        return self._engine.raw_connection()
+    def _end(self, error: BaseException | None) -> None:
+        """Commit (no `error`) or roll back, then let the connection go; after an interrupt, on a
+        driver that may have been cut short mid-exchange, discard it instead.
 
-    def _flush(self) -> None:
-        """Write the unit's events; if that fails, roll back and let the connection go first."""
+        Raises:
+            ConflictError, StorageError: the COMMIT failed (the connection is discarded).
+        """
+        if error is not None and not isinstance(error, Exception) and self._engine.dialect.name != "sqlite":
+            self._discard()
+            return
         try:
-            log.flush(self._raw)
-        except BaseException:
-            self._finish(commit=False)
-            raise
+            self._finish(commit=error is None)
+        except DATABASE_ERRORS as failure:
+            raise map_error(failure) from failure
 
     def _finish(self, *, commit: bool) -> None:
-        """Commit or roll back, then let the connection go, even if that fails or is interrupted."""
-        connection = self._raw.connection
-        broken = True
+        """Commit or roll back, then let the connection go; if that fails or is cut short, discard it."""
+        raw = self._raw
+        if raw is None:  # nothing was begun
+            self._discard()
+            return
+        connection = raw.connection
         try:
             if commit:
                 connection.commit()
             else:
                 connection.rollback()
-            broken = False
-        finally:
-            if self._taken:
-                assert self._hot is not None
-                self._hot.give_back(broken=broken)
-            else:
-                connection.close()  # the pool rolls back whatever is left open
+        except BaseException:
+            self._discard()
+            raise
+        if self._hot is not None and self._hot.held_by(self):
+            self._hot.give_back(self, broken=False)
+        else:
+            connection.close()
+
+    def _discard(self) -> None:
+        """Let the connection go closed, its state unknown; what was given back already is left alone."""
+        if self._hot is not None and self._hot.held_by(self):
+            self._hot.give_back(self, broken=True)
+            return
+        connection = self._raw.connection if self._raw is not None else None
+        if connection is not None and connection.dbapi_connection is not None:  # still checked out
+            connection.invalidate()  # closes it and tells the pool, which opens another when needed
+
+def reconnect_on(engine: Engine) -> Callable[[BaseException, Any, Any], Any]:
+    """What `Raw` asks for a fresh connection in place of one its first statement found lost:
+    another from `engine`'s pool, or None when the error was not a lost connection."""
+
+    def reconnect(error: BaseException, cursor: Any, connection: Any) -> Any:
+        if not isinstance(error, DATABASE_ERRORS):
+            return None
+        if not engine.dialect.is_disconnect(error, connection.dbapi_connection, cursor):  # type: ignore[arg-type]
+            return None
+        connection.invalidate()
+        return engine.raw_connection()
+
+    return reconnect
 
 
 class TransactionScope(Scope):
