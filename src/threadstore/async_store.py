@@ -7,10 +7,10 @@ SQLite. Nothing of a repository is written twice; see README.md, "AsyncStore".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy.engine import URL
 
@@ -27,10 +27,14 @@ from threadstore.async_repositories import (
 from threadstore.clock import Clock
 from threadstore.db import DEFAULT_URL, Synchronous, create_async_postgres_engine, create_engine, normalize_url
 from threadstore.runners import GreenletRunner, Runner, ThreadRunner
+from threadstore.scope import Scope, held_open, refuse_inside_transaction
 from threadstore.store import Repositories, Store
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # Threads of a SQLite AsyncStore: enough that calls waiting for the write lock, which SQLite
 # grants one writer at a time, leave threads for the calls that will let it go.
@@ -106,7 +110,7 @@ class AsyncStore(AsyncRepositories):
             )
             self._run = ThreadRunner(SQLITE_THREADS)
         self.clock = self._store.clock
-        super().__init__(self._store, self._run)
+        super().__init__(self._store, _OutsideTransactions(self._run, self._store._engine_scope))
 
     async def migrate(self) -> None:
         """Upgrade the database schema to the newest revision (a no-op when it is current).
@@ -124,10 +128,13 @@ class AsyncStore(AsyncRepositories):
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
-        unit = self._store.transaction()
+        scope = self._store._engine_scope
+        refuse_inside_transaction(scope)
+        unit = self._store._transaction()
         tx = await self._run(unit.__enter__)
         try:
-            yield AsyncTransaction(tx, self._run)
+            with held_open(scope):
+                yield AsyncTransaction(tx, self._run)
         except BaseException as error:
             if not await self._run(unit.__exit__, type(error), error, error.__traceback__):
                 raise
@@ -148,6 +155,22 @@ class AsyncStore(AsyncRepositories):
 
     async def __aexit__(self, *exc_info: type[BaseException] | BaseException | TracebackType | None) -> None:
         await self.close()
+
+
+class _OutsideTransactions:
+    """The runner of the store's own repositories: it refuses a call from a task that holds this
+    store's transaction open (the call would wait for it), before handing the call to a thread."""
+
+    def __init__(self, run: Runner, scope: Scope) -> None:
+        self._run = run
+        self._scope = scope
+
+    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        refuse_inside_transaction(self._scope)
+        return await self._run(function, *args, **kwargs)
+
+    def close(self) -> None:
+        self._run.close()
 
 
 def _migrate_now(url: URL) -> None:

@@ -14,6 +14,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -21,6 +22,7 @@ from sqlalchemy.pool import NullPool, Pool, StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
 from threadstore.db import DATABASE_ERRORS, map_error, translated_errors
+from threadstore.errors import UsageError
 from threadstore.events import log
 from threadstore.events.wakeups import Wakeups
 from threadstore.fastsql import Raw
@@ -67,10 +69,14 @@ class EngineScope(Scope):
         self._reconnect = None if engine.dialect.name == "sqlite" else reconnect_on(engine)
 
     def read(self) -> RawUnit:
+        if self in _OPEN.get():
+            refuse_inside_transaction(self)
         self._ready()
         return RawUnit(self._engine, self._hot, "BEGIN", self._events, self._reconnect)
 
     def write(self) -> RawUnit:
+        if self in _OPEN.get():
+            refuse_inside_transaction(self)
         self._ready()
         return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE", self._events, self._reconnect)
 
@@ -310,16 +316,55 @@ def reconnect_on(engine: Engine) -> Callable[[BaseException, Any, Any], Any]:
     return reconnect
 
 
+# The store scopes whose transaction() the current thread (sync) or task (async) holds open: a
+# call on such a store would wait for its own transaction (SQLite's write lock, a PostgreSQL row
+# lock), so it is refused at once instead.
+_OPEN: ContextVar[tuple[Scope, ...]] = ContextVar("threadstore_open_transactions", default=())
+
+
+def refuse_inside_transaction(scope: Scope) -> None:
+    """Refuse a call on `scope`'s store if this thread or task holds its transaction open.
+
+    Raises:
+        UsageError: it does.
+    """
+    if scope in _OPEN.get():
+        raise UsageError(
+            "This thread (or task) has a transaction of this store open: a call on the store itself, or a "
+            "nested store.transaction(), would wait for that transaction. Use the transaction's repositories "
+            "inside transaction() (tx.threads, tx.messages, ...), or call the store after the block."
+        )
+
+
+@contextmanager
+def held_open(scope: Scope) -> Iterator[None]:
+    """Mark `scope`'s transaction as held open by this thread or task for the block."""
+    _OPEN.set((*_OPEN.get(), scope))
+    try:
+        yield
+    finally:  # set, not reset: an async block may end in another task than it began in
+        _OPEN.set(tuple(held for held in _OPEN.get() if held is not scope))
+
+
 class TransactionScope(Scope):
-    """Every read and write joins one caller-owned unit of work."""
+    """Every read and write joins one caller-owned unit of work, until the unit ends."""
 
     def __init__(self, raw: Raw, clock: Clock) -> None:
         super().__init__(clock, raw.dialect.name)
-        self._raw = raw
+        self._raw: Raw | None = raw
+
+    def end(self) -> None:
+        """The unit has ended: a later call on its repositories is refused."""
+        self._raw = None
 
     @contextmanager
     def read(self) -> Iterator[Raw]:
+        raw = self._raw
+        if raw is None:
+            raise UsageError(
+                "This transaction has ended (its block is over): use the store, or open another transaction()."
+            )
         with translated_errors():
-            yield self._raw
+            yield raw
 
     write = read

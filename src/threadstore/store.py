@@ -23,7 +23,7 @@ from threadstore.openai.messages import Messages
 from threadstore.openai.run_steps import RunSteps
 from threadstore.openai.runs import Runs
 from threadstore.openai.threads import Threads
-from threadstore.scope import EngineScope, Scope, TransactionScope
+from threadstore.scope import EngineScope, Scope, TransactionScope, held_open
 
 
 class Repositories:
@@ -43,7 +43,8 @@ class Transaction(Repositories):
     """One unit of work: every repository call inside it commits or rolls back together."""
 
     def __init__(self, raw: Raw, clock: Clock) -> None:
-        super().__init__(TransactionScope(raw, clock))
+        self._scope = TransactionScope(raw, clock)
+        super().__init__(self._scope)
 
 
 class Store(Repositories):
@@ -121,14 +122,29 @@ class Store(Repositories):
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One unit of work: commits when the block ends, rolls back if it raises.
+        """One unit of work: commits when the block ends, rolls back if it raises. Inside the
+        block, use the transaction's repositories (``tx.threads``): a call on the store itself
+        from the same thread would wait for this transaction, and is refused.
 
         Raises:
+            UsageError: this thread already holds a transaction of this store open; or, later,
+                the transaction is used after its block.
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
+        with self._transaction() as tx, held_open(self._engine_scope):
+            yield tx
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        """The unit of work of `transaction()`, not marked as held by this thread (AsyncStore
+        marks its task instead: its unit is entered in a worker thread)."""
         with self._engine_scope.write() as raw:  # checks the schema first
-            yield Transaction(raw, self.clock)
+            tx = Transaction(raw, self.clock)
+            try:
+                yield tx
+            finally:
+                tx._scope.end()
 
     def close(self) -> None:
         """Close every pooled connection."""
