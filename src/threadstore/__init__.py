@@ -12,6 +12,7 @@ from threadstore.errors import (
     SchemaOutOfDateError,
     StorageError,
     ThreadStoreError,
+    UsageError,
     ValidationError,
 )
 from threadstore.openai.api import Assistant, Deleted, LastError, Message, Run, RunStep, Thread, Usage
@@ -38,5 +39,6 @@ __all__ = [
     "ThreadStoreError",
     "Transaction",
     "Usage",
+    "UsageError",
     "ValidationError",
 ]

@@ -8,8 +8,10 @@ transaction alone commits or rolls back.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -69,13 +71,13 @@ class EngineScope(Scope):
         self._reconnect = None if engine.dialect.name == "sqlite" else reconnect_on(engine)
 
     def read(self) -> RawUnit:
-        if self in _OPEN.get():
+        if _OPEN.get():
             refuse_inside_transaction(self)
         self._ready()
         return RawUnit(self._engine, self._hot, "BEGIN", self._events, self._reconnect)
 
     def write(self) -> RawUnit:
-        if self in _OPEN.get():
+        if _OPEN.get():
             refuse_inside_transaction(self)
         self._ready()
         return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE", self._events, self._reconnect)
@@ -316,10 +318,20 @@ def reconnect_on(engine: Engine) -> Callable[[BaseException, Any, Any], Any]:
     return reconnect
 
 
-# The store scopes whose transaction() the current thread (sync) or task (async) holds open: a
-# call on such a store would wait for its own transaction (SQLite's write lock, a PostgreSQL row
-# lock), so it is refused at once instead.
-_OPEN: ContextVar[tuple[Scope, ...]] = ContextVar("threadstore_open_transactions", default=())
+# The store scopes whose transaction() a thread (sync) or task (async) holds open, with that
+# holder: a call on such a store from its holder would wait for its own transaction (SQLite's
+# write lock, a PostgreSQL row lock), so it is refused at once instead. The holder is recorded
+# because a task created inside the block inherits a copy of the context, and is another task.
+_OPEN: ContextVar[tuple[tuple[Scope, object], ...]] = ContextVar("threadstore_open_transactions", default=())
+
+
+def _holder() -> object:
+    """The running task, or the thread when no event loop runs in it."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: a sync caller
+        task = None
+    return task if task is not None else threading.get_ident()
 
 
 def refuse_inside_transaction(scope: Scope) -> None:
@@ -328,7 +340,7 @@ def refuse_inside_transaction(scope: Scope) -> None:
     Raises:
         UsageError: it does.
     """
-    if scope in _OPEN.get():
+    if (scope, _holder()) in _OPEN.get():
         raise UsageError(
             "This thread (or task) has a transaction of this store open: a call on the store itself, or a "
             "nested store.transaction(), would wait for that transaction. Use the transaction's repositories "
@@ -339,11 +351,12 @@ def refuse_inside_transaction(scope: Scope) -> None:
 @contextmanager
 def held_open(scope: Scope) -> Iterator[None]:
     """Mark `scope`'s transaction as held open by this thread or task for the block."""
-    _OPEN.set((*_OPEN.get(), scope))
+    held = (scope, _holder())
+    _OPEN.set((*_OPEN.get(), held))
     try:
         yield
     finally:  # set, not reset: an async block may end in another task than it began in
-        _OPEN.set(tuple(held for held in _OPEN.get() if held is not scope))
+        _OPEN.set(tuple(other for other in _OPEN.get() if other != held))
 
 
 class TransactionScope(Scope):
