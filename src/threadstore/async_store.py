@@ -25,7 +25,14 @@ from threadstore.async_repositories import (
     AsyncThreads,
 )
 from threadstore.clock import Clock
-from threadstore.db import DEFAULT_URL, Synchronous, create_async_postgres_engine, create_engine, normalize_url
+from threadstore.db import (
+    DEFAULT_URL,
+    Synchronous,
+    create_async_postgres_engine,
+    create_engine,
+    normalize_url,
+    read_only_url,
+)
 from threadstore.runners import GreenletRunner, Runner, ThreadRunner
 from threadstore.scope import Scope, held_open, refuse_inside_transaction
 from threadstore.store import Repositories, Store
@@ -74,6 +81,7 @@ class AsyncStore(AsyncRepositories):
         migrate_on_open: bool | None = None,
         engine_options: Mapping[str, Any] | None = None,
         events: bool = True,
+        read_only: bool = False,
     ) -> None:
         """Open a store. Nothing is awaited: a migration on open (SQLite's default, or asked for
         with `migrate_on_open=True`) runs before this returns, as it does for `Store`.
@@ -85,6 +93,8 @@ class AsyncStore(AsyncRepositories):
             migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
             engine_options: passed on to SQLAlchemy's engine (pool settings and the like).
             events: write the event of every change (`store.events`); False writes none.
+            read_only: open the database for reading only; every write raises ReadOnlyError
+                (see `Store`).
 
         Raises:
             ValidationError: the URL is not a supported database URL.
@@ -94,10 +104,13 @@ class AsyncStore(AsyncRepositories):
         self._async_engine: AsyncEngine | None = None
         self._run: Runner
         if parsed.get_backend_name() == "postgresql":
-            if migrate_on_open:
+            if migrate_on_open and not read_only:
                 _migrate_now(parsed)
-            self._async_engine = create_async_postgres_engine(parsed, engine_options=engine_options)
-            self._store = Store._on_engine(parsed, self._async_engine.sync_engine, clock, events=events)
+            engine_url = read_only_url(parsed) if read_only else parsed
+            self._async_engine = create_async_postgres_engine(engine_url, engine_options=engine_options)
+            self._store = Store._on_engine(
+                parsed, self._async_engine.sync_engine, clock, events=events, read_only=read_only
+            )
             self._run = GreenletRunner()
         else:
             self._store = Store(
@@ -107,6 +120,7 @@ class AsyncStore(AsyncRepositories):
                 migrate_on_open=migrate_on_open,
                 engine_options=engine_options,
                 events=events,
+                read_only=read_only,
             )
             self._run = ThreadRunner(SQLITE_THREADS)
         self.clock = self._store.clock

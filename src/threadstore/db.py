@@ -20,7 +20,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from threadstore.errors import ConflictError, StorageError, ThreadStoreError, ValidationError
+from threadstore.errors import ConflictError, ReadOnlyError, StorageError, ThreadStoreError, ValidationError
 from threadstore.validation import check_choice
 
 if TYPE_CHECKING:
@@ -69,7 +69,11 @@ os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
 def create_engine(
-    url: str | URL, *, synchronous: Synchronous = "NORMAL", engine_options: Mapping[str, Any] | None = None
+    url: str | URL,
+    *,
+    synchronous: Synchronous = "NORMAL",
+    engine_options: Mapping[str, Any] | None = None,
+    read_only: bool = False,
 ) -> Engine:
     """Return an engine for `url` set up as threadstore needs it.
 
@@ -79,11 +83,12 @@ def create_engine(
             most the last transactions before a power cut; FULL loses none, at a cost per commit.
         engine_options: passed on to sqlalchemy.create_engine, e.g. the PostgreSQL pool's
             ``pool_size``, ``max_overflow``, ``pool_timeout``, ``pool_recycle``.
+        read_only: open the database for reading only (see `read_only_url`).
 
     Raises:
         ValidationError: the URL is not a supported database URL.
     """
-    parsed = normalize_url(url)
+    parsed = read_only_url(normalize_url(url)) if read_only else normalize_url(url)
     synchronous = check_choice("synchronous", synchronous, ("NORMAL", "FULL"))
     if parsed.get_backend_name() == "postgresql":
         # No pre-ping: a unit of work replaces a connection its first statement finds lost (scope.RawUnit).
@@ -97,9 +102,35 @@ def create_engine(
         # Every connection to ":memory:" is a new empty database: share one.
         options["poolclass"] = StaticPool
     engine = sa.create_engine(parsed, **options)
-    _configure_sqlite(engine, synchronous=synchronous, wal=not in_memory)
+    _configure_sqlite(engine, synchronous=synchronous, wal=not in_memory and not read_only)
     _engines.add(engine)
     return engine
+
+
+def read_only_url(url: URL) -> URL:
+    """`url` opened for reading only, by the database itself: a SQLite file by its URI filename
+    with ``mode=ro`` (it opens on a read-only mount or without write permission, and SQLite refuses
+    every write), a PostgreSQL session with ``default_transaction_read_only`` on (the server refuses
+    every write, SQLSTATE 25006). Both refusals map to ReadOnlyError.
+
+    Raises:
+        ValidationError: an in-memory SQLite database, which has nothing to read.
+    """
+    if url.get_backend_name() == "postgresql":
+        options = " ".join(filter(None, [str(url.query.get("options", "")), "-c default_transaction_read_only=on"]))
+        return url.update_query_dict({"options": options})
+    if url.database in (None, "", ":memory:"):
+        raise ValidationError("An in-memory SQLite database cannot be opened read-only: it would always be empty.")
+    if url.query.get("uri") == "true":  # already a URI filename: add the mode
+        return url.update_query_dict({"mode": "ro"})
+    params = {"mode": "ro", "uri": "true"}
+    # Reading a WAL database takes its shared-memory file (-shm), which SQLite creates beside it.
+    # Where it cannot (a read-only directory or mount) and none exists, no one can be writing:
+    # open it immutable, which needs none (SQLite then takes no locks and trusts the file).
+    directory = os.path.dirname(os.path.abspath(url.database))
+    if not os.access(directory, os.W_OK) and not os.path.exists(f"{url.database}-shm"):
+        params["immutable"] = "1"
+    return url.set(database=f"file:{url.database}").update_query_dict(params)
 
 
 def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] | None = None) -> AsyncEngine:
@@ -182,6 +213,7 @@ _BAD_TEXT: _Outcome = (ValidationError, "The database refused a character it can
 _BAD_VALUE: _Outcome = (ValidationError, "The database refused a value")
 _DRIVER_BAD_VALUE: _Outcome = (ValidationError, "The driver refused a value")
 _FAILED: _Outcome = (StorageError, "The database failed")
+_READ_ONLY: _Outcome = (ReadOnlyError, "The database is read-only; nothing was written")
 
 # PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html): a
 # five-character code, or a two-character class standing for every code in it not listed. Of
@@ -197,6 +229,7 @@ _SQLSTATES: dict[str, _Outcome] = {
     "22001": _BAD_VALUE,  # string_data_right_truncation: too long for its column
     "22003": _BAD_VALUE,  # numeric_value_out_of_range
     "22P02": _BAD_VALUE,  # invalid_text_representation: not valid for its column's type
+    "25006": _READ_ONLY,  # read_only_sql_transaction: a read-only session (Store(read_only=True)) or standby
 }
 
 # SQLite primary result codes (https://sqlite.org/rescode.html); an extended code such as
@@ -205,6 +238,7 @@ _SQLITE_CODES: dict[int, _Outcome] = {
     sqlite3.SQLITE_BUSY: _CONTENTION,  # another connection holds the lock, or a WAL snapshot is stale
     sqlite3.SQLITE_LOCKED: _CONTENTION,  # a conflict within one connection or shared cache
     sqlite3.SQLITE_CONSTRAINT: _CONFLICT,  # unique, primary key, foreign key, check, not null, trigger
+    sqlite3.SQLITE_READONLY: _READ_ONLY,  # opened with mode=ro, or a file or directory it may not write
 }
 
 # An error a driver raised itself, before any database answered, has no code: it goes by its

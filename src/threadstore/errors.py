@@ -79,3 +79,8 @@ class SchemaOutOfDateError(ThreadStoreError):
 
 class StorageError(ThreadStoreError):
     """Any other failure reported by the database driver."""
+
+
+class ReadOnlyError(StorageError):
+    """A write on a store opened with ``read_only=True`` (or on a database that is read-only): it
+    was refused and nothing was written."""

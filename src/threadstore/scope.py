@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool, Pool, StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
 from threadstore.db import DATABASE_ERRORS, map_error, translated_errors
-from threadstore.errors import UsageError
+from threadstore.errors import ReadOnlyError, UsageError
 from threadstore.events import log
 from threadstore.events.wakeups import Wakeups
 from threadstore.fastsql import Raw
@@ -58,7 +58,9 @@ class Scope:
 class EngineScope(Scope):
     """Each read or write is its own unit of work, committed when it succeeds."""
 
-    def __init__(self, engine: Engine, clock: Clock, ready: Callable[[], None], *, events: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, ready: Callable[[], None], *, events: bool = True, read_only: bool = False
+    ) -> None:
         listened = engine.url if engine.dialect.name == "postgresql" else None
         super().__init__(clock, engine.dialect.name, Wakeups(listened))
         self._engine = engine
@@ -69,6 +71,7 @@ class EngineScope(Scope):
         kept = engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool)
         self._hot = HotConnection(engine) if kept else None
         self._reconnect = None if engine.dialect.name == "sqlite" else reconnect_on(engine)
+        self._read_only = read_only
 
     def read(self) -> RawUnit:
         if _OPEN.get():
@@ -77,6 +80,14 @@ class EngineScope(Scope):
         return RawUnit(self._engine, self._hot, "BEGIN", self._events, self._reconnect)
 
     def write(self) -> RawUnit:
+        """A unit of work for writing.
+
+        Raises:
+            ReadOnlyError: the store was opened with ``read_only=True``; nothing is sent.
+            UsageError: this thread or task holds the store's transaction open.
+        """
+        if self._read_only:
+            raise ReadOnlyError("This store was opened with read_only=True: it writes nothing.")
         if _OPEN.get():
             refuse_inside_transaction(self)
         self._ready()

@@ -14,7 +14,7 @@ import threadstore.openai.streams  # noqa: F401
 from threadstore import migrate
 from threadstore.clock import Clock, system_clock
 from threadstore.db import DEFAULT_URL, Synchronous, create_engine, is_sqlite, normalize_url, unit_of_work
-from threadstore.errors import SchemaOutOfDateError
+from threadstore.errors import ReadOnlyError, SchemaOutOfDateError
 from threadstore.events.repository import Events
 from threadstore.fastsql import Raw
 from threadstore.langgraph.repositories import LangGraph
@@ -65,6 +65,7 @@ class Store(Repositories):
         migrate_on_open: bool | None = None,
         engine_options: Mapping[str, Any] | None = None,
         events: bool = True,
+        read_only: bool = False,
     ) -> None:
         """Open a store.
 
@@ -75,33 +76,47 @@ class Store(Repositories):
             migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
             engine_options: passed on to sqlalchemy.create_engine (pool settings and the like).
             events: write the event of every change (`store.events`); False writes none.
+            read_only: open the database for reading only (a backup, a replica, a read-only
+                mount): every write raises ReadOnlyError and writes nothing; it is never
+                migrated, and its schema must be current.
 
         Raises:
             ValidationError: the URL is not a supported database URL.
         """
         parsed = normalize_url(url if url is not None else DEFAULT_URL)
-        engine = create_engine(parsed, synchronous=synchronous, engine_options=engine_options)
-        self._open(parsed, engine, clock, events=events)
-        if migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine):
+        engine = create_engine(parsed, synchronous=synchronous, engine_options=engine_options, read_only=read_only)
+        self._open(parsed, engine, clock, events=events, read_only=read_only)
+        if not read_only and (migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine)):
             self.migrate()
 
     @classmethod
-    def _on_engine(cls, url: URL, engine: Engine, clock: Clock | None, *, events: bool = True) -> Store:
+    def _on_engine(
+        cls, url: URL, engine: Engine, clock: Clock | None, *, events: bool = True, read_only: bool = False
+    ) -> Store:
         """A store on an engine made elsewhere (AsyncStore's, whose connections are async), not migrated."""
         store = cls.__new__(cls)
-        store._open(url, engine, clock, events=events)
+        store._open(url, engine, clock, events=events, read_only=read_only)
         return store
 
-    def _open(self, url: URL, engine: Engine, clock: Clock | None, *, events: bool) -> None:
+    def _open(self, url: URL, engine: Engine, clock: Clock | None, *, events: bool, read_only: bool) -> None:
         self.url = url
         self.engine = engine
         self.clock = clock or system_clock
+        self.read_only = read_only
         self._schema_current = False
-        self._engine_scope = EngineScope(self.engine, self.clock, self._require_current_schema, events=events)
+        self._engine_scope = EngineScope(
+            self.engine, self.clock, self._require_current_schema, events=events, read_only=read_only
+        )
         super().__init__(self._engine_scope)
 
     def migrate(self) -> None:
-        """Upgrade the database schema to the newest revision (a no-op when it is current)."""
+        """Upgrade the database schema to the newest revision (a no-op when it is current).
+
+        Raises:
+            ReadOnlyError: the store was opened with ``read_only=True``.
+        """
+        if self.read_only:
+            raise ReadOnlyError("This store was opened with read_only=True: it cannot be migrated.")
         migrate.upgrade(self.engine)
         self._schema_current = True
 
@@ -129,6 +144,7 @@ class Store(Repositories):
         Raises:
             UsageError: this thread already holds a transaction of this store open; or, later,
                 the transaction is used after its block.
+            ReadOnlyError: the store was opened with ``read_only=True``.
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
