@@ -201,7 +201,16 @@ def _driver_errors() -> tuple[type[Exception], ...]:
     return tuple(driver.Error for driver in _drivers())
 
 
-DATABASE_ERRORS: tuple[type[Exception], ...] = (exc.DBAPIError, *_driver_errors())
+# What the boundary translates: the drivers' errors (and SQLAlchemy's wrapper of them), the
+# pool's timeout when every connection is in use, and a value a driver cannot encode (a lone
+# surrogate in text; an integer beyond SQLite's 64 bits) whatever call it came in by.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    exc.DBAPIError,
+    exc.TimeoutError,
+    UnicodeEncodeError,
+    OverflowError,
+    *_driver_errors(),
+)
 
 # Driver errors are classified by their codes, never by their text: PostgreSQL translates its
 # messages (lc_messages) and neither driver promises its wording. An outcome is the error to
@@ -213,6 +222,10 @@ _BAD_TEXT: _Outcome = (ValidationError, "The database refused a character it can
 _BAD_VALUE: _Outcome = (ValidationError, "The database refused a value")
 _DRIVER_BAD_VALUE: _Outcome = (ValidationError, "The driver refused a value")
 _FAILED: _Outcome = (StorageError, "The database failed")
+_POOL_EXHAUSTED: _Outcome = (
+    StorageError,
+    "No pooled connection became free within pool_timeout (raise pool_size or max_overflow in engine_options)",
+)
 _READ_ONLY: _Outcome = (ReadOnlyError, "The database is read-only; nothing was written")
 
 # PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html): a
@@ -244,9 +257,14 @@ _SQLITE_CODES: dict[int, _Outcome] = {
 # An error a driver raised itself, before any database answered, has no code: it goes by its
 # DB-API class (PEP 249), e.g. psycopg's refusal of NUL in text is a DataError.
 _UNCODED: list[tuple[type[Exception], _Outcome]] = [
-    pair
-    for driver in _drivers()
-    for pair in ((driver.IntegrityError, _CONFLICT), (driver.DataError, _DRIVER_BAD_VALUE))
+    *(
+        pair
+        for driver in _drivers()
+        for pair in ((driver.IntegrityError, _CONFLICT), (driver.DataError, _DRIVER_BAD_VALUE))
+    ),
+    (exc.TimeoutError, _POOL_EXHAUSTED),
+    (UnicodeEncodeError, _DRIVER_BAD_VALUE),
+    (OverflowError, _DRIVER_BAD_VALUE),
 ]
 
 
@@ -282,8 +300,10 @@ def map_error(error: Exception) -> ThreadStoreError:
         ConflictError for a violated constraint (SQLSTATE class 23, SQLITE_CONSTRAINT_*) or a
         write refused under contention (40001 serialization_failure, 40P01 deadlock_detected,
         55P03 lock_not_available, SQLITE_BUSY_*, SQLITE_LOCKED_*); ValidationError for a value
-        the database cannot store (22P05, 22021: NUL; 22001, 22003, 22P02); StorageError for
-        anything else.
+        the database cannot store (22P05, 22021: NUL; 22001, 22003, 22P02) or a driver cannot
+        encode (a lone surrogate, an integer over 64 bits on SQLite); ReadOnlyError for a write
+        on a read-only database (25006, SQLITE_READONLY_*); StorageError for a pool with no free
+        connection within its timeout, and for anything else.
     """
     orig: BaseException = error
     if isinstance(error, exc.DBAPIError) and error.orig is not None:

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
+
+
+def shown(value: object) -> str:
+    """`value` as an error message shows it: short, and never failing (a 5,000-digit integer
+    cannot be printed, a structure 2,000 levels deep cannot be repr'd)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        return _REPR.repr(value)
+    except Exception:  # noqa: BLE001 (an object whose repr fails is shown by its type)
+        return f"a {type(value).__name__}"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 200  # an id or a status in full; a pasted document cut short
 
 
 class ThreadStoreError(Exception):
@@ -13,7 +29,7 @@ class NotFoundError(ThreadStoreError, LookupError):
     """The object asked for does not exist (or is not where it was looked for)."""
 
     def __init__(self, kind: str, object_id: str) -> None:
-        super().__init__(f"No {kind} found with id {object_id!r}.")
+        super().__init__(f"No {kind} found with id {shown(object_id)}.")
         self.kind = kind
         self.object_id = object_id
 

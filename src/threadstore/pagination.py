@@ -17,7 +17,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from threadstore.errors import ValidationError
 from threadstore.fastsql import Raw, Shapes, Statement
 from threadstore.rows import Rows
-from threadstore.validation import check_choice, check_int, check_optional_string
+from threadstore.validation import check_choice, check_int, check_optional_string, shown
 
 Order = Literal["asc", "desc"]
 DEFAULT_LIMIT = 20
@@ -142,7 +142,7 @@ class Lister:
                 found = raw.first(self._statement(("cursor", keys)), {**values, "cursor": cursor})
                 if found is None:
                     self._require_owner(raw, scope)
-                    raise ValidationError(f"{name}={cursor!r} is not the id of an object in this list.")
+                    raise ValidationError(f"{name}={shown(cursor)} is not the id of an object in this list.")
                 values.update({f"{name}_created": found["created_at"], f"{name}_id": cursor})
                 found_any = True
         backward = params.before is not None and params.after is None

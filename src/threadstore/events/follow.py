@@ -11,7 +11,7 @@ from threadstore.errors import ValidationError
 from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
 from threadstore.openai.states import RUN
-from threadstore.validation import check_optional_string
+from threadstore.validation import check_optional_string, shown
 
 # The last event of a run: an OpenAI run's move to a terminal status (written after its steps and
 # messages end), a LangGraph run's `end`.
@@ -64,5 +64,5 @@ def _seconds(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValidationError(f"{name} must be a number of seconds, not {value!r}.")
+        raise ValidationError(f"{name} must be a number of seconds, not {shown(value)}.")
     return float(value)

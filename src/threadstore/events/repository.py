@@ -20,7 +20,7 @@ from threadstore.langgraph.states import RUN as LANGGRAPH_RUN
 from threadstore.openai.models import runs as openai_runs
 from threadstore.openai.states import RUN as OPENAI_RUN
 from threadstore.scope import Scope
-from threadstore.validation import check_int, check_optional_string
+from threadstore.validation import check_int, check_optional_string, shown
 
 MAX_LIMIT = 1000
 
@@ -145,7 +145,7 @@ class Events:
             ValidationError: `older_than` is not a non-negative timedelta, or a bad batch.
         """
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
-            raise ValidationError(f"older_than must be a timedelta of at least zero, not {older_than!r}.")
+            raise ValidationError(f"older_than must be a timedelta of at least zero, not {shown(older_than)}.")
         size = check_int("batch", batch, minimum=1, maximum=100_000)
         params = {"before": self._scope.now() - int(older_than.total_seconds()), "batch": size}
         deleted = 0

@@ -20,6 +20,7 @@ from threadstore.validation import (
     check_mapping,
     check_optional_string,
     check_string,
+    shown,
 )
 
 CONTENT_TYPES = ("text", "image_file", "image_url", "refusal")
@@ -155,7 +156,7 @@ def tool_resources(value: object) -> Json | None:
     for key, entry in value.items():
         field = allowed.get(key)
         if field is None:
-            raise ValidationError(f"tool_resources has no {key!r}; it takes {sorted(allowed)}.")
+            raise ValidationError(f"tool_resources has no {shown(key)}; it takes {sorted(allowed)}.")
         entry = check_mapping(f"tool_resources.{key}", entry)
         ids = check_list(f"tool_resources.{key}.{field}", entry.get(field, []))
         checked[key] = {field: [check_string(f"{key} id", i) for i in ids]}
