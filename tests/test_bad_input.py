@@ -20,7 +20,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import snapshot
 from threadstore import NotFoundError, Store, ThreadStoreError, ValidationError
-from threadstore.validation import shown
+from threadstore.errors import shown
 
 # No shrinking: the store outlives the examples, so when the library wrongly accepts an input,
 # every shrink attempt writes more rows and makes the next snapshot slower; shrinking a failure
@@ -828,7 +828,9 @@ def test_a_choice_given_as_a_str_enum_is_stored_and_returned_as_its_plain_value(
 
 # --- hostile values in every argument of every public method -------------------------------------
 
-DEEP = functools.reduce(lambda inner, _: {"a": [inner]}, range(1000), {})  # 2,000 levels: past any recursion
+DEEP: dict[str, Any] = functools.reduce(
+    lambda inner, _: {"a": [inner]}, range(1000), cast(dict[str, Any], {})
+)  # 2,000 levels: past any recursion
 HUGE = 10**5000
 # Values no argument accepts: text no backend can encode, nesting and integers past what is stored,
 # non-finite numbers, objects of no JSON type. (None is accepted by optional arguments.)
@@ -869,7 +871,7 @@ NOT_SWEPT = {"events.follow"}
 
 def public_calls(store: Store) -> dict[str, tuple[Callable[..., object], list[inspect.Parameter]]]:
     """Every public method of every repository with at least one argument, and its arguments."""
-    calls = {}
+    calls: dict[str, tuple[Callable[..., object], list[inspect.Parameter]]] = {}
     for prefix, repository in repositories(store).items():
         for name, method in inspect.getmembers(repository, inspect.ismethod):
             parameters = list(inspect.signature(method).parameters.values())
@@ -899,7 +901,7 @@ def test_hostile_values_in_every_argument_of_every_public_method_raise_only_type
     assert len(calls) > 40
     named = {}
     for where, (method, parameters) in calls.items():
-        values = [rng.choice(HOSTILE + [None] if p.default is p.empty else HOSTILE) for p in parameters]
+        values = [rng.choice([*HOSTILE, None] if p.default is p.empty else HOSTILE) for p in parameters]
         named[f"{where}{tuple(map(_short, values))}"] = functools.partial(call_with, method, parameters, values)
     assert_refused(store, ThreadStoreError, named)
 

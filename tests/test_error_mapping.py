@@ -436,9 +436,7 @@ def test_postgres_nul_refusal_with_a_translated_message_is_a_validation_error() 
     assert_maps_to(error, ValidationError)
 
 
-def test_a_pool_with_no_free_connection_within_its_timeout_is_a_storage_error(
-    store_url: sa.URL, backend: str
-) -> None:
+def test_a_pool_with_no_free_connection_within_its_timeout_is_a_storage_error(store_url: sa.URL, backend: str) -> None:
     options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}
     with Store(store_url, engine_options=options) as store:
         held = store.engine.raw_connection()  # the pool's one connection
@@ -459,5 +457,5 @@ def test_a_pool_with_no_free_connection_within_its_timeout_is_a_storage_error(
 def _capture(outcome: list[BaseException], call: Callable[[], object]) -> None:
     try:
         call()
-    except BaseException as error:  # noqa: BLE001 (the test looks at whatever it raised)
+    except BaseException as error:
         outcome.append(error)

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from tests.conftest import FakeClock, snapshot
 from threadstore import AsyncStore, InvalidTransitionError, Store, UsageError, ValidationError
 
-
 # Store from the test's own thread; AsyncStore's tasks: see the asyncio test below (the sync
 # facade over AsyncStore runs each call in a task of its own, so it holds no transaction open).
 SYNC_ONLY = pytest.mark.parametrize("store_kind", ["sync"])
@@ -86,7 +85,7 @@ def test_a_task_calling_the_async_store_inside_its_own_transaction_is_refused(st
 
 
 def test_a_naive_clock_value_is_a_validation_error(store_url: sa.URL) -> None:
-    naive = datetime(2026, 1, 1)  # noqa: DTZ001 (the misuse under test)
+    naive = datetime(2026, 1, 1)
     with Store(store_url, clock=lambda: naive) as store:
         before = snapshot(store)
         with pytest.raises(ValidationError, match="timezone-aware"):

@@ -72,9 +72,7 @@ def test_every_write_on_a_read_only_store_raises_read_only_error_and_writes_noth
 
 
 @pytest.mark.parametrize("store_kind", ["sync"])
-def test_the_database_itself_refuses_a_write_from_a_read_only_store(
-    read_only: Store, written: tuple[str, str]
-) -> None:
+def test_the_database_itself_refuses_a_write_from_a_read_only_store(read_only: Store, written: tuple[str, str]) -> None:
     scope = read_only.threads._scope
     assert isinstance(scope, EngineScope)
     scope._read_only = False  # past the store's own check: SQLite's mode=ro, PostgreSQL's read-only session
@@ -90,9 +88,8 @@ def test_a_read_only_store_is_never_migrated_and_needs_a_current_schema(empty_ur
     if empty_url.get_backend_name() == "sqlite":
         assert empty_url.database
         sqlite3.connect(empty_url.database).close()  # an empty file, never migrated
-    with Store(empty_url, read_only=True, migrate_on_open=True) as store:
-        with pytest.raises(SchemaOutOfDateError):
-            store.threads.list()
+    with Store(empty_url, read_only=True, migrate_on_open=True) as store, pytest.raises(SchemaOutOfDateError):
+        store.threads.list()
     with sa.create_engine(empty_url).connect() as connection:
         assert sa.inspect(connection).get_table_names() == []
 

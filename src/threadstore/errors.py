@@ -13,7 +13,7 @@ def shown(value: object) -> str:
         return f"an integer of {value.bit_length()} bits"
     try:
         return _REPR.repr(value)
-    except Exception:  # noqa: BLE001 (an object whose repr fails is shown by its type)
+    except Exception:
         return f"a {type(value).__name__}"
 
 

@@ -14,10 +14,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, Select
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.fastsql import Raw, Shapes, Statement
 from threadstore.rows import Rows
-from threadstore.validation import check_choice, check_int, check_optional_string, shown
+from threadstore.validation import check_choice, check_int, check_optional_string
 
 Order = Literal["asc", "desc"]
 DEFAULT_LIMIT = 20

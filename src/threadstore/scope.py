@@ -189,7 +189,9 @@ def _own_pool(engine: Engine) -> Pool:
     connection: a queue's condition variable is not safe against an interrupt landing inside it
     (Python's `with lock:` is not), and the kept connection needs none."""
     pool: Any = engine.pool
-    return NullPool(pool._creator, reset_on_return=pool._reset_on_return, _dispatch=pool.dispatch, dialect=pool._dialect)
+    return NullPool(
+        pool._creator, reset_on_return=pool._reset_on_return, _dispatch=pool.dispatch, dialect=pool._dialect
+    )
 
 
 class _Closing:
@@ -313,6 +315,7 @@ class RawUnit:
         connection = self._raw.connection if self._raw is not None else None
         if connection is not None and connection.dbapi_connection is not None:  # still checked out
             connection.invalidate()  # closes it and tells the pool, which opens another when needed
+
 
 def reconnect_on(engine: Engine) -> Callable[[BaseException, Any, Any], Any]:
     """What `Raw` asks for a fresh connection in place of one its first statement found lost:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from threadstore.errors import ValidationError
-from threadstore.validation import MAX_INT64, shown
+from threadstore.errors import ValidationError, shown
+from threadstore.validation import MAX_INT64
 
 
 def cursor(after: object) -> int | None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
 from threadstore.openai.states import RUN
-from threadstore.validation import check_optional_string, shown
+from threadstore.validation import check_optional_string
 
 # The last event of a run: an OpenAI run's move to a terminal status (written after its steps and
 # messages end), a LangGraph run's `end`.

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
 from threadstore.events.follow import Follower
@@ -20,7 +20,7 @@ from threadstore.langgraph.states import RUN as LANGGRAPH_RUN
 from threadstore.openai.models import runs as openai_runs
 from threadstore.openai.states import RUN as OPENAI_RUN
 from threadstore.scope import Scope
-from threadstore.validation import check_int, check_optional_string, shown
+from threadstore.validation import check_int, check_optional_string
 
 MAX_LIMIT = 1000
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.ids import new_id
 from threadstore.openai.states import TOOL_TYPES
 from threadstore.records import Json
@@ -20,7 +20,6 @@ from threadstore.validation import (
     check_mapping,
     check_optional_string,
     check_string,
-    shown,
 )
 
 CONTENT_TYPES = ("text", "image_file", "image_url", "refusal")
