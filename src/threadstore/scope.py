@@ -8,9 +8,9 @@ transaction alone commits or rolls back.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
+import sys
 import threading
 import time
 import weakref
@@ -341,8 +341,9 @@ _OPEN: ContextVar[tuple[tuple[Scope, object], ...]] = ContextVar("threadstore_op
 
 def _holder() -> object:
     """The running task, or the thread when no event loop runs in it."""
+    asyncio = sys.modules.get("asyncio")  # not imported: no loop runs, and a sync store need not load it
     try:
-        task = asyncio.current_task()
+        task = asyncio.current_task() if asyncio is not None else None
     except RuntimeError:  # no running loop: a sync caller
         task = None
     return task if task is not None else threading.get_ident()
