@@ -16,7 +16,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -74,7 +73,7 @@ class EngineScope(Scope):
         self._read_only = read_only
 
     def read(self) -> RawUnit:
-        if _OPEN.get():
+        if _OPEN:
             refuse_inside_transaction(self)
         self._ready()
         return RawUnit(self._engine, self._hot, "BEGIN", self._events, self._reconnect)
@@ -88,7 +87,7 @@ class EngineScope(Scope):
         """
         if self._read_only:
             raise ReadOnlyError("This store was opened with read_only=True: it writes nothing.")
-        if _OPEN.get():
+        if _OPEN:
             refuse_inside_transaction(self)
         self._ready()
         return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE", self._events, self._reconnect)
@@ -332,11 +331,13 @@ def reconnect_on(engine: Engine) -> Callable[[BaseException, Any, Any], Any]:
     return reconnect
 
 
-# The store scopes whose transaction() a thread (sync) or task (async) holds open, with that
+# The store scopes whose transaction() a thread (sync) or task (async) holds open, each with that
 # holder: a call on such a store from its holder would wait for its own transaction (SQLite's
-# write lock, a PostgreSQL row lock), so it is refused at once instead. The holder is recorded
-# because a task created inside the block inherits a copy of the context, and is another task.
-_OPEN: ContextVar[tuple[tuple[Scope, object], ...]] = ContextVar("threadstore_open_transactions", default=())
+# write lock, a PostgreSQL row lock), so it is refused at once instead. One set for the process,
+# keyed by the holder, rather than a context variable: a task created inside the block inherits
+# its creator's context but is another task, and a mark is added and removed by one call each, so
+# an interrupt cannot leave one behind.
+_OPEN: set[tuple[Scope, object]] = set()
 
 
 def _holder() -> object:
@@ -355,7 +356,7 @@ def refuse_inside_transaction(scope: Scope) -> None:
     Raises:
         UsageError: it does.
     """
-    if (scope, _holder()) in _OPEN.get():
+    if (scope, _holder()) in _OPEN:
         raise UsageError(
             "This thread (or task) has a transaction of this store open: a call on the store itself, or a "
             "nested store.transaction(), would wait for that transaction. Use the transaction's repositories "
@@ -367,11 +368,11 @@ def refuse_inside_transaction(scope: Scope) -> None:
 def held_open(scope: Scope) -> Iterator[None]:
     """Mark `scope`'s transaction as held open by this thread or task for the block."""
     held = (scope, _holder())
-    _OPEN.set((*_OPEN.get(), held))
     try:
+        _OPEN.add(held)
         yield
-    finally:  # set, not reset: an async block may end in another task than it began in
-        _OPEN.set(tuple(other for other in _OPEN.get() if other != held))
+    finally:
+        _OPEN.discard(held)
 
 
 class TransactionScope(Scope):
