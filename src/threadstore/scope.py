@@ -130,16 +130,15 @@ class HotConnection:
             self._connection = self._pool.connect()
         return self._connection
 
-    def held_by(self, unit: object) -> bool:
-        """Whether `unit` holds the connection."""
+    def give_back(self, unit: object, *, broken: bool) -> bool:
+        """End `unit`'s use, if it holds the connection, and say whether it did; a `broken`
+        connection (its state unknown: its COMMIT or ROLLBACK failed or was cut short) is closed,
+        and the next taker opens another."""
         holder = self._holder.get(_HOLDER)
-        return holder is not None and holder() is unit
-
-    def give_back(self, unit: object, *, broken: bool) -> None:
-        """End `unit`'s use, if it holds the connection; a `broken` connection (its state unknown:
-        its COMMIT or ROLLBACK failed or was cut short) is closed, and the next taker opens another."""
-        if self.held_by(unit):
-            self._release(self._holder[_HOLDER], broken=broken)
+        if holder is None or holder() is not unit:
+            return False
+        self._release(holder, broken=broken)
+        return True
 
     def _when_dropped(self, holder: weakref.ref[Any]) -> None:
         """A unit was collected while holding the connection: it may have left a BEGIN open."""
@@ -301,15 +300,12 @@ class RawUnit:
         except BaseException:
             self._discard()
             raise
-        if self._hot is not None and self._hot.held_by(self):
-            self._hot.give_back(self, broken=False)
-        else:
+        if self._hot is None or not self._hot.give_back(self, broken=False):
             connection.close()
 
     def _discard(self) -> None:
         """Let the connection go closed, its state unknown; what was given back already is left alone."""
-        if self._hot is not None and self._hot.held_by(self):
-            self._hot.give_back(self, broken=True)
+        if self._hot is not None and self._hot.give_back(self, broken=True):
             return
         connection = self._raw.connection if self._raw is not None else None
         if connection is not None and connection.dbapi_connection is not None:  # still checked out
