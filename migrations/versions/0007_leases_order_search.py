@@ -10,7 +10,7 @@ scalar metadata entries, filled here from the existing threads by the store's ow
 (threadstore.langgraph.metadata_index.entries), and on PostgreSQL a GIN index (jsonb_path_ops).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 from threadstore.langgraph.metadata_index import entries
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -24,7 +24,8 @@ from threadstore.openai.states import (
 )
 from threadstore.records import Json
 from threadstore.scope import Scope
-from threadstore.transitions import Bulk, announce_moved, move, move_all
+from threadstore.transitions import Bulk, announce_moved, move, move_all, refused
+from threadstore.types import RunErrorCode, RunIncompleteReason
 from threadstore.validation import (
     check_choice,
     check_int,
@@ -61,8 +62,8 @@ def move_run(
     where = None if attempt is None else {"attempt": attempt}
     try:
         row = move(raw, runs, RUN, verb, run_id, now, target=target, values=values, where=where, announce=False)
-    except ConflictError as refused:
-        raise refusal(raw, run_id, attempt, refused) from refused
+    except ConflictError as error:
+        raise refusal(raw, run_id, attempt, error) from error
     run = Run.from_row(row)
     if run.status in RUN.terminal:
         end_children(raw, run, now)
@@ -82,13 +83,13 @@ def check_attempt(attempt: object) -> int | None:
 _ATTEMPT = Statement(sa.select(runs.c.attempt).where(runs.c.id == sa.bindparam("run_id")))
 
 
-def refusal(raw: Raw, run_id: str, attempt: int | None, refused: ConflictError) -> ConflictError:
-    """Why a fenced write on a run was refused: its worker's `attempt` is stale, or else `refused`."""
+def refusal(raw: Raw, run_id: str, attempt: int | None, error: ConflictError) -> ConflictError:
+    """Why a fenced write on a run was refused: its worker's `attempt` is stale, or else `error`."""
     if attempt is not None:
         found = raw.first(_ATTEMPT, {"run_id": run_id})
         if found is not None and found["attempt"] != attempt:
             return stale(run_id, attempt, found["attempt"])
-    return refused
+    return error
 
 
 def _end_moves(run_status: str) -> tuple[Bulk, Bulk]:
@@ -418,7 +419,7 @@ class RunVerbs:
         with self._scope.write() as raw:
             run = Run.from_row(RUNS.get(raw, run_id, for_update=True))
             if run.status != "requires_action" or run.required_action is None:
-                raise InvalidTransitionError("run", run_id, run.status, "queued")
+                raise refused(RUN, "submit_tool_outputs", run_id, run.status, "queued")
             asked = {call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]}
             if set(outputs) != asked:
                 raise ValidationError(f"tool_outputs must answer exactly {sorted(asked)}; got {sorted(outputs)}.")
@@ -492,7 +493,7 @@ class RunVerbs:
         self,
         run_id: str,
         *,
-        code: str,
+        code: RunErrorCode,
         message: str,
         usage: dict[str, int] | None = None,
         attempt: int | None = None,
@@ -521,7 +522,7 @@ class RunVerbs:
         self,
         run_id: str,
         *,
-        reason: str | None = None,
+        reason: RunIncompleteReason | None = None,
         usage: dict[str, int] | None = None,
         attempt: int | None = None,
     ) -> Run:
