@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,6 +46,7 @@ class ModelRun:
     lease_expires_at: int | None = None
     terminal_seen: str | None = None
     ended: int = 0  # the order in which runs ended, whatever the clock said
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # what its stream must hold
 
 
 def expect(error: type[Exception] | None, call: Callable[[], Any]) -> Any:
@@ -93,6 +94,9 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 run.lease_expires_at = None
             if target in RUN.terminal:
                 run.ended = next(self.endings)
+                run.events.append(("end", {"run_id": run.run_id, "status": target}))
+            if target == "running":  # a claim: the attempt it starts
+                run.events.append(("metadata", {"run_id": run.run_id, "attempt": run.attempt}))
 
         def model_thread_status(self, thread: str) -> str:
             mine = [r for r in self.runs.values() if r.thread == thread]
@@ -152,8 +156,8 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             assert (claimed.run_id if claimed else None) == (expected.run_id if expected else None)
             if expected is None or claimed is None:
                 return ("no-claim", 0)
-            self.move(expected, "running")
             expected.attempt += 1
+            self.move(expected, "running")
             expected.lease_expires_at = self.now + LEASE * 1_000_000
             assert claimed.attempt == expected.attempt
             return (claimed.run_id, claimed.attempt)
@@ -241,6 +245,13 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             for thread in stored_threads:
                 assert thread.status == self.model_thread_status(thread.thread_id), thread.thread_id
                 THREAD_SHAPE.validate_python(thread.to_api())
+
+        @invariant()
+        def each_run_streamed_each_claim_and_its_end_in_order(self) -> None:
+            streamed: dict[str | None, list[tuple[str, dict[str, Any]]]] = {}
+            for event in self.store.events.list(limit=1000):  # every thread's, in commit order
+                streamed.setdefault(event.run_id, []).append((event.event, event.data))
+            assert streamed == {run_id: run.events for run_id, run in self.runs.items() if run.events}
 
         @invariant()
         def the_store_has_at_most_one_running_run_per_thread(self) -> None:
