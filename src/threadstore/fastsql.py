@@ -186,19 +186,22 @@ class Raw:
     It returns None when the failure was not a lost connection, and the error stands.
     """
 
-    __slots__ = ("_reconnect", "connection", "dialect", "events", "pending")
+    __slots__ = ("_cursor", "_reconnect", "connection", "dialect", "events", "pending")
 
     def __init__(
         self, connection: Any, dialect: Dialect, reconnect: Reconnect | None = None, *, events: bool = True
     ) -> None:
-        self.connection = connection
+        self.connection = connection  # the pool's proxy, which the unit commits and lets go
+        # Cursors straight from the driver's connection: the proxy's cursor() only passes the
+        # call on, and costs a Python call on every statement.
+        self._cursor = connection.dbapi_connection.cursor
         self.dialect = dialect
         self._reconnect = reconnect
         self.events = events  # whether this unit's changes write their events (Store(events=...))
         self.pending: list[dict[str, Any]] = []  # the unit's events, written just before it commits
 
     def _run(self, sql: str, params: Any) -> Any:
-        cursor = self.connection.cursor()
+        cursor = self._cursor()
         if self._reconnect is None:
             cursor.execute(sql, params)
             return cursor
@@ -209,8 +212,8 @@ class Raw:
             fresh = reconnect(error, cursor)
             if fresh is None:
                 raise
-            self.connection = fresh
-            cursor = fresh.cursor()
+            self.connection, self._cursor = fresh, fresh.dbapi_connection.cursor
+            cursor = self._cursor()
             cursor.execute(sql, params)
         return cursor
 
@@ -226,7 +229,7 @@ class Raw:
         if self._reconnect is not None:  # the first statement of the unit: let `_run` send it
             self.execute(statement, rows[0])
             rows = rows[1:]
-        cursor = self.connection.cursor()
+        cursor = self._cursor()
         if isinstance(statement, Insert):
             statement.execute_many(cursor, self.dialect, rows)
         else:

@@ -187,7 +187,7 @@ class RawUnit:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _trace: object) -> None:
         commit = kind is None
         try:
-            if commit:
+            if commit and self._raw.pending:
                 self._flush()
             self._finish(commit=commit)
         except DATABASE_ERRORS as failure:
@@ -217,11 +217,11 @@ class RawUnit:
         """Commit or roll back, then let the connection go, even if that fails or is interrupted."""
         connection = self._raw.connection
         broken = True
-        try:
+        try:  # on the driver's connection: the pool's proxy would pass the call on through __getattr__
             if commit:
-                connection.commit()
+                connection.dbapi_connection.commit()
             else:
-                connection.rollback()
+                connection.dbapi_connection.rollback()
             broken = False
         finally:
             if self._taken:
