@@ -39,11 +39,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -51,7 +53,9 @@ import sqlalchemy as sa
 from benchmarks.floor import message_api, run_api
 from benchmarks.ops import postgres_schema
 from threadstore import AsyncStore, Store
+from threadstore.async_store import SQLITE_THREADS
 from threadstore.ids import new_id
+from threadstore.runners import ThreadRunner
 
 PAGE_MESSAGES = 50  # messages in the paged thread: more than one page of 20
 
@@ -183,10 +187,7 @@ class AsyncFloor:
     def __init__(self, url: str, pool: int, assistant_id: str) -> None:
         from psycopg_pool import AsyncConnectionPool
 
-        parsed = sa.make_url(url)
-        kwargs: dict[str, Any] = {"host": parsed.host, "port": parsed.port, "user": parsed.username}
-        kwargs |= {"password": parsed.password, "dbname": parsed.database, "options": parsed.query.get("options")}
-        self.pool = AsyncConnectionPool(kwargs={k: v for k, v in kwargs.items() if v}, min_size=pool, open=False)
+        self.pool = AsyncConnectionPool(kwargs=connect_kwargs(url), min_size=pool, open=False)
         self.assistant_id = assistant_id
 
     async def open(self) -> None:
@@ -238,6 +239,27 @@ class AsyncFloor:
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+def connect_kwargs(url: str) -> dict[str, Any]:
+    """psycopg's connection arguments for the SQLAlchemy URL `url`."""
+    parsed = sa.make_url(url)
+    kwargs: dict[str, Any] = {"host": parsed.host, "port": parsed.port, "user": parsed.username}
+    kwargs |= {"password": parsed.password, "dbname": parsed.database, "options": parsed.query.get("options")}
+    return {name: value for name, value in kwargs.items() if value}
+
+
+def round_trip_ms(url: str, repeat: int = 200) -> float:
+    """The median time of a `SELECT 1` on a connection to `url`, in milliseconds."""
+    import psycopg
+
+    times = []
+    with psycopg.connect(**connect_kwargs(url), autocommit=True) as connection:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            connection.execute("SELECT 1").fetchone()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def _decoded(value: Any) -> Any:
@@ -313,6 +335,7 @@ def drain(store: Store, free: deque[str]) -> None:
 async def postgres_throughput(url: str, args: argparse.Namespace, network: str) -> None:
     """Print the throughput table and the loop's lag for the three implementations, whose
     connections reach the database at `url` over `network` (said in the table's title)."""
+    network += f" (a SELECT 1 takes {round_trip_ms(url):.2f} ms, median)"
     setup = Store(url, migrate_on_open=True, events=False)
     assistant = setup.assistants.create(model="gpt-4o", instructions="be brief").id
     paged = setup.threads.create().id
@@ -451,6 +474,35 @@ async def sqlite_latency(args: argparse.Namespace) -> None:
         print(f"| {name} | {mine / sync:.2f} | {mine:.0f} | {sync:.0f} |", flush=True)
     await aio.close()
     store.close()
+    await print_hand_off(args.repeat)
+
+
+async def print_hand_off(repeat: int) -> None:
+    """What handing a call to another thread costs by itself: a call that does nothing, through
+    AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop)."""
+    runner = ThreadRunner(SQLITE_THREADS)
+    [through_runner] = await medians_us([lambda: runner(int)], repeat)
+    runner.close()
+    there, back = SimpleQueue[int](), SimpleQueue[int]()
+
+    def echo() -> None:
+        while token := there.get():
+            back.put(token)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter_ns()
+        there.put(1)
+        back.get()
+        times.append(time.perf_counter_ns() - started)
+    there.put(0)
+    thread.join()
+    print(
+        f"A call that does nothing, through AsyncStore's runner: {through_runner:.0f} µs; two threads passing"
+        f" a token there and back (no event loop): {statistics.median(times) / 1000:.0f} µs (medians)"
+    )
 
 
 @contextmanager

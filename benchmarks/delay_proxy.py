@@ -50,10 +50,17 @@ async def serve(host: str, port: int, delay: float, seconds: float) -> None:
     """Listen on 127.0.0.1 and forward each connection to `host:port`, for at most `seconds`."""
 
     async def forward(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection(host, port)
-        await asyncio.gather(
-            pump(client_reader, server_writer, delay), pump(server_reader, client_writer, delay), return_exceptions=True
-        )
+        try:
+            server_reader, server_writer = await asyncio.open_connection(host, port)
+        except OSError:
+            client_writer.close()  # the client sees the connection refused, rather than hang
+            return
+        with suppress(asyncio.CancelledError):  # the proxy is stopping
+            await asyncio.gather(
+                pump(client_reader, server_writer, delay),
+                pump(server_reader, client_writer, delay),
+                return_exceptions=True,
+            )
 
     server = await asyncio.start_server(forward, "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)

@@ -175,7 +175,7 @@ class RawUnit:
             return self._raw
         self._raw = Raw(connection, self._engine.dialect, events=self._events)
         try:
-            connection.cursor().execute(self._begin)
+            self._raw.cursor().execute(self._begin)
         except BaseException as error:  # refused, or interrupted once it had begun
             with suppress(*DATABASE_ERRORS):  # the error to report is the one that stopped the BEGIN
                 self._finish(commit=False)
