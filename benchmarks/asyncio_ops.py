@@ -24,7 +24,7 @@ SQLite: the median latency of single operations, AsyncStore (a thread of its poo
 against the sync Store.
 
     python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 10] [--iterations 20]
-        [--rounds 7] [--postgres URL] [--delay-ms 1]
+        [--rounds 7] [--postgres URL] [--delay-ms 1 [5 ...]]
 
 PostgreSQL is measured in a schema of its own, dropped afterwards.
 """
@@ -537,7 +537,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="PostgreSQL: rounds of every implementation")
     parser.add_argument("--postgres", default=os.environ.get("THREADSTORE_TEST_POSTGRES_URL"))
     parser.add_argument(
-        "--delay-ms", type=float, default=1.0, help="PostgreSQL: also through a proxy adding this delay each way"
+        "--delay-ms", type=float, nargs="*", default=[1.0], help="PostgreSQL: also through a proxy adding each delay"
     )
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores")
@@ -545,9 +545,9 @@ def main() -> None:
     if args.postgres:
         with postgres_schema(args.postgres) as url:
             asyncio.run(postgres_throughput(url, args, "local server"))
-            if args.delay_ms > 0:
-                with delayed(url, args.delay_ms) as far:
-                    network = f"through a proxy adding {args.delay_ms:g} ms each way"
+            for delay_ms in args.delay_ms:
+                with delayed(url, delay_ms) as far:
+                    network = f"through a proxy adding {delay_ms:g} ms each way"
                     asyncio.run(postgres_throughput(far, args, network))
 
 

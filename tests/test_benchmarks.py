@@ -53,6 +53,7 @@ def test_the_asyncio_benchmark_prints_every_row_with_its_ratios() -> None:
     assert all(float(row[2]) > 0 and float(row[3].replace(",", "")) > 0 for row in rows[len(sqlite) :])
     assert all(float(row[6]) >= float(row[5]) for row in rows[len(sqlite) :])
     assert sum(line.startswith("AsyncStore / floor:") for line in lines) == (len(expected) - len(sqlite)) // 3
+    assert sum(line.startswith("A call that does nothing, through AsyncStore's runner:") for line in lines) == 1
 
 
 def test_the_events_benchmark_prints_its_cost_latency_and_followers_on_each_backend() -> None:
