@@ -11,19 +11,20 @@ with claim_next, complete it) and the first page of a thread's messages, over po
 - the sync Store called through `asyncio.to_thread` (the default executor).
 
 All three write no events (the floor writes none; benchmarks.events measures what they cost) and
-have pools of the same size. The tasks run twice: against the local server, where nothing waits
-on the network, then through benchmarks.delay_proxy, which adds `--delay-ms` (default 1) in each
-direction as a database in another rack would; there a server's concurrency is what counts, and
-`asyncio.to_thread` has only the default executor's min(32, cores + 4) threads.
+have pools of the same size. The tasks run against the local server, where nothing waits on the
+network, then through benchmarks.delay_proxy once for each `--delay-ms` (default 1), which it
+adds in each direction as a database in another rack would; there a server's concurrency is
+what counts, and `asyncio.to_thread` has only the default executor's min(32, cores + 4) threads.
+Each table's title gives the median round trip of a SELECT 1 on that network.
 
 Meanwhile a probe task sleeps 1 ms in a loop and records how late it wakes: the event loop's lag.
 The table also gives the CPU time the benchmark's process spent per iteration (all its threads):
 where every implementation gets the same share of a busy machine, throughput follows it.
 
 SQLite: the median latency of single operations, AsyncStore (a thread of its pool per call)
-against the sync Store.
+against the sync Store, then what a hand-off to a thread and back costs by itself.
 
-    python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 10] [--iterations 20]
+    python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 20] [--iterations 20]
         [--rounds 7] [--postgres URL] [--delay-ms 1 [5 ...]]
 
 PostgreSQL is measured in a schema of its own, dropped afterwards.
