@@ -32,6 +32,10 @@ def repository_pairs(sync: Repositories, awaited: AsyncRepositories) -> dict[str
         "run_steps": (sync.run_steps, awaited.run_steps),
         "langgraph.threads": (sync.langgraph.threads, awaited.langgraph.threads),
         "langgraph.runs": (sync.langgraph.runs, awaited.langgraph.runs),
+        "conversations": (sync.conversations, awaited.conversations),
+        "conversations.items": (sync.conversations.items, awaited.conversations.items),
+        "responses": (sync.responses, awaited.responses),
+        "responses.input_items": (sync.responses.input_items, awaited.responses.input_items),
         "events": (sync.events, awaited.events),
     }
 

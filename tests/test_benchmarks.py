@@ -77,3 +77,16 @@ LANGGRAPH_ROWS = (
     "LangGraph threads.search by metadata, 10 of 1,000 threads match",
     "LangGraph runs list, 10 of a thread's 20",
 )
+
+
+def test_the_responses_benchmark_prints_its_rows_and_the_page_ratio_on_each_backend() -> None:
+    result = run_module("benchmarks.responses", "--repeat", "5", "--big", "500")
+    lines = result.stdout.splitlines()
+    backends = 2 if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else 1
+    rows = [line.split("|") for line in lines if line.startswith("| ") and not line.startswith("| operation")]
+    names = [row[1].strip() for row in rows]
+    assert names.count("context() of a 100-response chain") == backends
+    assert names.count("page of 20 items, conversation of 500") == backends
+    assert len(rows) == 4 * backends
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)  # the ratio, then threadstore's time
+    assert sum(line.startswith("page at 500 items / page at 100 items:") for line in lines) == backends

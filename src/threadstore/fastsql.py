@@ -174,7 +174,7 @@ def _dumps() -> Callable[[Any], str]:
 dumps = _dumps()
 
 
-Reconnect = Callable[[BaseException, Any], Any]
+Reconnect = Callable[[BaseException, Any, Any], Any]  # (error, cursor, connection) -> a fresh connection or None
 
 
 class Raw:
@@ -215,7 +215,7 @@ class Raw:
         try:
             cursor.execute(sql, params)
         except BaseException as error:
-            fresh = reconnect(error, cursor)
+            fresh = reconnect(error, cursor, self.connection)
             if fresh is None:
                 raise
             self.connection, self._cursor = fresh, None
