@@ -8,7 +8,9 @@ Create Date: ${create_date}
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+import sqlmodel  # noqa: F401  (autogenerate writes sqlmodel's column types)
 from alembic import op
+from sqlalchemy import Text  # noqa: F401  (and JSONB's astext_type=Text())
 ${imports if imports else ""}
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

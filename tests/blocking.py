@@ -80,6 +80,8 @@ class BlockingRepositories:
         self.runs = BlockingRepository(repositories.runs, loop)
         self.run_steps = BlockingRepository(repositories.run_steps, loop)
         self.langgraph = BlockingRepository(repositories.langgraph, loop)
+        self.conversations = BlockingRepository(repositories.conversations, loop)
+        self.responses = BlockingRepository(repositories.responses, loop)
         self.events = BlockingRepository(repositories.events, loop)
 
 

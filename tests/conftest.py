@@ -27,11 +27,34 @@ from threadstore.schema import metadata
 
 POSTGRES_ENV = "THREADSTORE_TEST_POSTGRES_URL"
 POSTGRES_URL = os.environ.get(POSTGRES_ENV)
-SKIP_POSTGRES = pytest.mark.skipif(
-    not POSTGRES_URL,
-    reason=f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql://postgres@127.0.0.1:5432/test",
-)
+POSTGRES_HOW = f"set {POSTGRES_ENV}, e.g. postgresql://postgres@127.0.0.1:5432/test"
+SKIP_POSTGRES = pytest.mark.skipif(not POSTGRES_URL, reason=f"PostgreSQL tests need {POSTGRES_HOW}")
 BACKENDS = [pytest.param("sqlite", id="sqlite"), pytest.param("postgres", id="postgres", marks=SKIP_POSTGRES)]
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    return any(mark.kwargs.get("reason") == SKIP_POSTGRES.kwargs["reason"] for mark in item.iter_markers("skipif"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without a PostgreSQL URL, leave its tests out (one summary line says so) rather than print a
+    SKIPPED line for each of them."""
+    if POSTGRES_URL:
+        return
+    postgres = [item for item in items if _needs_postgres(item)]
+    if postgres:
+        items[:] = [item for item in items if not _needs_postgres(item)]
+        config.hook.pytest_deselected(items=postgres)
+        config.stash[_LEFT_OUT] = len(postgres)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    left_out = config.stash.get(_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(f"{left_out} PostgreSQL tests not run: to run them, {POSTGRES_HOW}")
+
+
+_LEFT_OUT = pytest.StashKey[int]()
 
 
 class FakeClock:

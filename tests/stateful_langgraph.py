@@ -26,6 +26,7 @@ from threadstore.langgraph.states import (
     RUN,
     THREAD_STATUS_AFTER_RUN,
 )
+from threadstore.types import CancelAction, FinishStatus, MultitaskStrategy
 
 LEASE = 60
 MAX_ATTEMPTS = 2
@@ -43,6 +44,18 @@ class ModelRun:
     attempt: int = 0
     lease_expires_at: int | None = None
     terminal_seen: str | None = None
+
+
+def expect(error: type[Exception] | None, call: Callable[[], Any]) -> Any:
+    """Call the store: it must succeed when `error` is None, else raise exactly `error`."""
+    try:
+        result = call()
+    except ThreadStoreError as refusal:
+        if error is None or type(refusal) is not error:
+            raise AssertionError(f"the model expected {error.__name__ if error else 'success'}") from refusal
+        return None
+    assert error is None, f"the store accepted a call the model refuses ({error.__name__})"
+    return result
 
 
 def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStateMachine]:
@@ -68,15 +81,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             return unix_micros(self.clock.now)
 
         def expect(self, error: type[Exception] | None, call: Callable[[], Any]) -> Any:
-            """Call the store: it must succeed when `error` is None, else raise exactly `error`."""
-            try:
-                result = call()
-            except ThreadStoreError as refusal:
-                if error is None or type(refusal) is not error:
-                    raise AssertionError(f"the model expected {error.__name__ if error else 'success'}") from refusal
-                return None
-            assert error is None, f"the store accepted a call the model refuses ({error.__name__})"
-            return result
+            return expect(error, call)
 
         def move(self, run: ModelRun, target: str) -> None:
             assert RUN.allows(run.status, target)
@@ -117,7 +122,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             self.clock.advance(seconds)
 
         @rule(target=run_ids, thread=thread_ids, strategy=st.sampled_from(MULTITASK_STRATEGIES))
-        def create_run(self, thread: str, strategy: str) -> str:
+        def create_run(self, thread: str, strategy: MultitaskStrategy) -> str:
             busy = [r for r in self.runs.values() if r.thread == thread and r.status in BUSY_RUN_STATUSES]
             refused = ConflictError if busy and strategy == "reject" else None
             create = lambda: self.store.langgraph.runs.create(thread, assistant_id="agent", multitask_strategy=strategy)  # noqa: E731
@@ -160,7 +165,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 run.lease_expires_at, run.updated_at = self.now + LEASE * 1_000_000, self.now
 
         @rule(claim=claims, status=st.sampled_from(FINISH_STATUSES))
-        def finish(self, claim: tuple[str, int], status: str) -> None:
+        def finish(self, claim: tuple[str, int], status: FinishStatus) -> None:
             run_id, attempt = claim
             if attempt == 0:
                 return
@@ -170,7 +175,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 self.move(self.runs[run_id], status)
 
         @rule(run_id=run_ids, status=st.sampled_from(FINISH_STATUSES))
-        def finish_with_a_stale_attempt(self, run_id: str, status: str) -> None:
+        def finish_with_a_stale_attempt(self, run_id: str, status: FinishStatus) -> None:
             """A worker that lost its lease tries to finish: its successor's claim must stand."""
             run = self.runs.get(run_id)
             if run is None or run.attempt < 2:
@@ -180,7 +185,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             self.expect(ConflictError, end)
 
         @rule(run_id=run_ids, action=st.sampled_from(["interrupt", "rollback"]))
-        def cancel(self, run_id: str, action: str) -> None:
+        def cancel(self, run_id: str, action: CancelAction) -> None:
             if run_id == "run-refused":
                 return
             run = self.runs.get(run_id)

@@ -41,6 +41,7 @@ from threadstore.openai.states import (
     RUN_STEP,
     STEP_STATUS_WHEN_RUN_ENDS,
 )
+from threadstore.types import MessageIncompleteReason, NewMessageStatus
 
 USAGE = {"prompt_tokens": 2, "completion_tokens": 3}
 
@@ -311,7 +312,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
         def create_message(self, thread: str, by_run: bool) -> str:
             active = self.active_run(thread)
             run_id = active.id if by_run and active is not None else None
-            status = "in_progress" if run_id else "completed"
+            status: NewMessageStatus = "in_progress" if run_id else "completed"
             create = lambda: self.store.messages.create(  # noqa: E731
                 thread, role="assistant" if run_id else "user", content="m", run_id=run_id, status=status
             )
@@ -325,7 +326,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             return str(message.id)
 
         @rule(message_id=message_ids, reason=st.none() | st.sampled_from(MESSAGE_INCOMPLETE_REASONS))
-        def end_message(self, message_id: str, reason: str | None) -> None:
+        def end_message(self, message_id: str, reason: MessageIncompleteReason | None) -> None:
             message = self.messages.get(message_id)
             if message is None:
                 return

@@ -8,6 +8,7 @@ import multiprocessing
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +27,10 @@ from tests.test_connections import terminate_connections_of
 from tests.test_status_writer import every_verb
 from tests.test_workers import _worker
 from threadstore import ConflictError, InvalidTransitionError, Store, ValidationError, fastsql
+from threadstore.events import wakeups
 from threadstore.events.api import Event
 from threadstore.scope import RawUnit
+from threadstore.types import MessageContentPart
 
 STREAM_EVENT: TypeAdapter[AssistantStreamEvent] = TypeAdapter(AssistantStreamEvent)
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2}
@@ -244,16 +247,13 @@ def test_a_follower_receives_each_event_as_it_commits_until_the_run_ends(store: 
 @pytest.mark.parametrize(
     "arguments",
     [
-        {},
         {"thread_id": 1},
         {"run_id": "r", "timeout": -1},
         {"run_id": "r", "interval": "fast"},
         {"run_id": "r", "after": "x"},
     ],
 )
-def test_a_follow_without_a_thread_or_run_or_with_bad_arguments_is_refused(
-    store: Store, arguments: dict[str, object]
-) -> None:
+def test_a_follow_with_bad_arguments_is_refused(store: Store, arguments: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         next(iter(store.events.follow(**arguments)))  # type: ignore[arg-type]
 
@@ -318,6 +318,47 @@ def test_followers_go_on_when_the_listening_connection_drops(named_store: tuple[
     assert listeners(application) == 1  # and the store listens again
 
 
+def sqlite_followers(store: Store, run: str, count: int, interval: float) -> list[tuple[threading.Thread, list[Event]]]:
+    followers = [follow_in_a_thread(store, run, interval=interval) for _ in range(count)]
+    for _ in range(100):  # until each waits (the probe runs only while someone does)
+        if sum(store.events.wakeups._intervals.values()) == count:
+            break
+        time.sleep(0.05)
+    return followers
+
+
+def test_a_commit_by_another_connection_wakes_sqlite_followers_through_one_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wakeups, "FALLBACK", 600)  # only the probe can wake them in time
+    url = f"sqlite:///{tmp_path / 'probed.db'}"
+    with Store(url) as store, Store(url) as writer:
+        thread = store.threads.create().id
+        run = store.runs.create(thread, assistant_id=assistant_id(store)).id
+        followers = sqlite_followers(store, run, count=20, interval=0.01)
+        probes = [t for t in threading.enumerate() if t.name == "threadstore-wakeups"]
+        writer.runs.start(run)
+        writer.runs.complete(run)
+        for follower, received in followers:
+            follower.join(timeout=20)
+            assert not follower.is_alive()
+            assert received == store.events.list(run_id=run)
+        assert len(probes) == 1  # one probe for the store's 20 followers
+
+
+def test_a_sqlite_follower_is_not_woken_without_a_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wakeups, "FALLBACK", 600)
+    with Store(f"sqlite:///{tmp_path / 'quiet.db'}") as store:
+        run = store.runs.create(store.threads.create().id, assistant_id=assistant_id(store)).id
+        generation = store.events.wakeups.generation()
+        [(follower, received)] = sqlite_followers(store, run, count=1, interval=0.01)
+        time.sleep(0.3)  # thirty probes
+        assert store.events.wakeups.generation() == generation  # none saw a change: no read
+        store.runs.cancel(run)
+        follower.join(timeout=20)
+        assert [event.event for event in received][-1] == "thread.run.cancelled"
+
+
 # --- deltas ------------------------------------------------------------------------------------
 
 
@@ -344,7 +385,7 @@ def test_appended_text_joins_the_message_and_streams_as_deltas(store: Store) -> 
 def test_text_after_a_part_that_is_not_text_starts_a_new_part(store: Store) -> None:
     thread = store.threads.create().id
     run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
-    image = [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
+    image: list[MessageContentPart] = [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
     message = store.messages.create(thread, role="assistant", content=image, run_id=run, status="in_progress").id
     appended = store.messages.append_text(message, text="a caption")
     assert [part["type"] for part in appended.content] == ["image_url", "text"]
@@ -403,7 +444,7 @@ def test_a_follower_sees_every_committed_event_of_concurrent_writers_once_and_in
         received: list[Event] = []
 
         def follow() -> None:
-            for event in store.events.follow(thread_id=thread, after=start, interval=0.005, timeout=10):
+            for event in store.events.follow(thread_id=thread, after=start, interval=0.005, timeout=60):
                 received.append(event)
                 if len(received) == WRITERS * APPENDS:
                     return
@@ -422,9 +463,53 @@ def test_a_follower_sees_every_committed_event_of_concurrent_writers_once_and_in
             assert store.messages.get(message).content[0]["text"]["value"] == "".join(pieces)
 
 
+def test_a_follower_of_every_thread_sees_every_committed_event_of_concurrent_writers_once_and_in_order(
+    store_url: sa.URL, clock: FakeClock
+) -> None:
+    with Store(store_url, clock=clock) as store:
+        messages = []
+        for _ in range(WRITERS):  # a thread each: no lock of a thread orders their events
+            thread = store.threads.create().id
+            run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+            messages.append(
+                store.messages.create(thread, role="assistant", content="", run_id=run, status="in_progress").id
+            )
+        start = store.events.list()[-1].id
+        received: list[Event] = []
+
+        def follow() -> None:
+            for event in store.events.follow(after=start, interval=0.005, timeout=60):
+                received.append(event)
+                if len(received) == WRITERS * APPENDS:
+                    return
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        written = in_processes_each(store_url, clock, messages)
+        follower.join(timeout=60)
+        assert sum(written) == WRITERS * APPENDS
+        assert received == store.events.list(after=start, limit=1000)  # none skipped, in id order
+        for index, message in enumerate(messages):
+            pieces = [e.data["delta"]["content"][0]["text"]["value"] for e in received if e.data["id"] == message]
+            assert pieces == [f"<{index}:{piece}>" for piece in range(APPENDS)]
+
+
+def test_a_follower_of_every_thread_gets_each_threads_events(store: Store) -> None:
+    start = store.events.list()[-1].id if store.events.list() else None
+    first, _ = a_run_that_completes(store)
+    second = store.threads.create().id
+    followed = list(store.events.follow(after=start, timeout=0))
+    assert followed == store.events.list(after=start)
+    assert {event.thread_id for event in followed} == {first, second}
+    assert followed[-1].event == "thread.created"
+
+
 def in_processes_each(url: sa.URL, clock: FakeClock, messages: list[str]) -> list[int]:
-    """Run `_append_pieces` in one forked process per message."""
-    context = multiprocessing.get_context("fork")
+    """Run `_append_pieces` in one new process per message, forked from a server process that
+    has no threads: a fork of this process would copy its follower's and its store's threads'
+    locks (SQLite's own among them) in whatever state they are in."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.test_events"])  # imported once, not once a process
     results = context.Queue()
     text = url.render_as_string(hide_password=False)
     processes = [

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from tests.conftest import FakeClock
 from threadstore import ConflictError, InvalidTransitionError, NotFoundError, Store, ValidationError
 from threadstore.langgraph.states import RUN
+from threadstore.types import FinishStatus
 
 RUN_KEYS = set(Run.__annotations__) | {"kwargs"}
 THREAD_KEYS = set(Thread.__annotations__)
@@ -56,7 +57,7 @@ def test_run_in_every_status_matches_the_sdk_run_with_kwargs(store: Store, statu
     elif status != "pending":
         run = runs.claim_next() or run
         if status in ("success", "error", "timeout"):
-            run = runs.finish(run.run_id, attempt=run.attempt, status=status)
+            run = runs.finish(run.run_id, attempt=run.attempt, status=status)  # type: ignore[arg-type]  # one of the three, by the if
     assert run.status == status
     assert_run_shape(run.to_api())
     assert run.to_api()["kwargs"] == {"input": {"q": "hi"}}
@@ -229,7 +230,7 @@ def test_a_finished_run_cannot_finish_again(store: Store) -> None:
 def test_finish_refuses_a_status_a_run_cannot_end_in(store: Store) -> None:
     claimed = running(store)
     with pytest.raises(ValidationError):
-        store.langgraph.runs.finish(claimed.run_id, attempt=1, status="pending")
+        store.langgraph.runs.finish(claimed.run_id, attempt=1, status="pending")  # type: ignore[arg-type]
 
 
 def test_cancel_interrupts_or_rolls_back(store: Store) -> None:
@@ -262,7 +263,7 @@ def test_the_database_refuses_a_second_running_run_on_a_thread(store: Store) -> 
 @pytest.mark.parametrize(
     ("end", "status"), [("success", "idle"), ("error", "error"), ("timeout", "error"), ("interrupted", "interrupted")]
 )
-def test_thread_status_follows_its_runs(store: Store, end: str, status: str) -> None:
+def test_thread_status_follows_its_runs(store: Store, end: FinishStatus, status: str) -> None:
     thread = new_thread(store)
     assert store.langgraph.threads.get(thread).status == "idle"
     run = store.langgraph.runs.create(thread, assistant_id="agent")

@@ -100,7 +100,7 @@ def test_fail_records_last_error(store: Store) -> None:
 def test_fail_with_an_unknown_code_is_refused(store: Store) -> None:
     run = run_in(store, "in_progress")
     with pytest.raises(ValidationError):
-        store.runs.fail(run.id, code="oops", message="x")
+        store.runs.fail(run.id, code="oops", message="x")  # type: ignore[arg-type]
     assert store.runs.get(run.id).status == "in_progress"
 
 

@@ -26,10 +26,11 @@ from sqlalchemy.engine import URL, Engine
 
 import threadstore.openai.models  # noqa: F401  (registers the tables)
 from tests.conftest import SKIP_POSTGRES, postgres_url_in_schema
-from threadstore import SchemaOutOfDateError, StorageError, Store, migrate
+from threadstore import SchemaOutOfDateError, StorageError, Store, migrate, versions
 from threadstore.cli import main as cli_main
 from threadstore.db import create_engine, normalize_url
 from threadstore.schema import metadata
+from threadstore.versions import VERSION_TABLE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
@@ -52,11 +53,11 @@ def checkout_head() -> str:
 
 
 def recorded_revisions(engine: Engine) -> list[str]:
-    """The rows of alembic_version, or [] when the table is missing or empty."""
+    """The rows of threadstore's version table, or [] when the table is missing or empty."""
     with engine.connect() as connection:
-        if not sa.inspect(connection).has_table("alembic_version"):
+        if not sa.inspect(connection).has_table(VERSION_TABLE):
             return []
-        return sorted(connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+        return sorted(connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalars())
 
 
 def table_names(engine: Engine) -> set[str]:
@@ -65,12 +66,12 @@ def table_names(engine: Engine) -> set[str]:
 
 
 def schema_snapshot(engine: Engine) -> dict[str, dict[str, list[Any]]]:
-    """The reflected schema of every table but alembic_version, in a comparable form."""
+    """The reflected schema of every table but the version table, in a comparable form."""
     snapshot: dict[str, dict[str, list[Any]]] = {}
     with engine.connect() as connection:
         inspector = sa.inspect(connection)
         for table in sorted(inspector.get_table_names()):
-            if table == "alembic_version":
+            if table == VERSION_TABLE:
                 continue
             snapshot[table] = {
                 "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
@@ -149,7 +150,7 @@ def test_upgrade_on_empty_database_creates_every_table_and_records_head(engine: 
 
     migrate.upgrade(engine)
 
-    assert table_names(engine) == TABLES | {"alembic_version"}
+    assert table_names(engine) == TABLES | {VERSION_TABLE}
     assert recorded_revisions(engine) == [checkout_head()]
 
 
@@ -157,7 +158,7 @@ def test_models_match_migrated_schema(engine: Engine) -> None:
     migrate.upgrade(engine)
 
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "version_table": VERSION_TABLE})
         differences = compare_metadata(context, metadata)
 
     assert differences == []
@@ -329,7 +330,7 @@ def test_alembic_upgrade_head_from_checkout(empty_url: URL, engine: Engine) -> N
     )
 
     assert recorded_revisions(engine) == [checkout_head()]
-    assert table_names(engine) == TABLES | {"alembic_version"}
+    assert table_names(engine) == TABLES | {VERSION_TABLE}
 
 
 # --- a database migrated by a newer threadstore -------------------------------------------------
@@ -341,7 +342,7 @@ def _stamp_unknown_revision(engine: Engine) -> None:
     """Pretend a newer threadstore migrated the database."""
     migrate.upgrade(engine)
     with engine.begin() as connection:
-        connection.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": UNKNOWN_REVISION})
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = :v"), {"v": UNKNOWN_REVISION})
 
 
 def test_sqlite_store_on_database_from_newer_threadstore_asks_to_upgrade_threadstore(tmp_path: Path) -> None:
@@ -453,3 +454,7 @@ def test_migrations_run_from_installed_wheel_without_checkout(tmp_path: Path) ->
     assert "wheel ok" in result.stdout
     assert (tmp_path / "x.db").is_file()
     assert not (tmp_path / "migrations").exists()
+
+
+def test_the_head_a_store_checks_on_open_is_the_migrations_head() -> None:
+    assert checkout_head() == versions.HEAD

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.conftest import FakeClock
 from threadstore import NotFoundError, Store, ValidationError
 from threadstore.pagination import Page
+from threadstore.types import Order
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -26,7 +27,7 @@ def fill(store: Store, clock: FakeClock, gaps: list[int]) -> tuple[str, list[str
     return thread, ids
 
 
-def walk_forward(store: Store, thread: str, order: str, limit: int) -> list[str]:
+def walk_forward(store: Store, thread: str, order: Order, limit: int) -> list[str]:
     seen: list[str] = []
     page: Page[Any] | None = None
     while page is None or page.has_more:
@@ -41,7 +42,7 @@ gaps = st.lists(st.sampled_from([0, 0, 0, 1, 5]), min_size=0, max_size=30)
 @SETTINGS
 @given(gaps=gaps, limit=st.integers(1, 7), order=st.sampled_from(["asc", "desc"]))
 def test_walking_forward_yields_every_object_once_in_order(
-    store: Store, clock: FakeClock, gaps: list[int], limit: int, order: str
+    store: Store, clock: FakeClock, gaps: list[int], limit: int, order: Order
 ) -> None:
     thread, ids = fill(store, clock, gaps)
     expected = ids if order == "asc" else ids[::-1]
@@ -51,7 +52,7 @@ def test_walking_forward_yields_every_object_once_in_order(
 @SETTINGS
 @given(gaps=gaps.filter(bool), limit=st.integers(1, 7), order=st.sampled_from(["asc", "desc"]))
 def test_walking_backward_yields_every_object_once_in_order(
-    store: Store, clock: FakeClock, gaps: list[int], limit: int, order: str
+    store: Store, clock: FakeClock, gaps: list[int], limit: int, order: Order
 ) -> None:
     thread, ids = fill(store, clock, gaps)
     expected = ids if order == "asc" else ids[::-1]

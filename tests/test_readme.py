@@ -71,3 +71,15 @@ def test_the_fastapi_example_serves_threads_and_messages(tmp_path: Path, monkeyp
         return len(page["data"]), [m["content"][0]["text"]["value"] for m in page["data"]], missing.status_code
 
     assert asyncio.run(client_session()) == (2, ["first", "second"], 404)
+
+
+def test_the_responses_example_and_worker_loop_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(block_after("## Responses and Conversations"), namespace)
+    exec(block_after("A response worker loop:"), {})
+    with Store("sqlite:///app.db") as store:
+        resp = store.responses.get(namespace["resp"].id)
+        assert (resp.status, resp.output_text) == ("completed", "Hello!")
+        items = store.conversations.items.list(namespace["conv"].id, order="asc").data
+        assert [item.data["role"] for item in items] == ["user", "user", "user", "assistant"]

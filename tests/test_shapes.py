@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from tests.factories import CALL, USAGE, assistant_id, run_in, thread_id
 from threadstore import Store
 from threadstore.openai.states import MESSAGE_INCOMPLETE_REASONS, RUN, RUN_STEP
+from threadstore.types import MessageContentPart, MessageIncompleteReason
 
 # The v1 message object (seed 003): `file_ids` where v2 has `attachments`.
 MESSAGE_V1_KEYS = {
@@ -75,7 +76,7 @@ def test_deletion_objects_say_what_was_deleted(store: Store) -> None:
     assert store.threads.delete(thread.id).to_api() == {"id": thread.id, "object": "thread.deleted", "deleted": True}
 
 
-RICH_CONTENT: list[dict[str, Any]] = [
+RICH_CONTENT: list[MessageContentPart] = [
     {"type": "text", "text": "plain"},
     {
         "type": "text",
@@ -133,7 +134,7 @@ def test_message_in_progress_and_completed_match_the_api_model(store: Store) -> 
 
 
 @pytest.mark.parametrize("reason", MESSAGE_INCOMPLETE_REASONS)
-def test_incomplete_message_matches_the_api_model(store: Store, reason: str) -> None:
+def test_incomplete_message_matches_the_api_model(store: Store, reason: MessageIncompleteReason) -> None:
     run = run_in(store, "in_progress")
     message = store.messages.create(run.thread_id, role="assistant", content="..", run_id=run.id, status="in_progress")
     shape = store.messages.mark_incomplete(message.id, reason=reason).to_api()

@@ -23,17 +23,21 @@ from sqlalchemy.engine import Engine
 
 import threadstore.langgraph.models
 import threadstore.openai.models
+import threadstore.responses.models
 from tests.conftest import BACKENDS, new_postgres_schema, postgres_url_in_schema
 from threadstore import migrate
 from threadstore.db import create_engine
 from threadstore.langgraph import states as langgraph_states
 from threadstore.lifecycle import FieldRule, Machine
 from threadstore.openai import states as openai_states
+from threadstore.responses import states as responses_states
 from threadstore.schema import metadata, status_checks
+from threadstore.versions import VERSION_TABLE
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 LIFECYCLES = README.split("\n## Lifecycles\n", 1)[1].split("\n## ", 1)[0]
 LANGGRAPH = README.split("\n## LangGraph servers\n", 1)[1].split("\n## ", 1)[0]
+RESPONSES = README.split("\n## Responses and Conversations\n", 1)[1].split("\n## ", 1)[0]
 
 
 def rule(*statuses: str, required: bool = False) -> FieldRule:
@@ -140,7 +144,36 @@ LANGGRAPH_RUN = Spec(
     fields={"lease_expires_at": rule("running", required=True)},
 )
 
-SPECS = {"openai run": OPENAI_RUN, "run step": RUN_STEP, "message": MESSAGE, "langgraph run": LANGGRAPH_RUN}
+RESPONSE = Spec(
+    machine=responses_states.RESPONSE,
+    initial="queued",
+    transitions={
+        "queued": {"in_progress", "cancelled", "failed"},
+        "in_progress": {"completed", "failed", "incomplete", "cancelled"},
+    },
+    active={"queued", "in_progress"},
+    terminal={"completed", "failed", "incomplete", "cancelled"},
+    # "`completed_at` on completion"
+    stamps={"completed": "completed_at"},
+    keep_first=set(),
+    fields={
+        # "`error` only when failed": `fail(id, code=..., message=...)` always gives one.
+        "error_code": rule("failed", required=True),
+        # "`incomplete_details` only when incomplete": `mark_incomplete(id, reason=...)` gives its reason.
+        "incomplete_reason": rule("incomplete", required=True),
+        # "`usage` only in a terminal status"
+        "usage": rule("completed", "failed", "incomplete", "cancelled"),
+        "completed_at": rule("completed"),
+    },
+)
+
+SPECS = {
+    "openai run": OPENAI_RUN,
+    "run step": RUN_STEP,
+    "message": MESSAGE,
+    "langgraph run": LANGGRAPH_RUN,
+    "response": RESPONSE,
+}
 each_machine = pytest.mark.parametrize("spec", list(SPECS.values()), ids=list(SPECS))
 
 
@@ -189,6 +222,17 @@ def test_the_run_step_table_here_is_the_readmes() -> None:
 
 def test_the_message_table_here_is_the_readmes() -> None:
     assert readme_table("**Message**:") == (MESSAGE.transitions, MESSAGE.stamps)
+
+
+def test_the_response_table_here_is_the_readmes() -> None:
+    moves: dict[str, set[str]] = {}
+    for row in table_rows(RESPONSES.split("**Response**:", 1)[1]):
+        moves[row[0]] = set(listed(row[1]))
+    assert moves == RESPONSE.transitions
+
+
+def test_a_response_is_created_queued_in_the_background_or_else_in_progress() -> None:
+    assert responses_states.RESPONSE.creatable == {"queued", "in_progress"}
 
 
 def test_the_langgraph_run_lifecycle_here_is_the_readmes() -> None:
@@ -295,6 +339,7 @@ SPEC_TABLES = {
     threadstore.openai.models.run_steps.name: RUN_STEP,
     threadstore.openai.models.messages.name: MESSAGE,
     threadstore.langgraph.models.runs.name: LANGGRAPH_RUN,
+    threadstore.responses.models.responses.name: RESPONSE,
 }
 
 
@@ -326,7 +371,7 @@ def reflected_checks(engine: Engine) -> Checks:
         return {
             (table, str(check["name"])): normalised(check["sqltext"])
             for table in inspector.get_table_names()
-            if table != "alembic_version"
+            if table != VERSION_TABLE
             for check in inspector.get_check_constraints(table)
         }
 

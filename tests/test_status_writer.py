@@ -16,7 +16,7 @@ from tests.conftest import FakeClock
 from threadstore import Store, fastsql, transitions
 from threadstore.openai.models import messages
 
-STATUS_TABLES = "runs|messages|run_steps|langgraph_runs|langgraph_threads"
+STATUS_TABLES = "runs|messages|run_steps|langgraph_runs|langgraph_threads|responses"
 INSERT = rf"INSERT INTO ({STATUS_TABLES})\b"
 UPDATE = rf"UPDATE ({STATUS_TABLES}) SET (?:(?!\bWHERE\b).)*\bstatus\s*="  # status set, not tested
 STATUS_WRITE = re.compile(rf"^\s*({INSERT}|{UPDATE})", re.S)
@@ -96,6 +96,18 @@ def every_verb(store: Store, clock: FakeClock) -> None:
     assert again is not None
     store.langgraph.runs.finish(again.run_id, attempt=again.attempt, status="success")
     store.langgraph.runs.cancel(store.langgraph.runs.create(lg_thread.thread_id, assistant_id="agent").run_id)
+
+    conversation = store.conversations.create()
+    queued = store.responses.create(model="gpt-4o", input="hi", conversation=conversation.id, background=True)
+    claimed_response = store.responses.claim_next()
+    assert claimed_response is not None and claimed_response.id == queued.id
+    answer = store.responses.add_output_item(queued.id, item={"type": "message", "role": "assistant", "content": []})
+    store.responses.append_text(queued.id, item_id=answer.id, text="hi")
+    store.responses.complete(queued.id)
+    store.responses.start(store.responses.create(model="gpt-4o", input="hi", background=True).id)
+    store.responses.fail(store.responses.create(model="gpt-4o", input="hi").id, code="server_error", message="x")
+    store.responses.mark_incomplete(store.responses.create(model="gpt-4o", input="hi").id, reason="content_filter")
+    store.responses.cancel(store.responses.create(model="gpt-4o", input="hi", background=True).id)
 
 
 def test_every_status_write_is_sent_by_the_one_writer(

@@ -8,6 +8,7 @@ import pytest
 from threadstore.langgraph import states as langgraph
 from threadstore.lifecycle import Machine
 from threadstore.openai import states as openai
+from threadstore.responses import states as responses
 
 ACTIVE = {"queued", "in_progress", "requires_action", "cancelling"}
 
@@ -44,6 +45,15 @@ LANGGRAPH_RUN_VERBS = {
     "requeue_stale": {"pending": {"running"}, "error": {"running"}},
 }
 
+RESPONSE_VERBS = {
+    "start": {"in_progress": {"queued"}},
+    "claim_next": {"in_progress": {"queued"}},
+    "complete": {"completed": {"in_progress"}},
+    "fail": {"failed": {"queued", "in_progress"}},
+    "mark_incomplete": {"incomplete": {"in_progress"}},
+    "cancel": {"cancelled": {"queued", "in_progress"}},
+}
+
 
 @pytest.mark.parametrize(
     ("machine", "verbs"),
@@ -52,6 +62,7 @@ LANGGRAPH_RUN_VERBS = {
         pytest.param(openai.RUN_STEP, RUN_STEP_VERBS, id="run step"),
         pytest.param(openai.MESSAGE, MESSAGE_VERBS, id="message"),
         pytest.param(langgraph.RUN, LANGGRAPH_RUN_VERBS, id="langgraph run"),
+        pytest.param(responses.RESPONSE, RESPONSE_VERBS, id="response"),
     ],
 )
 def test_each_verb_moves_as_specified(machine: Machine, verbs: dict[str, dict[str, set[str]]]) -> None:

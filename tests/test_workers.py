@@ -19,6 +19,7 @@ from tests.conftest import FakeClock
 from threadstore import ConflictError, Store, ThreadStoreError
 from threadstore.langgraph.models import runs as langgraph_runs
 from threadstore.store import Transaction
+from threadstore.types import MultitaskStrategy
 
 WORKERS = 8
 
@@ -185,7 +186,7 @@ def test_eight_workers_opening_runs_on_a_hundred_threads_open_one_each(
     assert sorted(opened) == sorted(threads)
 
 
-def _open_langgraph_runs(store: Store, _index: int, thread_ids: list[str], strategy: str) -> int:
+def _open_langgraph_runs(store: Store, _index: int, thread_ids: list[str], strategy: MultitaskStrategy) -> int:
     opened = 0
     for thread_id in thread_ids:
         try:

@@ -22,6 +22,8 @@ from threadstore.openai.messages import Messages
 from threadstore.openai.run_steps import RunSteps
 from threadstore.openai.runs import Runs
 from threadstore.openai.threads import Threads
+from threadstore.responses.conversations import ConversationItems, Conversations
+from threadstore.responses.responses import InputItems, Responses
 from threadstore.runners import Runner
 
 P = ParamSpec("P")
@@ -62,6 +64,7 @@ class AsyncThreads(AsyncRepository[Threads]):
     """`store.threads`, awaitable."""
 
     create = awaitable(Threads.create)
+    create_and_run = awaitable(Threads.create_and_run)
     get = awaitable(Threads.get)
     list = awaitable(Threads.list)
     update = awaitable(Threads.update)
@@ -146,6 +149,55 @@ class AsyncLangGraphRuns(AsyncRepository[LangGraphRuns]):
     requeue_stale = awaitable(LangGraphRuns.requeue_stale)
 
 
+class AsyncConversationItems(AsyncRepository[ConversationItems]):
+    """`store.conversations.items`, awaitable."""
+
+    create = awaitable(ConversationItems.create)
+    list = awaitable(ConversationItems.list)
+    get = awaitable(ConversationItems.get)
+    delete = awaitable(ConversationItems.delete)
+
+
+class AsyncConversations(AsyncRepository[Conversations]):
+    """`store.conversations`, awaitable; `items` holds their items."""
+
+    def __init__(self, sync: Conversations, run: Runner) -> None:
+        super().__init__(sync, run)
+        self.items = AsyncConversationItems(sync.items, run)
+
+    create = awaitable(Conversations.create)
+    get = awaitable(Conversations.get)
+    update = awaitable(Conversations.update)
+    delete = awaitable(Conversations.delete)
+
+
+class AsyncInputItems(AsyncRepository[InputItems]):
+    """`store.responses.input_items`, awaitable."""
+
+    list = awaitable(InputItems.list)
+
+
+class AsyncResponses(AsyncRepository[Responses]):
+    """`store.responses`, awaitable; `input_items` holds their input items."""
+
+    def __init__(self, sync: Responses, run: Runner) -> None:
+        super().__init__(sync, run)
+        self.input_items = AsyncInputItems(sync.input_items, run)
+
+    create = awaitable(Responses.create)
+    get = awaitable(Responses.get)
+    delete = awaitable(Responses.delete)
+    context = awaitable(Responses.context)
+    claim_next = awaitable(Responses.claim_next)
+    start = awaitable(Responses.start)
+    add_output_item = awaitable(Responses.add_output_item)
+    append_text = awaitable(Responses.append_text)
+    complete = awaitable(Responses.complete)
+    fail = awaitable(Responses.fail)
+    mark_incomplete = awaitable(Responses.mark_incomplete)
+    cancel = awaitable(Responses.cancel)
+
+
 class AsyncEvents(AsyncRepository[Events]):
     """`store.events`, awaitable."""
 
@@ -166,7 +218,7 @@ class AsyncEvents(AsyncRepository[Events]):
         Waiting between reads awaits, so the loop runs other tasks meanwhile.
 
         Raises:
-            ValidationError: neither a thread nor a run is named, or a bad argument.
+            ValidationError: a bad argument.
         """
         follower = Follower(thread_id, run_id, after, timeout, interval)
         wakeups = self._sync.wakeups

@@ -7,30 +7,43 @@ SQLite. Nothing of a repository is written twice; see README.md, "AsyncStore".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy.engine import URL
 
-from threadstore import migrate
 from threadstore.async_repositories import (
     AsyncAssistants,
+    AsyncConversations,
     AsyncEvents,
     AsyncLangGraph,
     AsyncMessages,
+    AsyncResponses,
     AsyncRuns,
     AsyncRunSteps,
     AsyncThreads,
 )
 from threadstore.clock import Clock
-from threadstore.db import DEFAULT_URL, Synchronous, create_async_postgres_engine, create_engine, normalize_url
+from threadstore.db import (
+    Synchronous,
+    create_async_postgres_engine,
+    create_engine,
+    in_schema,
+    normalize_url,
+    read_only_url,
+    url_from_environment,
+)
 from threadstore.runners import GreenletRunner, Runner, ThreadRunner
+from threadstore.scope import Scope, held_open, refuse_inside_transaction
 from threadstore.store import Repositories, Store
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # Threads of a SQLite AsyncStore: enough that calls waiting for the write lock, which SQLite
 # grants one writer at a time, leave threads for the calls that will let it go.
@@ -47,6 +60,8 @@ class AsyncRepositories:
         self.runs = AsyncRuns(sync.runs, run)
         self.run_steps = AsyncRunSteps(sync.run_steps, run)
         self.langgraph = AsyncLangGraph(sync.langgraph, run)
+        self.conversations = AsyncConversations(sync.conversations, run)
+        self.responses = AsyncResponses(sync.responses, run)
         self.events = AsyncEvents(sync.events, run)
 
 
@@ -70,30 +85,39 @@ class AsyncStore(AsyncRepositories):
         migrate_on_open: bool | None = None,
         engine_options: Mapping[str, Any] | None = None,
         events: bool = True,
+        schema: str | None = None,
+        read_only: bool = False,
     ) -> None:
         """Open a store. Nothing is awaited: a migration on open (SQLite's default, or asked for
         with `migrate_on_open=True`) runs before this returns, as it does for `Store`.
 
         Args:
-            url: a database URL; ``sqlite:///threadstore.db`` when None.
+            url: a database URL; when None, ``$THREADSTORE_URL``, else ``sqlite:///threadstore.db``.
             clock: returns the current time as an aware datetime; the system's UTC clock by default.
             synchronous: SQLite durability, NORMAL or FULL.
             migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
             engine_options: passed on to SQLAlchemy's engine (pool settings and the like).
             events: write the event of every change (`store.events`); False writes none.
+            schema: PostgreSQL only: the schema of threadstore's tables (see `Store`).
+            read_only: open the database for reading only; every write raises ReadOnlyError
+                (see `Store`).
 
         Raises:
-            ValidationError: the URL is not a supported database URL.
+            ValidationError: the URL is not a supported database URL, or `schema` is not a schema name.
+            StorageError: a PostgreSQL URL without the postgres extra installed.
         """
-        parsed = normalize_url(url if url is not None else DEFAULT_URL)
+        parsed = in_schema(normalize_url(url_from_environment(url)), schema)
         self.url = parsed
         self._async_engine: AsyncEngine | None = None
         self._run: Runner
         if parsed.get_backend_name() == "postgresql":
-            if migrate_on_open:
-                _migrate_now(parsed)
-            self._async_engine = create_async_postgres_engine(parsed, engine_options=engine_options)
-            self._store = Store._on_engine(parsed, self._async_engine.sync_engine, clock, events=events)
+            if migrate_on_open and not read_only:
+                _migrate_now(parsed, schema)
+            engine_url = read_only_url(parsed) if read_only else parsed
+            self._async_engine = create_async_postgres_engine(engine_url, engine_options=engine_options)
+            self._store = Store._on_engine(
+                parsed, self._async_engine.sync_engine, clock, events=events, schema=schema, read_only=read_only
+            )
             self._run = GreenletRunner()
         else:
             self._store = Store(
@@ -103,10 +127,11 @@ class AsyncStore(AsyncRepositories):
                 migrate_on_open=migrate_on_open,
                 engine_options=engine_options,
                 events=events,
+                read_only=read_only,
             )
             self._run = ThreadRunner(SQLITE_THREADS)
         self.clock = self._store.clock
-        super().__init__(self._store, self._run)
+        super().__init__(self._store, _OutsideTransactions(self._run, self._store._engine_scope))
 
     async def migrate(self) -> None:
         """Upgrade the database schema to the newest revision (a no-op when it is current).
@@ -124,10 +149,13 @@ class AsyncStore(AsyncRepositories):
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
-        unit = self._store.transaction()
+        scope = self._store._engine_scope
+        refuse_inside_transaction(scope)
+        unit = self._store._transaction()
         tx = await self._run(unit.__enter__)
         try:
-            yield AsyncTransaction(tx, self._run)
+            with held_open(scope):
+                yield AsyncTransaction(tx, self._run)
         except BaseException as error:
             if not await self._run(unit.__exit__, type(error), error, error.__traceback__):
                 raise
@@ -150,10 +178,28 @@ class AsyncStore(AsyncRepositories):
         await self.close()
 
 
-def _migrate_now(url: URL) -> None:
+class _OutsideTransactions:
+    """The runner of the store's own repositories: it refuses a call from a task that holds this
+    store's transaction open (the call would wait for it), before handing the call to a thread."""
+
+    def __init__(self, run: Runner, scope: Scope) -> None:
+        self._run = run
+        self._scope = scope
+
+    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        refuse_inside_transaction(self._scope)
+        return await self._run(function, *args, **kwargs)
+
+    def close(self) -> None:
+        self._run.close()
+
+
+def _migrate_now(url: URL, schema: str | None) -> None:
     """Upgrade the schema over a sync connection of its own, before the async engine exists."""
+    from threadstore import migrate  # Alembic, only when a migration is asked for
+
     engine = create_engine(url)
     try:
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, schema=schema)
     finally:
         engine.dispose()

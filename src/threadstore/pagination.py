@@ -1,4 +1,5 @@
-"""Cursor pages shared by every list: keyset pagination over (created_at, id), never OFFSET.
+"""Cursor pages shared by every list: keyset pagination over (created_at, id), or another key
+such as an item's position in its conversation, never OFFSET.
 
 `after` and `before` are ids of objects in the same list. A page holds up to `limit` objects in
 list order; `has_more` says whether more objects lie beyond the page in the direction it was
@@ -14,7 +15,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, Select
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.fastsql import Raw, Shapes, Statement
 from threadstore.rows import Rows
 from threadstore.validation import check_choice, check_int, check_optional_string
@@ -106,7 +107,8 @@ class Lister:
     """One kind of list: `query` over `table`, scoped by equality on `scope` columns (each may be
     left out of a call) and filtered by `where`. Its statements are compiled once per shape of
     call (fastsql): which scope columns, which order, which cursors. A list that belongs to an
-    `owner` raises NotFoundError when the owner does not exist."""
+    `owner` raises NotFoundError when the owner does not exist. Its order is that of the `key`
+    columns, unique within the scope (by default creation time, then id)."""
 
     def __init__(
         self,
@@ -115,8 +117,10 @@ class Lister:
         scope: Sequence[str] = (),
         where: Sequence[ColumnElement[bool]] = (),
         owner: Owner | None = None,
+        key: Sequence[str] = ("created_at", "id"),
     ) -> None:
         self._query = query
+        self._key = tuple(key)
         self._table = table
         self._scope = tuple(scope)
         self._where = tuple(where)
@@ -142,8 +146,8 @@ class Lister:
                 found = raw.first(self._statement(("cursor", keys)), {**values, "cursor": cursor})
                 if found is None:
                     self._require_owner(raw, scope)
-                    raise ValidationError(f"{name}={cursor!r} is not the id of an object in this list.")
-                values.update({f"{name}_created": found["created_at"], f"{name}_id": cursor})
+                    raise ValidationError(f"{name}={shown(cursor)} is not the id of an object in this list.")
+                values.update({f"{name}_{column}": found[column] for column in self._key})
                 found_any = True
         backward = params.before is not None and params.after is None
         shape = ("page", keys, params.order, params.after is not None, params.before is not None)
@@ -167,16 +171,18 @@ class Lister:
         conditions = [table.c[name] == sa.bindparam(f"scope_{name}") for name in shape[1]]
         conditions += self._where
         if shape[0] == "cursor":
-            return sa.select(table.c.created_at).where(table.c.id == sa.bindparam("cursor"), *conditions)
+            return sa.select(*(table.c[column] for column in self._key)).where(
+                table.c.id == sa.bindparam("cursor"), *conditions
+            )
         _, _, order, after, before = shape
-        key = sa.tuple_(table.c.created_at, table.c.id)
+        columns = [table.c[column] for column in self._key]
+        key = sa.tuple_(*columns) if len(columns) > 1 else columns[0]
         for name, present, forward in (("after", after, True), ("before", before, False)):
             if present:
-                position = sa.tuple_(
-                    sa.bindparam(f"{name}_created", type_=sa.BigInteger), sa.bindparam(f"{name}_id", type_=sa.String)
-                )
+                bound = [sa.bindparam(f"{name}_{column.name}", type_=column.type) for column in columns]
+                position = sa.tuple_(*bound) if len(bound) > 1 else bound[0]
                 conditions.append(key > position if (order == "asc") == forward else key < position)
         ascending = (order == "asc") != (before and not after)
-        ordering = [c.asc() if ascending else c.desc() for c in (table.c.created_at, table.c.id)]
+        ordering = [c.asc() if ascending else c.desc() for c in columns]
         limit = sa.bindparam("limit", type_=sa.Integer)
         return self._query.where(*conditions).order_by(*ordering).limit(limit)

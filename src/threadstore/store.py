@@ -10,11 +10,20 @@ from typing import Any
 from sqlalchemy.engine import URL, Engine
 
 import threadstore.langgraph.streams
-import threadstore.openai.streams  # noqa: F401
-from threadstore import migrate
+import threadstore.openai.streams
+import threadstore.responses.streams  # noqa: F401
+from threadstore import versions
 from threadstore.clock import Clock, system_clock
-from threadstore.db import DEFAULT_URL, Synchronous, create_engine, is_sqlite, normalize_url, unit_of_work
-from threadstore.errors import SchemaOutOfDateError
+from threadstore.db import (
+    Synchronous,
+    create_engine,
+    in_schema,
+    is_sqlite,
+    normalize_url,
+    unit_of_work,
+    url_from_environment,
+)
+from threadstore.errors import ReadOnlyError, SchemaOutOfDateError
 from threadstore.events.repository import Events
 from threadstore.fastsql import Raw
 from threadstore.langgraph.repositories import LangGraph
@@ -23,7 +32,9 @@ from threadstore.openai.messages import Messages
 from threadstore.openai.run_steps import RunSteps
 from threadstore.openai.runs import Runs
 from threadstore.openai.threads import Threads
-from threadstore.scope import EngineScope, Scope, TransactionScope
+from threadstore.responses.conversations import Conversations
+from threadstore.responses.responses import Responses
+from threadstore.scope import EngineScope, Scope, TransactionScope, held_open
 
 
 class Repositories:
@@ -36,6 +47,8 @@ class Repositories:
         self.runs = Runs(scope)
         self.run_steps = RunSteps(scope)
         self.langgraph = LangGraph(scope)
+        self.conversations = Conversations(scope)
+        self.responses = Responses(scope)
         self.events = Events(scope)
 
 
@@ -43,13 +56,15 @@ class Transaction(Repositories):
     """One unit of work: every repository call inside it commits or rolls back together."""
 
     def __init__(self, raw: Raw, clock: Clock) -> None:
-        super().__init__(TransactionScope(raw, clock))
+        self._scope = TransactionScope(raw, clock)
+        super().__init__(self._scope)
 
 
 class Store(Repositories):
     """threadstore's entry point.
 
-    ``Store()`` opens ``./threadstore.db``; ``Store(url)`` opens any SQLite or PostgreSQL URL.
+    ``Store()`` opens ``$THREADSTORE_URL``, else ``./threadstore.db``; ``Store(url)`` opens any
+    SQLite or PostgreSQL URL.
     A SQLite database is migrated to the newest schema on open; a PostgreSQL one must be
     migrated with `migrate()` or ``threadstore migrate --url ...``. Each repository call on the
     store is its own transaction; group calls with `transaction()`.
@@ -64,71 +79,141 @@ class Store(Repositories):
         migrate_on_open: bool | None = None,
         engine_options: Mapping[str, Any] | None = None,
         events: bool = True,
+        schema: str | None = None,
+        read_only: bool = False,
     ) -> None:
         """Open a store.
 
         Args:
-            url: a database URL; ``sqlite:///threadstore.db`` when None.
+            url: a database URL (``postgres://`` is read as ``postgresql://``); when None,
+                ``$THREADSTORE_URL``, else ``sqlite:///threadstore.db``.
             clock: returns the current time as an aware datetime; the system's UTC clock by default.
             synchronous: SQLite durability, NORMAL or FULL (see db.create_engine).
             migrate_on_open: upgrade the schema now; by default True for SQLite, False otherwise.
             engine_options: passed on to sqlalchemy.create_engine (pool settings and the like).
             events: write the event of every change (`store.events`); False writes none.
+            schema: PostgreSQL only: the schema that holds threadstore's tables and version table
+                (the connections' search_path; `migrate()` creates it).
+            read_only: open the database for reading only (a backup, a replica, a read-only
+                mount): every write raises ReadOnlyError and writes nothing; it is never
+                migrated, and its schema must be current.
 
         Raises:
-            ValidationError: the URL is not a supported database URL.
+            ValidationError: the URL is not a supported database URL, or `schema` is not a schema name.
+            StorageError: a PostgreSQL URL without the postgres extra installed.
+            SchemaOutOfDateError: migrating on open found a schema from a newer threadstore.
         """
-        parsed = normalize_url(url if url is not None else DEFAULT_URL)
-        engine = create_engine(parsed, synchronous=synchronous, engine_options=engine_options)
-        self._open(parsed, engine, clock, events=events)
-        if migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine):
-            self.migrate()
+        parsed = in_schema(normalize_url(url_from_environment(url)), schema)
+        engine = create_engine(parsed, synchronous=synchronous, engine_options=engine_options, read_only=read_only)
+        self._open(parsed, engine, clock, events=events, schema=schema, read_only=read_only)
+        if not read_only and (migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine)):
+            self._migrate_if_behind()
 
     @classmethod
-    def _on_engine(cls, url: URL, engine: Engine, clock: Clock | None, *, events: bool = True) -> Store:
+    def _on_engine(
+        cls,
+        url: URL,
+        engine: Engine,
+        clock: Clock | None,
+        *,
+        events: bool = True,
+        schema: str | None = None,
+        read_only: bool = False,
+    ) -> Store:
         """A store on an engine made elsewhere (AsyncStore's, whose connections are async), not migrated."""
         store = cls.__new__(cls)
-        store._open(url, engine, clock, events=events)
+        store._open(url, engine, clock, events=events, schema=schema, read_only=read_only)
         return store
 
-    def _open(self, url: URL, engine: Engine, clock: Clock | None, *, events: bool) -> None:
+    def _open(
+        self, url: URL, engine: Engine, clock: Clock | None, *, events: bool, schema: str | None, read_only: bool
+    ) -> None:
         self.url = url
+        self.schema = schema
         self.engine = engine
         self.clock = clock or system_clock
+        self.read_only = read_only
         self._schema_current = False
-        self._engine_scope = EngineScope(self.engine, self.clock, self._require_current_schema, events=events)
+        self._engine_scope = EngineScope(
+            self.engine, self.clock, self._require_current_schema, events=events, read_only=read_only
+        )
         super().__init__(self._engine_scope)
 
     def migrate(self) -> None:
-        """Upgrade the database schema to the newest revision (a no-op when it is current)."""
-        migrate.upgrade(self.engine)
+        """Upgrade the database schema to the newest revision (a no-op when it is current).
+
+        Raises:
+            SchemaOutOfDateError: the database was migrated by a newer threadstore.
+            StorageError: a migration failed; the schema is as it was.
+            ReadOnlyError: the store was opened with ``read_only=True``.
+        """
+        if self.read_only:
+            raise ReadOnlyError("This store was opened with read_only=True: it cannot be migrated.")
+        from threadstore import migrate  # Alembic, only when a migration is asked for
+
+        migrate.upgrade(self.engine, schema=self.schema)
         self._schema_current = True
+
+    def _migrate_if_behind(self) -> None:
+        """Migrate unless one plain query finds the schema current (opening skips Alembic then)."""
+        with unit_of_work(self.engine, write=False) as connection:
+            found = versions.recorded(connection)
+        if found == versions.HEAD:
+            self._schema_current = True
+        else:
+            self.migrate()
 
     def _require_current_schema(self) -> None:
         if self._schema_current:
             return
         with unit_of_work(self.engine, write=False) as connection:
-            found = migrate.current(connection)
-        if not migrate.is_known(found):
-            assert found is not None
-            raise migrate.newer_schema_error(found)
-        if found != migrate.head():
+            found = versions.recorded(connection)
+            shared = versions.revisions_in(connection, versions.SHARED_VERSION_TABLE) if found is None else []
+        if found != versions.HEAD:
+            from threadstore import migrate
+
+            if not migrate.is_known(found):
+                assert found is not None
+                raise migrate.newer_schema_error(found)
+            older = [revision for revision in shared if migrate.is_known(revision)]
+            where = (
+                f"{older[0]} in {versions.SHARED_VERSION_TABLE}, where threadstore kept it before it had "
+                f"{versions.VERSION_TABLE}"
+                if older
+                else found or "none (never migrated)"
+            )
             raise SchemaOutOfDateError(
-                f"The database schema is at revision {found or 'none (never migrated)'}, but threadstore "
-                f"needs {migrate.head()}. Run: {migrate.fix_command(self.url)}"
+                f"The database schema is at revision {where}, but threadstore needs {versions.HEAD}. "
+                f"Run: {migrate.fix_command(self.url, self.schema)}"
             )
         self._schema_current = True
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One unit of work: commits when the block ends, rolls back if it raises.
+        """One unit of work: commits when the block ends, rolls back if it raises. Inside the
+        block, use the transaction's repositories (``tx.threads``): a call on the store itself
+        from the same thread would wait for this transaction, and is refused.
 
         Raises:
+            UsageError: this thread already holds a transaction of this store open; or, later,
+                the transaction is used after its block.
+            ReadOnlyError: the store was opened with ``read_only=True``.
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
+        with self._transaction() as tx, held_open(self._engine_scope):
+            yield tx
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        """The unit of work of `transaction()`, not marked as held by this thread (AsyncStore
+        marks its task instead: its unit is entered in a worker thread)."""
         with self._engine_scope.write() as raw:  # checks the schema first
-            yield Transaction(raw, self.clock)
+            tx = Transaction(raw, self.clock)
+            try:
+                yield tx
+            finally:
+                tx._scope.end()
 
     def close(self) -> None:
         """Close every pooled connection."""

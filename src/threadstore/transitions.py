@@ -137,7 +137,15 @@ def move(
         raise NotFoundError(machine.kind, object_id)
     if found["status"] in allowed:
         raise ConflictError(f"The {machine.kind} {object_id} was changed by another writer; try again.")
-    raise InvalidTransitionError(machine.kind, object_id, found["status"], target)
+    raise refused(machine, verb, object_id, found["status"], target)
+
+
+def refused(machine: Machine, verb: str, object_id: str, status: str, target: str) -> InvalidTransitionError:
+    """The error for `verb` refused on an object in `status`; it names the statuses the verb
+    needs, from the machine's data ("submit_tool_outputs needs run run_… in requires_action;
+    it is queued"). A verb that moves no status (a heartbeat) needs the object in `target`."""
+    sources = machine.verbs.get(verb, {}).get(target) or frozenset({target})
+    return InvalidTransitionError(machine.kind, object_id, status, target, verb=verb, sources=sources)
 
 
 def _key(table: sa.Table) -> sa.Column[Any]:

@@ -7,35 +7,37 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
 from threadstore.openai.states import RUN
+from threadstore.responses.states import RESPONSE
 from threadstore.validation import check_optional_string
 
 # The last event of a run: an OpenAI run's move to a terminal status (written after its steps and
-# messages end), a LangGraph run's `end`.
-RUN_ENDS = frozenset({*(f"thread.run.{status}" for status in RUN.terminal), "end"})
+# messages end), a LangGraph run's `end`, a response's move to a terminal status.
+RUN_ENDS = frozenset(
+    {
+        *(f"thread.run.{status}" for status in RUN.terminal),
+        "end",
+        *(f"response.{status}" for status in RESPONSE.terminal),
+    }
+)
 DEFAULT_INTERVAL = 0.05  # seconds between two reads when nothing new was found
 
 
 class Follower:
-    """The state of one follow: its filter, its cursor, and whether it is over.
-
-    A follow names a thread or a run: events are ordered within a thread (see events.log),
-    not across threads.
-    """
+    """The state of one follow: its filter (a thread, a run, or neither: every thread), its
+    cursor, and whether it is over."""
 
     def __init__(self, thread_id: object, run_id: object, after: object, timeout: object, interval: object) -> None:
         """Check the follow's arguments.
 
         Raises:
-            ValidationError: neither a thread nor a run is named, or an argument is malformed.
+            ValidationError: an argument is malformed.
         """
         self.thread_id = check_optional_string("thread_id", thread_id)
         self.run_id = check_optional_string("run_id", run_id)
-        if self.thread_id is None and self.run_id is None:
-            raise ValidationError("follow needs a thread_id or a run_id: events are in order within a thread.")
         cursor(after)
         self.after = after if isinstance(after, str) else None
         self.timeout = _seconds("timeout", timeout)
@@ -64,5 +66,5 @@ def _seconds(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValidationError(f"{name} must be a number of seconds, not {value!r}.")
+        raise ValidationError(f"{name} must be a number of seconds, not {shown(value)}.")
     return float(value)

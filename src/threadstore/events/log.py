@@ -12,7 +12,10 @@ writer at a time, so they are. On PostgreSQL ids come from a sequence, whose val
 commit-ordered: each INSERT first takes a transaction-scoped advisory lock on its thread, so two
 transactions writing events of one thread take their ids one after the other, the second only
 once the first has committed or rolled back. Transactions of different threads do not wait for
-each other.
+each other, so across threads ids may commit out of order: before taking its thread's lock, each
+INSERT also takes a shared lock (`ORDER_LOCK`) that a reader of every thread's events takes
+exclusively for a moment to learn the highest id below which every event has committed (see
+events.repository). Shared holders never wait for each other.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from threadstore.fastsql import Raw, Statement
 from threadstore.records import Json
 
 Row = Mapping[str, Any]
+
+ORDER_LOCK = 0x74687264736576  # "thrdsev": an advisory lock key of threadstore's own
 
 
 class Stream(Protocol):
@@ -109,9 +114,12 @@ def _insert(dialect: str) -> Statement:
     }
     if dialect != "postgresql":
         return Statement(sa.insert(events).values(params))
-    # The lock is taken in the FROM clause, so before the sequence gives the row its id; the
+    # The locks are taken in the FROM clause, so before the sequence gives the row its id, the
+    # shared one first (a writer that held a thread's lock while it queued for the shared one behind a
+    # reader of every thread would close a cycle); the
     # notification goes out when the transaction commits (events.wakeups listens for it).
     lock = sa.select(
+        sa.func.pg_advisory_xact_lock_shared(sa.literal_column(str(ORDER_LOCK))).label("ordered"),
         sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(params["thread_id"], 0)).label("locked"),
         sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), params["thread_id"]).label("notified"),
     ).subquery()

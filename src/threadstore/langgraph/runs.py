@@ -25,7 +25,8 @@ from threadstore.langgraph.streams import RESERVED
 from threadstore.langgraph.threads import ROWS as THREADS
 from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status
+from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status, refused
+from threadstore.types import CancelAction, FinishStatus, LangGraphRunStatus, MultitaskStrategy
 from threadstore.validation import check_choice, check_int, check_json, check_json_object, check_string, check_uuid
 
 KIND = "langgraph run"
@@ -165,7 +166,7 @@ class LangGraphRuns:
         assistant_id: str,
         kwargs: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
-        multitask_strategy: str = "enqueue",
+        multitask_strategy: MultitaskStrategy = "enqueue",
         run_id: str | None = None,
     ) -> LangGraphRun:
         """Add a pending run to a thread. If the thread already has a pending or running run,
@@ -244,7 +245,7 @@ class LangGraphRuns:
             return LangGraphRun.from_row(ROWS.get(raw, run_id, thread_id))
 
     def list(
-        self, thread_id: str, *, status: str | None = None, limit: int = 10, offset: int = 0
+        self, thread_id: str, *, status: LangGraphRunStatus | None = None, limit: int = 10, offset: int = 0
     ) -> list[LangGraphRun]:
         """A thread's runs, newest first, optionally of one status, with limit/offset as the API.
 
@@ -263,10 +264,9 @@ class LangGraphRuns:
             "limit": check_int("limit", limit, minimum=1, maximum=1000),
             "offset": check_int("offset", offset, minimum=0),
         }
-        if status is not None:
-            status = check_choice("status", status, RUN_STATUSES)
+        shape = None if status is None else check_choice("status", status, RUN_STATUSES)
         with self._scope.read() as raw:
-            rows = raw.rows(_LISTS[status], params)
+            rows = raw.rows(_LISTS[shape], params)
             if not rows:  # a run of the list proves its thread exists
                 THREADS.require(raw, thread_id)
             return [LangGraphRun.from_row(row) for row in rows]
@@ -351,7 +351,7 @@ class LangGraphRuns:
             params = {"run_id": run_id, "attempt": claim, "lease": lease, "now": self._scope.now_micros()}
             row = raw.first(_HEARTBEAT, params)
             if row is None:
-                raise _refusal(raw, run_id, claim, "running")
+                raise _refusal(raw, run_id, claim, "heartbeat", "running")
             return LangGraphRun.from_row(row)
 
     def append_event(self, run_id: str, *, attempt: int, event: str, data: Any) -> None:
@@ -381,10 +381,10 @@ class LangGraphRuns:
         with self._scope.write() as raw:
             found = raw.first(_FENCE_LOCKED, {"run_id": run_id})
             if found is None or found["status"] != "running" or found["attempt"] != claim:
-                raise _refusal(raw, run_id, claim, "running")
+                raise _refusal(raw, run_id, claim, "append_event", "running")
             log.append(raw, name, payload, found["thread_id"], run_id, self._scope.now())
 
-    def finish(self, run_id: str, *, attempt: int, status: str) -> LangGraphRun:
+    def finish(self, run_id: str, *, attempt: int, status: FinishStatus) -> LangGraphRun:
         """End a running run as success, error, timeout or interrupted, if `attempt` is still the
         current claim; the thread's status follows.
 
@@ -407,11 +407,11 @@ class LangGraphRuns:
             try:
                 row = move(raw, runs, RUN, "finish", run_id, now, target=target, where={"attempt": claim})
             except (ConflictError, InvalidTransitionError) as error:
-                raise _refusal(raw, run_id, claim, target) from error
+                raise _refusal(raw, run_id, claim, "finish", target) from error
             refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(row)
 
-    def cancel(self, run_id: str, *, action: str = "interrupt") -> LangGraphRun | None:
+    def cancel(self, run_id: str, *, action: CancelAction = "interrupt") -> LangGraphRun | None:
         """Stop a pending or running run: "interrupt" marks it interrupted (and returns it);
         "rollback" deletes it (and returns None). The thread's status follows.
 
@@ -467,8 +467,9 @@ _FENCE_LOCKED = Statement(
 )
 
 
-def _refusal(raw: Raw, run_id: str, attempt: int, target: str) -> Exception:
-    """Why a fenced write on a run matched no row: unknown run, stale attempt, or wrong status."""
+def _refusal(raw: Raw, run_id: str, attempt: int, verb: str, target: str) -> Exception:
+    """Why a fenced write (`verb`) on a run matched no row: unknown run, stale attempt, or wrong
+    status (a verb that moves no status, as heartbeat, needs the status it keeps: `target`)."""
     found = raw.first(_FENCE, {"run_id": run_id})
     if found is None:
         return NotFoundError(KIND, run_id)
@@ -476,4 +477,4 @@ def _refusal(raw: Raw, run_id: str, attempt: int, target: str) -> Exception:
         return ConflictError(
             f"Attempt {attempt} of run {run_id} is stale (it is on attempt {found['attempt']}); nothing was changed."
         )
-    return InvalidTransitionError(KIND, run_id, found["status"], target)
+    return refused(RUN, verb, run_id, found["status"], target)

@@ -20,6 +20,7 @@ from threadstore.langgraph.states import THREAD_INITIAL_STATUS, THREAD_SORT_FIEL
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import create
+from threadstore.types import IfExists, LangGraphThreadStatus, SortOrder, ThreadSortField
 from threadstore.validation import UNSET, check_choice, check_int, check_json_object, check_list, check_uuid
 
 SearchResult = list[LangGraphThread]
@@ -67,7 +68,7 @@ class LangGraphThreads:
         self._scope = scope
 
     def create(
-        self, *, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: str = "raise"
+        self, *, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: IfExists = "raise"
     ) -> LangGraphThread:
         """Create an idle thread, with the caller's UUID or a new one.
 
@@ -173,12 +174,12 @@ class LangGraphThreads:
         *,
         metadata: dict[str, Any] | None = None,
         values: dict[str, Any] | None = None,
-        status: str | None = None,
+        status: LangGraphThreadStatus | None = None,
         ids: Sequence[str] | None = None,
         limit: int = 10,
         offset: int = 0,
-        sort_by: str = "created_at",
-        sort_order: str = "desc",
+        sort_by: ThreadSortField = "created_at",
+        sort_order: SortOrder = "desc",
     ) -> SearchResult:
         """Threads whose metadata and values contain the given ones, with the given status and ids,
         sorted and paged with limit/offset as the LangGraph API does.

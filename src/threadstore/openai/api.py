@@ -191,6 +191,10 @@ class Run:
     response_format: Any
     tool_choice: Any
     parallel_tool_calls: bool
+    # Request options the API's run object does not show (to_api keeps its exact shape): the
+    # worker that runs the model reads them here.
+    reasoning_effort: str | None
+    include: list[str] | None
 
     @classmethod
     def from_row(cls, m: Row) -> Run:

@@ -17,6 +17,7 @@ from threadstore.records import JsonList
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import create
+from threadstore.types import Order
 from threadstore.validation import (
     UNSET,
     check_metadata,
@@ -154,7 +155,7 @@ class Assistants:
             return Assistant.from_row(_ROWS.get(raw, assistant_id, for_update=for_update))
 
     def list(
-        self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
+        self, *, limit: int = DEFAULT_LIMIT, order: Order = "desc", after: str | None = None, before: str | None = None
     ) -> Page[Assistant]:
         """A page of assistants, newest first by default.
 

@@ -22,6 +22,7 @@ from threadstore.records import JsonList
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import create, create_many, move
+from threadstore.types import MessageContentPart, MessageIncompleteReason, NewMessageStatus, Order, Role
 from threadstore.validation import check_choice, check_list, check_metadata, check_optional_string, check_string
 
 KIND = "message"
@@ -131,10 +132,19 @@ def refuse_while_active(raw: Raw, thread_id: str, *, unless_run: str | None = No
         raise ConflictError(f"Can't add messages to {thread_id} while a run {active['id']} is active.")
 
 
-def _one_of_many(index: int, message: object) -> MessageInput:
-    if not isinstance(message, Mapping):
-        raise ValidationError(f"messages[{index}] must be an object, not {type(message).__name__}.")
-    return MessageInput.from_mapping(message)
+def message_inputs(name: str, messages: object) -> list[MessageInput]:
+    """Check a list of messages given as mappings (`name` is the argument's, for the errors).
+
+    Raises:
+        ValidationError: it is not a list of objects, or a message is bad (see MessageInput.check).
+    """
+    checked = []
+    for index, message in enumerate(check_list(name, messages)):
+        # Only the type here: MessageInput checks each field (a whole-JSON walk first would do it twice).
+        if not isinstance(message, Mapping):
+            raise ValidationError(f"{name}[{index}] must be an object, not {type(message).__name__}.")
+        checked.append(MessageInput.from_mapping(message))
+    return checked
 
 
 def _row(now: int, thread_id: str, message: MessageInput) -> dict[str, Any]:
@@ -194,13 +204,13 @@ class Messages:
         self,
         thread_id: str,
         *,
-        role: str,
-        content: str | JsonList,
+        role: Role,
+        content: str | Sequence[MessageContentPart],
         attachments: JsonList | None = None,
         metadata: dict[str, str] | None = None,
         assistant_id: str | None = None,
         run_id: str | None = None,
-        status: str = "completed",
+        status: NewMessageStatus = "completed",
     ) -> Message:
         """Add a message to a thread.
 
@@ -247,7 +257,7 @@ class Messages:
             NotFoundError: the thread does not exist.
             ConflictError: the thread has an active run.
         """
-        checked = [_one_of_many(i, m) for i, m in enumerate(check_list("messages", messages))]
+        checked = message_inputs("messages", messages)
         with self._scope.write() as raw:
             lock_thread(raw, thread_id)
             refuse_while_active(raw, thread_id)
@@ -276,7 +286,7 @@ class Messages:
         thread_id: str,
         *,
         limit: int = DEFAULT_LIMIT,
-        order: str = "desc",
+        order: Order = "desc",
         after: str | None = None,
         before: str | None = None,
         run_id: str | None = None,
@@ -329,7 +339,7 @@ class Messages:
         with self._scope.write() as raw:
             return Message.from_row(move(raw, messages, MESSAGE, "complete", message_id, self._scope.now()))
 
-    def mark_incomplete(self, message_id: str, *, reason: str) -> Message:
+    def mark_incomplete(self, message_id: str, *, reason: MessageIncompleteReason) -> Message:
         """in_progress → incomplete, stamping incomplete_at, with `incomplete_details.reason`
         (content_filter, max_tokens, run_cancelled, run_expired or run_failed).
 
@@ -346,7 +356,7 @@ class Messages:
             now = self._scope.now()
             return Message.from_row(move(raw, messages, MESSAGE, "mark_incomplete", message_id, now, values=values))
 
-    def update_content(self, message_id: str, *, content: str | JsonList) -> Message:
+    def update_content(self, message_id: str, *, content: str | Sequence[MessageContentPart]) -> Message:
         """Replace the content of a message that is still in progress (as a reply streams in).
 
         Args:

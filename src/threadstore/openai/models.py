@@ -12,6 +12,7 @@ from sqlmodel import Field
 from threadstore.openai.states import (
     MESSAGE,
     MESSAGE_INCOMPLETE_REASONS,
+    REASONING_EFFORTS,
     ROLES,
     RUN,
     RUN_ERROR_CODES,
@@ -88,6 +89,7 @@ class RunRow(Base, table=True):
         one_of("status", RUN.statuses, "status"),
         one_of("last_error_code", RUN_ERROR_CODES, "last_error_code"),
         one_of("incomplete_reason", RUN_INCOMPLETE_REASONS, "incomplete_reason"),
+        one_of("reasoning_effort", REASONING_EFFORTS, "reasoning_effort"),
         *status_checks(RUN),
     )
 
@@ -122,6 +124,9 @@ class RunRow(Base, table=True):
     response_format: Any = Field(sa_column=json_column("response_format", nullable=False))
     tool_choice: Any = Field(sa_column=json_column("tool_choice", nullable=False))
     parallel_tool_calls: bool
+    # The create-run request's reasoning_effort and include (migration 0008); null on older runs.
+    reasoning_effort: str | None = Field(default=None)
+    include: list[str] | None = Field(default=None, sa_column=json_column("include", nullable=True))
 
 
 class MessageRow(Base, table=True):

@@ -29,6 +29,7 @@ from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_para
 from threadstore.rows import Rows
 from threadstore.scope import Scope
 from threadstore.transitions import announce_moved, move
+from threadstore.types import Order, StepErrorCode
 from threadstore.validation import check_metadata
 
 KIND = "run step"
@@ -104,7 +105,7 @@ class RunSteps:
         run_id: str,
         *,
         limit: int = DEFAULT_LIMIT,
-        order: str = "desc",
+        order: Order = "desc",
         after: str | None = None,
         before: str | None = None,
     ) -> Page[RunStep]:
@@ -179,7 +180,7 @@ class RunSteps:
         """
         return self._end(step_id, "complete", usage=usage)
 
-    def fail(self, step_id: str, *, code: str, message: str, usage: dict[str, int] | None = None) -> RunStep:
+    def fail(self, step_id: str, *, code: StepErrorCode, message: str, usage: dict[str, int] | None = None) -> RunStep:
         """in_progress → failed with `last_error` (code server_error or rate_limit_exceeded).
 
         Args:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
+from threadstore.errors import ConflictError, ValidationError
 from threadstore.fastsql import ONE, Raw, Statement, one_of
 from threadstore.openai import content
 from threadstore.openai.api import Run
@@ -23,7 +23,8 @@ from threadstore.openai.states import (
 )
 from threadstore.records import Json
 from threadstore.scope import Scope
-from threadstore.transitions import Bulk, announce_moved, move, move_all
+from threadstore.transitions import Bulk, announce_moved, move, move_all, refused
+from threadstore.types import RunErrorCode, RunIncompleteReason
 from threadstore.validation import check_choice, check_list, check_mapping, check_optional_string, check_string
 
 
@@ -251,7 +252,7 @@ class RunVerbs:
         with self._scope.write() as raw:
             run = Run.from_row(RUNS.get(raw, run_id, for_update=True))
             if run.status != "requires_action" or run.required_action is None:
-                raise InvalidTransitionError("run", run_id, run.status, "queued")
+                raise refused(RUN, "submit_tool_outputs", run_id, run.status, "queued")
             asked = {call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]}
             if set(outputs) != asked:
                 raise ValidationError(f"tool_outputs must answer exactly {sorted(asked)}; got {sorted(outputs)}.")
@@ -317,7 +318,7 @@ class RunVerbs:
         """
         return self._move(run_id, "complete", values=_usage_values(usage))
 
-    def fail(self, run_id: str, *, code: str, message: str, usage: dict[str, int] | None = None) -> Run:
+    def fail(self, run_id: str, *, code: RunErrorCode, message: str, usage: dict[str, int] | None = None) -> Run:
         """Any active status → failed, with `last_error` (server_error, rate_limit_exceeded or
         invalid_prompt).
 
@@ -336,7 +337,9 @@ class RunVerbs:
         values = {"last_error_code": error_code, "last_error_message": error_message, **_usage_values(usage)}
         return self._move(run_id, "fail", values=values)
 
-    def mark_incomplete(self, run_id: str, *, reason: str | None = None, usage: dict[str, int] | None = None) -> Run:
+    def mark_incomplete(
+        self, run_id: str, *, reason: RunIncompleteReason | None = None, usage: dict[str, int] | None = None
+    ) -> Run:
         """in_progress or cancelling → incomplete, because a token limit was reached
         (reason max_completion_tokens or max_prompt_tokens).
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 
@@ -12,18 +13,22 @@ from threadstore.fastsql import Raw, Statement, insert
 from threadstore.ids import new_id
 from threadstore.openai import content
 from threadstore.openai.api import Deleted, Run
+from threadstore.openai.messages import insert_message, message_inputs
 from threadstore.openai.models import assistants, runs, threads
 from threadstore.openai.queries import ACTIVE_RUN, RUNS, lock_thread
 from threadstore.openai.run_verbs import RunVerbs
-from threadstore.openai.states import RUN
+from threadstore.openai.states import REASONING_EFFORTS, RUN, RUN_STEP_INCLUDES, ReasoningEffort, RunStepInclude
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
 from threadstore.records import JsonList
 from threadstore.scope import Scope
 from threadstore.transitions import create
+from threadstore.types import Order
 from threadstore.validation import (
     MAX_INT32,
     check_bool,
+    check_choice,
     check_int,
+    check_list,
     check_metadata,
     check_optional_int,
     check_optional_number,
@@ -32,6 +37,26 @@ from threadstore.validation import (
 
 DEFAULT_EXPIRES_IN = 600
 MAX_EXPIRES_IN = 10 * 365 * 86_400  # ten years
+
+
+class RunOptions(TypedDict, total=False):
+    """The options of a new run that `threads.create_and_run` passes on to `runs.create`."""
+
+    model: str | None
+    instructions: str | None
+    tools: JsonList | None
+    metadata: dict[str, str] | None
+    expires_in: int
+    temperature: float | None
+    top_p: float | None
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    truncation_strategy: dict[str, Any] | None
+    tool_choice: Any
+    parallel_tool_calls: bool
+    response_format: Any
+    reasoning_effort: ReasoningEffort | None
+    include: Sequence[RunStepInclude] | None
 
 
 _LIST = Lister(sa.select(runs), runs, scope=("thread_id",), owner=Owner(threads, "thread", "thread_id"))
@@ -61,9 +86,14 @@ class Runs(RunVerbs):
         tool_choice: Any = "auto",
         parallel_tool_calls: bool = True,
         response_format: Any = None,
+        additional_instructions: str | None = None,
+        additional_messages: Sequence[Mapping[str, Any]] | None = None,
+        reasoning_effort: ReasoningEffort | None = None,
+        include: Sequence[RunStepInclude] | None = None,
     ) -> Run:
-        """Queue a run of an assistant on a thread. `model`, `instructions`, `tools`,
-        `temperature`, `top_p` and `response_format` default to the assistant's.
+        """Queue a run of an assistant on a thread: every field of the API's create-run request.
+        `model`, `instructions`, `tools`, `temperature`, `top_p` and `response_format` default to
+        the assistant's.
 
         Args:
             thread_id: the thread; it must have no active run.
@@ -82,6 +112,12 @@ class Runs(RunVerbs):
             tool_choice: "none", "auto" (the default), "required", or a `{"type": ...}` object naming a tool.
             parallel_tool_calls: whether the model may call tools in parallel (default True).
             response_format: "auto" or a `{"type": ...}` object; the assistant's when None.
+            additional_instructions: appended to the run's instructions (after a blank line).
+            additional_messages: messages (`role`, `content`, optionally `attachments`, `metadata`)
+                added to the thread before the run, in the same transaction.
+            reasoning_effort: "none", "minimal", "low", "medium", "high", "xhigh" or "max"; None for
+                the model's default.
+            include: run step fields to include (the API's RunStepInclude values).
 
         Raises:
             ValidationError: a field breaks the API's rules; nothing is written.
@@ -107,7 +143,15 @@ class Runs(RunVerbs):
             "truncation_strategy": content.truncation_strategy(truncation_strategy),
             "tool_choice": content.tool_choice(tool_choice),
             "parallel_tool_calls": check_bool("parallel_tool_calls", parallel_tool_calls),
+            "reasoning_effort": None
+            if reasoning_effort is None
+            else check_choice("reasoning_effort", reasoning_effort, REASONING_EFFORTS),
+            "include": [
+                check_choice("include[]", item, RUN_STEP_INCLUDES) for item in check_list("include", include or [])
+            ],
         }
+        appended = check_optional_string("additional_instructions", additional_instructions, max_length=256_000)
+        before = message_inputs("additional_messages", additional_messages or [])
         lifetime = check_int("expires_in", expires_in, minimum=1, maximum=MAX_EXPIRES_IN)
         with self._scope.write() as raw:
             lock_thread(raw, thread_id)
@@ -115,7 +159,13 @@ class Runs(RunVerbs):
             if active is not None:
                 raise ConflictError(f"Thread {thread_id} already has an active run {active['id']}.")
             values.update(_with_defaults(raw, assistant_id, given))
+            if appended is not None:
+                values["instructions"] = (
+                    f"{values['instructions']}\n\n{appended}" if values["instructions"] else appended
+                )
             now = self._scope.now()
+            for message in before:
+                insert_message(raw, now, thread_id, message)
             values.update(
                 id=new_id("run"),
                 created_at=now,
@@ -148,7 +198,7 @@ class Runs(RunVerbs):
         thread_id: str,
         *,
         limit: int = DEFAULT_LIMIT,
-        order: str = "desc",
+        order: Order = "desc",
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Run]:

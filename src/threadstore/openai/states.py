@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from threadstore.lifecycle import FieldRule, Machine
 
 _RUN_TRANSITIONS = {
@@ -108,6 +110,11 @@ TOOL_TYPES = ("code_interpreter", "file_search", "function")
 RUN_ERROR_CODES = ("server_error", "rate_limit_exceeded", "invalid_prompt")
 STEP_ERROR_CODES = ("server_error", "rate_limit_exceeded")
 RUN_INCOMPLETE_REASONS = ("max_completion_tokens", "max_prompt_tokens")
+# Create-run request options (openai's run_create_params: ReasoningEffort, RunStepInclude).
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+RunStepInclude = Literal["step_details.tool_calls[*].file_search.results[*].content"]
+REASONING_EFFORTS: tuple[ReasoningEffort, ...] = get_args(ReasoningEffort)
+RUN_STEP_INCLUDES: tuple[RunStepInclude, ...] = get_args(RunStepInclude)
 MESSAGE_INCOMPLETE_REASONS = ("content_filter", "max_tokens", "run_cancelled", "run_expired", "run_failed")
 
 # When a run ends, its in-progress steps take the status that matches, and its in-progress

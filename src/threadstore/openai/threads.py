@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import sqlalchemy as sa
 
@@ -12,27 +12,22 @@ from threadstore.events import log
 from threadstore.fastsql import insert
 from threadstore.ids import new_id
 from threadstore.openai import content
-from threadstore.openai.api import Deleted, Thread
-from threadstore.openai.messages import MessageInput, insert_message
+from threadstore.openai.api import Deleted, Run, Thread
+from threadstore.openai.messages import insert_message, message_inputs
 from threadstore.openai.models import threads
+from threadstore.openai.runs import RunOptions, Runs
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Page, list_params
 from threadstore.rows import Rows
-from threadstore.scope import Scope
+from threadstore.scope import Scope, TransactionScope
 from threadstore.transitions import create
-from threadstore.validation import UNSET, check_list, check_metadata
+from threadstore.types import Order
+from threadstore.validation import UNSET, check_metadata
 
 _ROWS = Rows(threads, "thread")
 
 
 _LIST = Lister(sa.select(threads), threads)
 INSERT_THREAD = insert(threads)
-
-
-def _mapping(name: str, value: object) -> Mapping[str, Any]:
-    # Only the type: MessageInput checks each field (a whole-JSON walk first would do it twice).
-    if not isinstance(value, Mapping):
-        raise ValidationError(f"{name} must be an object, not {type(value).__name__}.")
-    return value
 
 
 class Threads:
@@ -63,10 +58,7 @@ class Threads:
             "metadata": check_metadata(metadata),
             "tool_resources": content.tool_resources(tool_resources),
         }
-        initial = [
-            MessageInput.from_mapping(_mapping(f"messages[{i}]", m))
-            for i, m in enumerate(check_list("messages", [] if messages is None else messages))
-        ]
+        initial = message_inputs("messages", [] if messages is None else messages)
         with self._scope.write() as raw:
             now = self._scope.now()
             values.update(id=new_id("thread"), created_at=now)
@@ -74,6 +66,36 @@ class Threads:
             for message in initial:
                 insert_message(raw, now, values["id"], message)
         return Thread.from_row(values)
+
+    def create_and_run(
+        self, *, assistant_id: str, thread: Mapping[str, Any] | None = None, **run: Unpack[RunOptions]
+    ) -> Run:
+        """Create a thread (with its first messages) and queue a run on it, in one transaction:
+        the API's create-thread-and-run.
+
+        Args:
+            assistant_id: the assistant to run.
+            thread: the thread's `messages`, `metadata` and `tool_resources`, as for `create`.
+            **run: the run's options, as for `runs.create` (model, instructions, tools, metadata,
+                expires_in, temperature, top_p, max_prompt_tokens, max_completion_tokens,
+                truncation_strategy, tool_choice, parallel_tool_calls, response_format,
+                reasoning_effort, include).
+
+        Raises:
+            ValidationError: a bad field of the thread or the run; nothing is written.
+            NotFoundError: the assistant does not exist; nothing is written.
+        """
+        thread = {} if thread is None else thread
+        if not isinstance(thread, Mapping):
+            raise ValidationError(f"thread must be an object, not {type(thread).__name__}.")
+        fields = dict(thread)
+        unknown = set(fields) - {"messages", "metadata", "tool_resources"}
+        if unknown:
+            raise ValidationError(f"thread takes messages, metadata, tool_resources; got {sorted(unknown)}.")
+        with self._scope.write() as raw:
+            scope = TransactionScope(raw, self._scope.clock)
+            created = Threads(scope).create(**fields)
+            return Runs(scope).create(created.id, assistant_id=assistant_id, **run)
 
     def get(self, thread_id: str, *, for_update: bool = False) -> Thread:
         """The thread with this id. In a transaction, `for_update` locks it until the transaction
@@ -91,7 +113,7 @@ class Threads:
             return Thread.from_row(_ROWS.get(raw, thread_id, for_update=for_update))
 
     def list(
-        self, *, limit: int = DEFAULT_LIMIT, order: str = "desc", after: str | None = None, before: str | None = None
+        self, *, limit: int = DEFAULT_LIMIT, order: Order = "desc", after: str | None = None, before: str | None = None
     ) -> Page[Thread]:
         """A page of threads, newest first by default.
 

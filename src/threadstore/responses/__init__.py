@@ -1,0 +1,1 @@
+"""The Responses and Conversations API: conversations, their items, responses and their items."""

@@ -1,0 +1,27 @@
+"""The application's own tables, on SQLModel's default metadata as an application keeps them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, String
+from sqlmodel import Field, SQLModel
+
+from threadstore import tables
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+
+
+class Ticket(SQLModel, table=True):
+    """A support ticket whose conversation is a threadstore thread; it goes when the thread goes."""
+
+    __tablename__ = "tickets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="projects.id")
+    thread_id: str = Field(
+        sa_column=Column(String, ForeignKey(tables.threads.c.id, ondelete="CASCADE"), nullable=False)
+    )
