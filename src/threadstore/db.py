@@ -198,7 +198,10 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
     if url.get_backend_name() != "postgresql":
         raise ValidationError(f"Not a PostgreSQL URL: {url.render_as_string()!r}.")
     require_driver(url, "greenlet")
-    engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **(engine_options or {}))
+    from threadstore.fair_pool import FairAsyncPool
+
+    options = {"poolclass": FairAsyncPool, **(engine_options or {})}
+    engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **options)
     _refuse_busy_connections(engine.sync_engine)
     _engines.add(engine.sync_engine)
     return engine

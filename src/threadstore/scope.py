@@ -250,7 +250,7 @@ class RawUnit:
                 connection = self._engine.raw_connection()
             raw = self._raw = Raw(connection, self._engine.dialect, self._reconnect, events=self._events)
             if self._begin is not None:
-                connection.cursor().execute(self._begin)
+                raw.cursor().execute(self._begin)
         except BaseException as error:  # refused, or interrupted anywhere on the way in
             self._end(error)
             if isinstance(error, database_errors()):
@@ -259,7 +259,7 @@ class RawUnit:
         return raw
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _trace: object) -> None:
-        if kind is None:
+        if kind is None and self._raw.pending:  # type: ignore[union-attr]
             try:
                 log.flush(self._raw)  # type: ignore[arg-type]
             except BaseException as failure:  # the events could not be written: roll back

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from threadstore.events import log
-from threadstore.fastsql import ONE, Raw, Shapes, Statement, insert, one_of
+from threadstore.fastsql import ONE, Raw, Shapes, Statement, insert, one_of, word
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphRun
 from threadstore.langgraph.models import ORDER, runs, threads
@@ -111,7 +111,7 @@ _CLAIM = Bulk(
     RUN,
     "claim_next",
     where=[runs.c.run_id == sa.bindparam("run_id"), ~_has_running(_THREAD_ID)],
-    values={"attempt": runs.c.attempt + 1, "lease_expires_at": _NOW + sa.bindparam("lease", type_=sa.BigInteger)},
+    values={"attempt": runs.c.attempt + ONE, "lease_expires_at": _NOW + sa.bindparam("lease", type_=sa.BigInteger)},
 )
 _LIMIT = sa.bindparam("max_attempts", type_=sa.Integer)
 _REQUEUE = (
@@ -120,10 +120,11 @@ _REQUEUE = (
 )
 
 
-def _list(by_status: bool) -> sa.Select[Any]:
+def _list(status: str | None) -> sa.Select[Any]:
+    """A thread's runs, of one `status` if given (written into the SQL, as fastsql.one_of says why)."""
     conditions = [runs.c.thread_id == _THREAD_ID]
-    if by_status:
-        conditions.append(runs.c.status == sa.bindparam("status", type_=sa.String))
+    if status is not None:
+        conditions.append(runs.c.status == word(status))
     return (
         sa.select(runs)
         .where(*conditions)
@@ -133,7 +134,7 @@ def _list(by_status: bool) -> sa.Select[Any]:
     )
 
 
-_LISTS = {by_status: Statement(_list(by_status)) for by_status in (False, True)}
+_LISTS = Shapes(_list)  # by status, or None
 
 
 def _lock_thread_of(raw: Raw, run_id: str) -> str:
@@ -263,10 +264,9 @@ class LangGraphRuns:
             "limit": check_int("limit", limit, minimum=1, maximum=1000),
             "offset": check_int("offset", offset, minimum=0),
         }
-        if status is not None:
-            params["status"] = check_choice("status", status, RUN_STATUSES)
+        shape = None if status is None else check_choice("status", status, RUN_STATUSES)
         with self._scope.read() as raw:
-            rows = raw.rows(_LISTS[status is not None], params)
+            rows = raw.rows(_LISTS[shape], params)
             if not rows:  # a run of the list proves its thread exists
                 THREADS.require(raw, thread_id)
             return [LangGraphRun.from_row(row) for row in rows]
