@@ -10,15 +10,22 @@ with claim_next, complete it) and the first page of a thread's messages, over po
   the SQL threadstore sends and building the same API dicts;
 - the sync Store called through `asyncio.to_thread` (the default executor).
 
+All three write no events (the floor writes none; benchmarks.events measures what they cost) and
+have pools of the same size. The tasks run against the local server, where nothing waits on the
+network, then through benchmarks.delay_proxy once for each `--delay-ms` (default 1), which it
+adds in each direction as a database in another rack would; there a server's concurrency is
+what counts, and `asyncio.to_thread` has only the default executor's min(32, cores + 4) threads.
+Each table's title gives the median round trip of a SELECT 1 on that network.
+
 Meanwhile a probe task sleeps 1 ms in a loop and records how late it wakes: the event loop's lag.
 The table also gives the CPU time the benchmark's process spent per iteration (all its threads):
 where every implementation gets the same share of a busy machine, throughput follows it.
 
 SQLite: the median latency of single operations, AsyncStore (a thread of its pool per call)
-against the sync Store.
+against the sync Store, then what a hand-off to a thread and back costs by itself.
 
-    python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 10] [--iterations 20]
-        [--rounds 7] [--postgres URL]
+    python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 20] [--iterations 20]
+        [--rounds 7] [--postgres URL] [--delay-ms 1 [5 ...]]
 
 PostgreSQL is measured in a schema of its own, dropped afterwards.
 """
@@ -30,11 +37,16 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -42,7 +54,9 @@ import sqlalchemy as sa
 from benchmarks.floor import message_api, run_api
 from benchmarks.ops import postgres_schema
 from threadstore import AsyncStore, Store
+from threadstore.async_store import SQLITE_THREADS
 from threadstore.ids import new_id
+from threadstore.runners import ThreadRunner
 
 PAGE_MESSAGES = 50  # messages in the paged thread: more than one page of 20
 
@@ -123,7 +137,7 @@ class OnAsyncStore:
     """The workload on AsyncStore."""
 
     def __init__(self, url: str, pool: int, assistant_id: str) -> None:
-        self.store = AsyncStore(url, engine_options={"pool_size": pool, "max_overflow": 0})
+        self.store = AsyncStore(url, engine_options={"pool_size": pool, "max_overflow": 0}, events=False)
         self.assistant_id = assistant_id
 
     async def create_run(self, thread_id: str) -> dict[str, Any]:
@@ -147,7 +161,7 @@ class OnThreads:
     """The workload on the sync Store, each call in a thread of asyncio's default executor."""
 
     def __init__(self, url: str, pool: int, assistant_id: str) -> None:
-        self.store = Store(url, engine_options={"pool_size": pool, "max_overflow": 0})
+        self.store = Store(url, engine_options={"pool_size": pool, "max_overflow": 0}, events=False)
         self.assistant_id = assistant_id
 
     async def create_run(self, thread_id: str) -> dict[str, Any]:
@@ -174,10 +188,7 @@ class AsyncFloor:
     def __init__(self, url: str, pool: int, assistant_id: str) -> None:
         from psycopg_pool import AsyncConnectionPool
 
-        parsed = sa.make_url(url)
-        kwargs: dict[str, Any] = {"host": parsed.host, "port": parsed.port, "user": parsed.username}
-        kwargs |= {"password": parsed.password, "dbname": parsed.database, "options": parsed.query.get("options")}
-        self.pool = AsyncConnectionPool(kwargs={k: v for k, v in kwargs.items() if v}, min_size=pool, open=False)
+        self.pool = AsyncConnectionPool(kwargs=connect_kwargs(url), min_size=pool, open=False)
         self.assistant_id = assistant_id
 
     async def open(self) -> None:
@@ -229,6 +240,27 @@ class AsyncFloor:
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+def connect_kwargs(url: str) -> dict[str, Any]:
+    """psycopg's connection arguments for the SQLAlchemy URL `url`."""
+    parsed = sa.make_url(url)
+    kwargs: dict[str, Any] = {"host": parsed.host, "port": parsed.port, "user": parsed.username}
+    kwargs |= {"password": parsed.password, "dbname": parsed.database, "options": parsed.query.get("options")}
+    return {name: value for name, value in kwargs.items() if value}
+
+
+def round_trip_ms(url: str, repeat: int = 200) -> float:
+    """The median time of a `SELECT 1` on a connection to `url`, in milliseconds."""
+    import psycopg
+
+    times = []
+    with psycopg.connect(**connect_kwargs(url), autocommit=True) as connection:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            connection.execute("SELECT 1").fetchone()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def _decoded(value: Any) -> Any:
@@ -301,9 +333,11 @@ def drain(store: Store, free: deque[str]) -> None:
         free.append(run.thread_id)
 
 
-async def postgres_throughput(url: str, args: argparse.Namespace) -> None:
-    """Print the throughput table and the loop's lag for the three implementations."""
-    setup = Store(url, migrate_on_open=True)
+async def postgres_throughput(url: str, args: argparse.Namespace, network: str) -> None:
+    """Print the throughput table and the loop's lag for the three implementations, whose
+    connections reach the database at `url` over `network` (said in the table's title)."""
+    network += f" (a SELECT 1 takes {round_trip_ms(url):.2f} ms, median)"
+    setup = Store(url, migrate_on_open=True, events=False)
     assistant = setup.assistants.create(model="gpt-4o", instructions="be brief").id
     paged = setup.threads.create().id
     setup.messages.create_many(paged, [{"role": "user", "content": f"message {i}"} for i in range(PAGE_MESSAGES)])
@@ -330,18 +364,23 @@ async def postgres_throughput(url: str, args: argparse.Namespace) -> None:
     for implementation in implementations.values():
         await implementation.close()
     setup.close()
-    print_throughput(rates, cpus, lags, args)
+    print_throughput(rates, cpus, lags, args, network)
 
 
 def print_throughput(
-    rates: dict[str, list[float]], cpus: dict[str, list[float]], lags: dict[str, list[float]], args: argparse.Namespace
+    rates: dict[str, list[float]],
+    cpus: dict[str, list[float]],
+    lags: dict[str, list[float]],
+    args: argparse.Namespace,
+    network: str,
 ) -> None:
     """The table: median iterations per second of each implementation, its ratios, the client's CPU
     time per iteration (which says whether the client or the server is the bottleneck), the loop's lag."""
     median = {name: statistics.median(values) for name, values in rates.items()}
     mine, floor, threads = median.values()
     print(
-        f"\nPostgreSQL: {args.tasks} tasks, pools of {args.pool} connections; an iteration is a run lifecycle"
+        f"\nPostgreSQL, {network}: {args.tasks} tasks, pools of {args.pool} connections (all three);"
+        " an iteration is a run lifecycle"
         f" (create, claim_next, complete) and a page of 20 messages; median of {args.rounds} rounds"
         f" of {args.iterations} iterations a task"
     )
@@ -436,22 +475,81 @@ async def sqlite_latency(args: argparse.Namespace) -> None:
         print(f"| {name} | {mine / sync:.2f} | {mine:.0f} | {sync:.0f} |", flush=True)
     await aio.close()
     store.close()
+    await print_hand_off(args.repeat)
+
+
+async def print_hand_off(repeat: int) -> None:
+    """What handing a call to another thread costs by itself: a call that does nothing, through
+    AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop)."""
+    runner = ThreadRunner(SQLITE_THREADS)
+    [through_runner] = await medians_us([lambda: runner(int)], repeat)
+    runner.close()
+    there, back = SimpleQueue[int](), SimpleQueue[int]()
+
+    def echo() -> None:
+        while token := there.get():
+            back.put(token)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter_ns()
+        there.put(1)
+        back.get()
+        times.append(time.perf_counter_ns() - started)
+    there.put(0)
+    thread.join()
+    print(
+        f"A call that does nothing, through AsyncStore's runner: {through_runner:.0f} µs; two threads passing"
+        f" a token there and back (no event loop): {statistics.median(times) / 1000:.0f} µs (medians)"
+    )
+
+
+@contextmanager
+def delayed(url: str, delay_ms: float) -> Iterator[str]:
+    """`url` reached through benchmarks.delay_proxy (a process of its own, on 127.0.0.1), which holds
+    every chunk `delay_ms` in each direction: a database in another rack rather than on this host."""
+    parsed = sa.make_url(url)
+    target = f"{parsed.host or '127.0.0.1'}:{parsed.port or 5432}"
+    command = [sys.executable, "-m", "benchmarks.delay_proxy", "--to", target, "--delay-ms", str(delay_ms)]
+    root = Path(__file__).parent.parent
+    proxy = subprocess.Popen(command, cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proxy.stdout is not None
+        port = int(proxy.stdout.readline())
+        yield parsed.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    finally:
+        assert proxy.stdin is not None
+        proxy.stdin.close()  # the proxy ends when its input does
+        try:
+            proxy.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=2000, help="SQLite: calls of each operation")
     parser.add_argument("--tasks", type=int, default=100, help="PostgreSQL: concurrent tasks")
-    parser.add_argument("--pool", type=int, default=10, help="PostgreSQL: connections in each pool")
+    parser.add_argument("--pool", type=int, default=20, help="PostgreSQL: connections in each pool")
     parser.add_argument("--iterations", type=int, default=20, help="PostgreSQL: iterations of each task a round")
     parser.add_argument("--rounds", type=int, default=7, help="PostgreSQL: rounds of every implementation")
     parser.add_argument("--postgres", default=os.environ.get("THREADSTORE_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--delay-ms", type=float, nargs="*", default=[1.0], help="PostgreSQL: also through a proxy adding each delay"
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores")
     asyncio.run(sqlite_latency(args))
     if args.postgres:
         with postgres_schema(args.postgres) as url:
-            asyncio.run(postgres_throughput(url, args))
+            asyncio.run(postgres_throughput(url, args, "local server"))
+            for delay_ms in args.delay_ms:
+                with delayed(url, delay_ms) as far:
+                    network = f"through a proxy adding {delay_ms:g} ms each way"
+                    asyncio.run(postgres_throughput(far, args, network))
 
 
 if __name__ == "__main__":

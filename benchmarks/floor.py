@@ -373,13 +373,16 @@ class Floor:
             "INSERT INTO run_step_details (run_id, type, tool_calls) VALUES (?, 'tool_calls', ?) RETURNING id",
             (run_id, json.dumps([])),
         ).fetchone()
+        step = {"id": step_id, "created_at": now, "run_id": run_id, "thread_id": run["thread_id"]}
+        step.update(assistant_id=run["assistant_id"], type="tool_calls", status="in_progress", metadata="{}")
         execute(
             "INSERT INTO run_steps (id, created_at, run_id, thread_id, assistant_id, type, status, metadata,"
             " step_details) VALUES (?,?,?,?,?,'tool_calls','in_progress','{}',?)",
             (step_id, now, run_id, run["thread_id"], run["assistant_id"], details["id"]),
         )
-        step_api(execute(STEP_SQL, (step_id,)).fetchone(), self.loads)
         execute("COMMIT")
+        ends = dict.fromkeys(("expired_at", "cancelled_at", "failed_at", "completed_at", "code", "total_tokens"))
+        step_api({**step, **ends, "tool_calls": "[]"}, json.loads)  # built from what was written, not read back
         execute(self.BEGIN_WRITE)
         execute(
             "UPDATE run_steps SET status = 'completed', completed_at = ? WHERE id = ? AND status = 'in_progress'"

@@ -190,3 +190,67 @@ def test_a_call_cancelled_while_it_waits_for_a_lock_writes_all_or_nothing(
         assert run(store_url, clock, body) == ("0" if backend == "postgres" else "1", "2", 0)
     finally:
         holder.dispose()
+
+
+def run_on_one_connection(store_url: sa.URL, clock: FakeClock, body: Callable[[AsyncStore], Awaitable[Any]]) -> Any:
+    """Run `body` with a PostgreSQL AsyncStore whose pool holds a single connection."""
+
+    async def main() -> Any:
+        options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 5}
+        async with AsyncStore(store_url, clock=clock, engine_options=options) as store:
+            return await body(store)
+
+    return asyncio.run(main())
+
+
+def test_a_call_waiting_for_a_connection_gets_it_before_a_call_that_came_later(
+    store_url: sa.URL, clock: FakeClock, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite calls do not wait for a pooled connection")
+
+    async def body(store: AsyncStore) -> list[str]:
+        thread = await store.threads.create()
+        done: list[str] = []
+
+        async def earlier() -> None:
+            await store.threads.get(thread.id)
+            done.append("earlier")
+
+        async with store.transaction() as tx:  # holds the one connection
+            await tx.threads.get(thread.id)
+            waiting = asyncio.create_task(earlier())
+            for _ in range(10):
+                await asyncio.sleep(0)  # `earlier` now waits for the connection
+        # The connection is back; the later call asks for it before `earlier` has run again.
+        await store.threads.get(thread.id)
+        done.append("later")
+        await waiting
+        return done
+
+    assert run_on_one_connection(store_url, clock, body) == ["earlier", "later"]
+
+
+def test_a_call_cancelled_as_a_connection_is_handed_to_it_passes_the_connection_on(
+    store_url: sa.URL, clock: FakeClock, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite calls do not wait for a pooled connection")
+
+    async def body(store: AsyncStore) -> tuple[bool, str, int]:
+        thread = await store.threads.create()
+        async with store.transaction() as tx:
+            await tx.threads.get(thread.id)
+            waiting = asyncio.create_task(store.threads.get(thread.id))
+            for _ in range(10):
+                await asyncio.sleep(0)
+        waiting.cancel()  # the connection has just been handed to it; it has not run since
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        found = await store.threads.get(thread.id)  # the one connection is still the pool's
+        engine = store._async_engine
+        assert engine is not None
+        return waiting.cancelled(), found.id, engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+
+    created = run_on_one_connection(store_url, clock, body)
+    assert created[0] is True and created[1].startswith("thread_") and created[2] == 0

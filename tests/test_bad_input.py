@@ -15,17 +15,20 @@ each new store costs a schema truncation.
 from __future__ import annotations
 
 import functools
+import inspect
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import snapshot
-from threadstore import NotFoundError, Store, ValidationError
+from threadstore import NotFoundError, Store, ThreadStoreError, ValidationError
+from threadstore.errors import shown
 from threadstore.types import TextContentPart
 
 # No shrinking: the store outlives the examples, so when the library wrongly accepts an input,
@@ -822,3 +825,87 @@ def test_a_choice_given_as_a_str_enum_is_stored_and_returned_as_its_plain_value(
     message = store.messages.create(store.threads.create().id, role=Role.USER, content="x")  # type: ignore[arg-type]
     assert type(message.role) is str and message.role == "user"
     assert type(store.messages.get(message.id).role) is str
+
+
+# --- hostile values in every argument of every public method -------------------------------------
+
+DEEP: dict[str, Any] = functools.reduce(
+    lambda inner, _: {"a": [inner]}, range(1000), cast(dict[str, Any], {})
+)  # 2,000 levels: past any recursion
+HUGE = 10**5000
+# Values no argument accepts: text no backend can encode, nesting and integers past what is stored,
+# non-finite numbers, objects of no JSON type. (None is accepted by optional arguments.)
+HOSTILE: list[Any] = [
+    "\ud800",
+    "thread_\udfff",
+    f"x{chr(0xDC80)}y",
+    DEEP,
+    [DEEP],
+    HUGE,
+    -HUGE,
+    2**64,
+    {"n": 2**64},
+    float("nan"),
+    float("inf"),
+    object(),
+    b"\xff",
+    {"k": {1, 2}},
+]
+
+
+def repositories(store: Store) -> dict[str, object]:
+    return {
+        "assistants": store.assistants,
+        "threads": store.threads,
+        "messages": store.messages,
+        "runs": store.runs,
+        "run_steps": store.run_steps,
+        "langgraph.threads": store.langgraph.threads,
+        "langgraph.runs": store.langgraph.runs,
+        "events": store.events,
+    }
+
+
+# `events.follow` waits for events once its arguments pass; its arguments are those of `list`.
+NOT_SWEPT = {"events.follow"}
+
+
+def public_calls(store: Store) -> dict[str, tuple[Callable[..., object], list[inspect.Parameter]]]:
+    """Every public method of every repository with at least one argument, and its arguments."""
+    calls: dict[str, tuple[Callable[..., object], list[inspect.Parameter]]] = {}
+    for prefix, repository in repositories(store).items():
+        for name, method in inspect.getmembers(repository, inspect.ismethod):
+            parameters = list(inspect.signature(method).parameters.values())
+            if name.startswith("_") or not parameters or f"{prefix}.{name}" in NOT_SWEPT:
+                continue
+            calls[f"{prefix}.{name}"] = (method, parameters)
+    return calls
+
+
+def call_with(method: Callable[..., object], parameters: list[inspect.Parameter], values: list[Any]) -> object:
+    """Call `method` with `values` for its parameters, positional or by keyword as each one takes them."""
+    args = [v for p, v in zip(parameters, values, strict=True) if p.kind is p.POSITIONAL_OR_KEYWORD]
+    kwargs = {p.name: v for p, v in zip(parameters, values, strict=True) if p.kind is p.KEYWORD_ONLY}
+    return method(*args, **kwargs)
+
+
+@pytest.mark.parametrize("store_kind", ["sync"])  # AsyncStore runs the same methods (async_repositories)
+@settings(FUZZ, max_examples=15)
+@given(seed=st.integers(0, 2**32))
+def test_hostile_values_in_every_argument_of_every_public_method_raise_only_typed_errors_and_write_nothing(
+    store: Store, world: World, seed: int
+) -> None:
+    # Every argument is hostile (or None where the argument is required), so no call is valid.
+    # The values are chosen by a seeded generator: the seed is what hypothesis reports.
+    rng = random.Random(seed)
+    calls = public_calls(store)
+    assert len(calls) > 40
+    named = {}
+    for where, (method, parameters) in calls.items():
+        values = [rng.choice([*HOSTILE, None] if p.default is p.empty else HOSTILE) for p in parameters]
+        named[f"{where}{tuple(map(_short, values))}"] = functools.partial(call_with, method, parameters, values)
+    assert_refused(store, ThreadStoreError, named)
+
+
+def _short(value: Any) -> str:
+    return shown(value)[:30]

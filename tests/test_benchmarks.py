@@ -38,20 +38,22 @@ def test_the_operations_benchmark_prints_every_operation_with_its_ratios_on_each
 
 
 def test_the_asyncio_benchmark_prints_every_row_with_its_ratios() -> None:
-    sizes = ["--repeat", "5", "--tasks", "10", "--pool", "3", "--iterations", "2", "--rounds", "1"]
+    sizes = ["--repeat", "5", "--tasks", "10", "--pool", "3", "--iterations", "2", "--rounds", "1", "--delay-ms", "1"]
     result = run_module("benchmarks.asyncio_ops", *sizes)
     lines = result.stdout.splitlines()
     headers = ("| operation", "| implementation")
     rows = [line.split("|") for line in lines if line.startswith("| ") and not line.startswith(headers)]
     sqlite = ["create message", "get run", "page of 20 messages", "run lifecycle (create, start, complete)"]
     postgres = ["AsyncStore", "floor (psycopg AsyncConnectionPool)", "Store via asyncio.to_thread"]
-    expected = sqlite + (postgres if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else [])
+    # PostgreSQL twice: the local server, then through the proxy adding 1 ms each way
+    expected = sqlite + (2 * postgres if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else [])
     assert [row[1].strip() for row in rows] == expected
     assert all(float(row[2]) > 0 for row in rows[: len(sqlite)])  # AsyncStore / Store
     # the ratio, the rate, CPU per iteration, then lag p50 ≤ p99
     assert all(float(row[2]) > 0 and float(row[3].replace(",", "")) > 0 for row in rows[len(sqlite) :])
     assert all(float(row[6]) >= float(row[5]) for row in rows[len(sqlite) :])
-    assert any(line.startswith("AsyncStore / floor:") for line in lines) == (len(expected) > len(sqlite))
+    assert sum(line.startswith("AsyncStore / floor:") for line in lines) == (len(expected) - len(sqlite)) // 3
+    assert sum(line.startswith("A call that does nothing, through AsyncStore's runner:") for line in lines) == 1
 
 
 def test_the_events_benchmark_prints_its_cost_latency_and_followers_on_each_backend() -> None:

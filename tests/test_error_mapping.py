@@ -10,10 +10,11 @@ THREADSTORE_TEST_POSTGRES_URL is set; the tests that only build psycopg errors n
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import POSTGRES_URL, SKIP_POSTGRES
-from threadstore import ConflictError, StorageError, ThreadStoreError, ValidationError
+from threadstore import ConflictError, StorageError, Store, ThreadStoreError, ValidationError
 from threadstore.db import map_error, translated_errors
 
 if TYPE_CHECKING:
@@ -433,3 +434,28 @@ def test_postgres_nul_refusal_with_a_translated_message_is_a_validation_error() 
         error = pg_error(connection, raise_in_postgres(german, "untranslatable_character"))
     assert error.sqlstate == "22P05"
     assert_maps_to(error, ValidationError)
+
+
+def test_a_pool_with_no_free_connection_within_its_timeout_is_a_storage_error(store_url: sa.URL, backend: str) -> None:
+    options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}
+    with Store(store_url, engine_options=options) as store:
+        held = store.engine.raw_connection()  # the pool's one connection
+        try:
+            # On SQLite a transaction holds the connection kept outside the pool: calls now need the pool.
+            with store.transaction() if backend == "sqlite" else contextlib.nullcontext():
+                outcome: list[BaseException] = []
+                worker = threading.Thread(target=lambda: _capture(outcome, store.threads.list))
+                worker.start()
+                worker.join()
+            assert len(outcome) == 1 and isinstance(outcome[0], StorageError), outcome
+            assert "pool_timeout" in str(outcome[0])
+            assert isinstance(outcome[0].__cause__, sa.exc.TimeoutError)
+        finally:
+            held.close()
+
+
+def _capture(outcome: list[BaseException], call: Callable[[], object]) -> None:
+    try:
+        call()
+    except BaseException as error:
+        outcome.append(error)

@@ -92,6 +92,28 @@ def test_a_steps_end_event_shows_its_usage(store: Store) -> None:
     assert completed.data["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
 
+@pytest.mark.parametrize(
+    "details",
+    [{"type": "tool_calls", "tool_calls": [CALL]}, {"type": "message_creation", "message_creation": None}],
+    ids=["tool_calls", "message_creation"],
+)
+def test_a_steps_answers_and_events_are_what_a_read_of_it_returns(store: Store, details: dict[str, Any]) -> None:
+    # A step's create and end build their answer and their events from the row the unit holds,
+    # not from a read: each must be what a read of the step returns at that moment.
+    thread = store.threads.create().id
+    run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+    if details["type"] == "message_creation":
+        message = store.messages.create(thread, role="assistant", content="hi", run_id=run, status="in_progress")
+        details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
+    created = store.run_steps.create(run, step_details=details, metadata={"k": "v"})
+    assert created.to_api() == store.run_steps.get(created.id).to_api()
+    failed = store.run_steps.fail(created.id, code="server_error", message="boom", usage=USAGE)
+    assert failed.to_api() == store.run_steps.get(created.id).to_api()
+    events = {e.event: e.data for e in store.events.list(run_id=run) if e.event.startswith("thread.run.step.")}
+    assert events["thread.run.step.created"] == events["thread.run.step.in_progress"] == created.to_api()
+    assert events["thread.run.step.failed"] == failed.to_api()
+
+
 def test_a_failed_runs_steps_fail_with_its_error_in_their_events(store: Store) -> None:
     thread = store.threads.create().id
     run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id

@@ -11,9 +11,11 @@ from threadstore.errors import (
     ConflictError,
     InvalidTransitionError,
     NotFoundError,
+    ReadOnlyError,
     SchemaOutOfDateError,
     StorageError,
     ThreadStoreError,
+    UsageError,
     ValidationError,
 )
 from threadstore.events.api import Event
@@ -43,6 +45,7 @@ __all__ = [
     "NotFoundError",
     "Order",
     "Page",
+    "ReadOnlyError",
     "Response",
     "Role",
     "Run",
@@ -55,5 +58,6 @@ __all__ = [
     "ThreadStoreError",
     "Transaction",
     "Usage",
+    "UsageError",
     "ValidationError",
 ]

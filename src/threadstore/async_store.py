@@ -7,10 +7,10 @@ SQLite. Nothing of a repository is written twice; see README.md, "AsyncStore".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy.engine import URL
 
@@ -32,13 +32,18 @@ from threadstore.db import (
     create_engine,
     in_schema,
     normalize_url,
+    read_only_url,
     url_from_environment,
 )
 from threadstore.runners import GreenletRunner, Runner, ThreadRunner
+from threadstore.scope import Scope, held_open, refuse_inside_transaction
 from threadstore.store import Repositories, Store
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # Threads of a SQLite AsyncStore: enough that calls waiting for the write lock, which SQLite
 # grants one writer at a time, leave threads for the calls that will let it go.
@@ -81,6 +86,7 @@ class AsyncStore(AsyncRepositories):
         engine_options: Mapping[str, Any] | None = None,
         events: bool = True,
         schema: str | None = None,
+        read_only: bool = False,
     ) -> None:
         """Open a store. Nothing is awaited: a migration on open (SQLite's default, or asked for
         with `migrate_on_open=True`) runs before this returns, as it does for `Store`.
@@ -93,6 +99,8 @@ class AsyncStore(AsyncRepositories):
             engine_options: passed on to SQLAlchemy's engine (pool settings and the like).
             events: write the event of every change (`store.events`); False writes none.
             schema: PostgreSQL only: the schema of threadstore's tables (see `Store`).
+            read_only: open the database for reading only; every write raises ReadOnlyError
+                (see `Store`).
 
         Raises:
             ValidationError: the URL is not a supported database URL, or `schema` is not a schema name.
@@ -103,10 +111,13 @@ class AsyncStore(AsyncRepositories):
         self._async_engine: AsyncEngine | None = None
         self._run: Runner
         if parsed.get_backend_name() == "postgresql":
-            if migrate_on_open:
+            if migrate_on_open and not read_only:
                 _migrate_now(parsed, schema)
-            self._async_engine = create_async_postgres_engine(parsed, engine_options=engine_options)
-            self._store = Store._on_engine(parsed, self._async_engine.sync_engine, clock, events=events, schema=schema)
+            engine_url = read_only_url(parsed) if read_only else parsed
+            self._async_engine = create_async_postgres_engine(engine_url, engine_options=engine_options)
+            self._store = Store._on_engine(
+                parsed, self._async_engine.sync_engine, clock, events=events, schema=schema, read_only=read_only
+            )
             self._run = GreenletRunner()
         else:
             self._store = Store(
@@ -116,10 +127,11 @@ class AsyncStore(AsyncRepositories):
                 migrate_on_open=migrate_on_open,
                 engine_options=engine_options,
                 events=events,
+                read_only=read_only,
             )
             self._run = ThreadRunner(SQLITE_THREADS)
         self.clock = self._store.clock
-        super().__init__(self._store, self._run)
+        super().__init__(self._store, _OutsideTransactions(self._run, self._store._engine_scope))
 
     async def migrate(self) -> None:
         """Upgrade the database schema to the newest revision (a no-op when it is current).
@@ -137,10 +149,13 @@ class AsyncStore(AsyncRepositories):
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
-        unit = self._store.transaction()
+        scope = self._store._engine_scope
+        refuse_inside_transaction(scope)
+        unit = self._store._transaction()
         tx = await self._run(unit.__enter__)
         try:
-            yield AsyncTransaction(tx, self._run)
+            with held_open(scope):
+                yield AsyncTransaction(tx, self._run)
         except BaseException as error:
             if not await self._run(unit.__exit__, type(error), error, error.__traceback__):
                 raise
@@ -161,6 +176,22 @@ class AsyncStore(AsyncRepositories):
 
     async def __aexit__(self, *exc_info: type[BaseException] | BaseException | TracebackType | None) -> None:
         await self.close()
+
+
+class _OutsideTransactions:
+    """The runner of the store's own repositories: it refuses a call from a task that holds this
+    store's transaction open (the call would wait for it), before handing the call to a thread."""
+
+    def __init__(self, run: Runner, scope: Scope) -> None:
+        self._run = run
+        self._scope = scope
+
+    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        refuse_inside_transaction(self._scope)
+        return await self._run(function, *args, **kwargs)
+
+    def close(self) -> None:
+        self._run.close()
 
 
 def _migrate_now(url: URL, schema: str | None) -> None:

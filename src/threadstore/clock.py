@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from threadstore.errors import ValidationError
+
 Clock = Callable[[], datetime]
 """A function returning the current time as an aware datetime."""
 
@@ -18,23 +20,32 @@ def unix_seconds(moment: datetime) -> int:
     """Return `moment` as whole Unix seconds, the unit of every OpenAI timestamp.
 
     Raises:
-        ValueError: `moment` is naive, so its instant is unknown.
+        ValidationError: `moment` is naive, so its instant is unknown.
     """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("the store's clock must return timezone-aware datetimes")
-    return int(moment.timestamp())
+    return int(_aware(moment).timestamp())
 
 
 def unix_micros(moment: datetime) -> int:
     """Return `moment` as whole Unix microseconds, how LangGraph times are stored.
 
     Raises:
-        ValueError: `moment` is naive.
+        ValidationError: `moment` is naive.
     """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("the store's clock must return timezone-aware datetimes")
-    delta = moment - _EPOCH
+    delta = _aware(moment) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _aware(moment: object) -> datetime:
+    """`moment`, if it is an aware datetime.
+
+    Raises:
+        ValidationError: it is naive (its instant is unknown) or not a datetime.
+    """
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValidationError(
+            f"The store's clock must return timezone-aware datetimes (e.g. datetime.now(UTC)), got {moment!r}."
+        )
+    return moment
 
 
 def iso_from_micros(micros: int) -> str:

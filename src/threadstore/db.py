@@ -23,7 +23,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from threadstore.errors import ConflictError, StorageError, ThreadStoreError, ValidationError
+from threadstore.errors import ConflictError, ReadOnlyError, StorageError, ThreadStoreError, ValidationError
 from threadstore.validation import check_choice
 
 if TYPE_CHECKING:
@@ -118,7 +118,11 @@ os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
 def create_engine(
-    url: str | URL, *, synchronous: Synchronous = "NORMAL", engine_options: Mapping[str, Any] | None = None
+    url: str | URL,
+    *,
+    synchronous: Synchronous = "NORMAL",
+    engine_options: Mapping[str, Any] | None = None,
+    read_only: bool = False,
 ) -> Engine:
     """Return an engine for `url` set up as threadstore needs it.
 
@@ -128,17 +132,19 @@ def create_engine(
             most the last transactions before a power cut; FULL loses none, at a cost per commit.
         engine_options: passed on to sqlalchemy.create_engine, e.g. the PostgreSQL pool's
             ``pool_size``, ``max_overflow``, ``pool_timeout``, ``pool_recycle``.
+        read_only: open the database for reading only (see `read_only_url`).
 
     Raises:
         ValidationError: the URL is not a supported database URL.
         StorageError: a PostgreSQL URL, and the postgres extra is not installed.
     """
-    parsed = normalize_url(url)
+    parsed = read_only_url(normalize_url(url)) if read_only else normalize_url(url)
     synchronous = check_choice("synchronous", synchronous, ("NORMAL", "FULL"))
     require_driver(parsed)
     if parsed.get_backend_name() == "postgresql":
         # No pre-ping: a unit of work replaces a connection its first statement finds lost (scope.RawUnit).
         engine = sa.create_engine(parsed, **(engine_options or {}))
+        _refuse_busy_connections(engine)
         _engines.add(engine)
         return engine
     in_memory = parsed.database in (None, "", ":memory:")
@@ -147,9 +153,35 @@ def create_engine(
         # Every connection to ":memory:" is a new empty database: share one.
         options["poolclass"] = StaticPool
     engine = sa.create_engine(parsed, **options)
-    _configure_sqlite(engine, synchronous=synchronous, wal=not in_memory)
+    _configure_sqlite(engine, synchronous=synchronous, wal=not in_memory and not read_only)
     _engines.add(engine)
     return engine
+
+
+def read_only_url(url: URL) -> URL:
+    """`url` opened for reading only, by the database itself: a SQLite file by its URI filename
+    with ``mode=ro`` (it opens on a read-only mount or without write permission, and SQLite refuses
+    every write), a PostgreSQL session with ``default_transaction_read_only`` on (the server refuses
+    every write, SQLSTATE 25006). Both refusals map to ReadOnlyError.
+
+    Raises:
+        ValidationError: an in-memory SQLite database, which has nothing to read.
+    """
+    if url.get_backend_name() == "postgresql":
+        options = " ".join(filter(None, [str(url.query.get("options", "")), "-c default_transaction_read_only=on"]))
+        return url.update_query_dict({"options": options})
+    if url.database in (None, "", ":memory:"):
+        raise ValidationError("An in-memory SQLite database cannot be opened read-only: it would always be empty.")
+    if url.query.get("uri") == "true":  # already a URI filename: add the mode
+        return url.update_query_dict({"mode": "ro"})
+    params = {"mode": "ro", "uri": "true"}
+    # Reading a WAL database takes its shared-memory file (-shm), which SQLite creates beside it.
+    # Where it cannot (a read-only directory or mount) and none exists, no one can be writing:
+    # open it immutable, which needs none (SQLite then takes no locks and trusts the file).
+    directory = os.path.dirname(os.path.abspath(url.database))
+    if not os.access(directory, os.W_OK) and not os.path.exists(f"{url.database}-shm"):
+        params["immutable"] = "1"
+    return url.set(database=f"file:{url.database}").update_query_dict(params)
 
 
 def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] | None = None) -> AsyncEngine:
@@ -166,9 +198,27 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
     if url.get_backend_name() != "postgresql":
         raise ValidationError(f"Not a PostgreSQL URL: {url.render_as_string()!r}.")
     require_driver(url, "greenlet")
-    engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **(engine_options or {}))
+    from threadstore.fair_pool import FairAsyncPool
+
+    options = {"poolclass": FairAsyncPool, **(engine_options or {})}
+    engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **options)
+    _refuse_busy_connections(engine.sync_engine)
     _engines.add(engine.sync_engine)
     return engine
+
+
+def _refuse_busy_connections(engine: Engine) -> None:
+    """Let the pool hand out only PostgreSQL connections at rest: one that a call cut short left
+    inside a transaction, a command or a pipeline is closed and replaced (raising
+    DisconnectionError on checkout is how a SQLAlchemy pool is told so). psycopg knows the state
+    without a round trip."""
+    from psycopg import pq
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        info = getattr(dbapi_connection, "driver_connection", dbapi_connection).info  # async: the adapted one's
+        if info.transaction_status != pq.TransactionStatus.IDLE or info.pipeline_status != pq.PipelineStatus.OFF:
+            raise exc.DisconnectionError("A connection was left busy by an interrupted call.")
 
 
 def _configure_sqlite(engine: Engine, *, synchronous: Synchronous, wal: bool) -> None:
@@ -201,12 +251,20 @@ _database_errors: dict[int, tuple[type[Exception], ...]] = {}
 
 
 def database_errors() -> tuple[type[Exception], ...]:
-    """The errors of SQLAlchemy and of the drivers in use, for DBAPI calls made outside SQLAlchemy
-    (an ``except database_errors():`` clause)."""
+    """What the boundary translates, for DBAPI calls made outside SQLAlchemy (an ``except
+    database_errors():`` clause): the drivers' errors in use (and SQLAlchemy's wrapper of them),
+    the pool's timeout when every connection is in use, and a value a driver cannot encode (a lone
+    surrogate in text; an integer beyond SQLite's 64 bits) whatever call it came in by."""
     drivers = _drivers()
     found = _database_errors.get(len(drivers))
     if found is None:
-        found = _database_errors[len(drivers)] = (exc.DBAPIError, *(driver.Error for driver in drivers))
+        found = _database_errors[len(drivers)] = (
+            exc.DBAPIError,
+            exc.TimeoutError,
+            UnicodeEncodeError,
+            OverflowError,
+            *(driver.Error for driver in drivers),
+        )
     return found
 
 
@@ -220,6 +278,11 @@ _BAD_TEXT: _Outcome = (ValidationError, "The database refused a character it can
 _BAD_VALUE: _Outcome = (ValidationError, "The database refused a value")
 _DRIVER_BAD_VALUE: _Outcome = (ValidationError, "The driver refused a value")
 _FAILED: _Outcome = (StorageError, "The database failed")
+_POOL_EXHAUSTED: _Outcome = (
+    StorageError,
+    "No pooled connection became free within pool_timeout (raise pool_size or max_overflow in engine_options)",
+)
+_READ_ONLY: _Outcome = (ReadOnlyError, "The database is read-only; nothing was written")
 
 # PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html): a
 # five-character code, or a two-character class standing for every code in it not listed. Of
@@ -235,6 +298,7 @@ _SQLSTATES: dict[str, _Outcome] = {
     "22001": _BAD_VALUE,  # string_data_right_truncation: too long for its column
     "22003": _BAD_VALUE,  # numeric_value_out_of_range
     "22P02": _BAD_VALUE,  # invalid_text_representation: not valid for its column's type
+    "25006": _READ_ONLY,  # read_only_sql_transaction: a read-only session (Store(read_only=True)) or standby
 }
 
 # SQLite primary result codes (https://sqlite.org/rescode.html); an extended code such as
@@ -243,6 +307,7 @@ _SQLITE_CODES: dict[int, _Outcome] = {
     sqlite3.SQLITE_BUSY: _CONTENTION,  # another connection holds the lock, or a WAL snapshot is stale
     sqlite3.SQLITE_LOCKED: _CONTENTION,  # a conflict within one connection or shared cache
     sqlite3.SQLITE_CONSTRAINT: _CONFLICT,  # unique, primary key, foreign key, check, not null, trigger
+    sqlite3.SQLITE_READONLY: _READ_ONLY,  # opened with mode=ro, or a file or directory it may not write
 }
 
 
@@ -250,9 +315,14 @@ _SQLITE_CODES: dict[int, _Outcome] = {
 # DB-API class (PEP 249), e.g. psycopg's refusal of NUL in text is a DataError.
 def _uncoded() -> list[tuple[type[Exception], _Outcome]]:
     return [
-        pair
-        for driver in _drivers()
-        for pair in ((driver.IntegrityError, _CONFLICT), (driver.DataError, _DRIVER_BAD_VALUE))
+        *(
+            pair
+            for driver in _drivers()
+            for pair in ((driver.IntegrityError, _CONFLICT), (driver.DataError, _DRIVER_BAD_VALUE))
+        ),
+        (exc.TimeoutError, _POOL_EXHAUSTED),
+        (UnicodeEncodeError, _DRIVER_BAD_VALUE),
+        (OverflowError, _DRIVER_BAD_VALUE),
     ]
 
 
@@ -288,8 +358,10 @@ def map_error(error: Exception) -> ThreadStoreError:
         ConflictError for a violated constraint (SQLSTATE class 23, SQLITE_CONSTRAINT_*) or a
         write refused under contention (40001 serialization_failure, 40P01 deadlock_detected,
         55P03 lock_not_available, SQLITE_BUSY_*, SQLITE_LOCKED_*); ValidationError for a value
-        the database cannot store (22P05, 22021: NUL; 22001, 22003, 22P02); StorageError for
-        anything else.
+        the database cannot store (22P05, 22021: NUL; 22001, 22003, 22P02) or a driver cannot
+        encode (a lone surrogate, an integer over 64 bits on SQLite); ReadOnlyError for a write
+        on a read-only database (25006, SQLITE_READONLY_*); StorageError for a pool with no free
+        connection within its timeout, and for anything else.
     """
     orig: BaseException = error
     if isinstance(error, exc.DBAPIError) and error.orig is not None:

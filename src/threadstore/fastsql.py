@@ -174,7 +174,7 @@ def _dumps() -> Callable[[Any], str]:
 dumps = _dumps()
 
 
-Reconnect = Callable[[BaseException, Any], Any]
+Reconnect = Callable[[BaseException, Any, Any], Any]  # (error, cursor, connection) -> a fresh connection or None
 
 
 class Raw:
@@ -186,7 +186,7 @@ class Raw:
     It returns None when the failure was not a lost connection, and the error stands.
     """
 
-    __slots__ = ("_reconnect", "connection", "dialect", "events", "pending")
+    __slots__ = ("_cursor", "_reconnect", "connection", "dialect", "events", "pending")
 
     def __init__(
         self, connection: Any, dialect: Dialect, reconnect: Reconnect | None = None, *, events: bool = True
@@ -196,9 +196,18 @@ class Raw:
         self._reconnect = reconnect
         self.events = events  # whether this unit's changes write their events (Store(events=...))
         self.pending: list[dict[str, Any]] = []  # the unit's events, written just before it commits
+        self._cursor: Any = None
+
+    def cursor(self) -> Any:
+        """The unit's one DBAPI cursor: every statement runs on it, each after the one before has
+        been read. A cursor per statement costs, on AsyncStore's PostgreSQL driver, an extra
+        switch out of the greenlet and back to open it."""
+        if self._cursor is None:
+            self._cursor = self.connection.cursor()
+        return self._cursor
 
     def _run(self, sql: str, params: Any) -> Any:
-        cursor = self.connection.cursor()
+        cursor = self.cursor()
         if self._reconnect is None:
             cursor.execute(sql, params)
             return cursor
@@ -206,11 +215,11 @@ class Raw:
         try:
             cursor.execute(sql, params)
         except BaseException as error:
-            fresh = reconnect(error, cursor)
+            fresh = reconnect(error, cursor, self.connection)
             if fresh is None:
                 raise
-            self.connection = fresh
-            cursor = fresh.cursor()
+            self.connection, self._cursor = fresh, None
+            cursor = self.cursor()
             cursor.execute(sql, params)
         return cursor
 
@@ -226,7 +235,7 @@ class Raw:
         if self._reconnect is not None:  # the first statement of the unit: let `_run` send it
             self.execute(statement, rows[0])
             rows = rows[1:]
-        cursor = self.connection.cursor()
+        cursor = self.cursor()
         if isinstance(statement, Insert):
             statement.execute_many(cursor, self.dialect, rows)
         else:

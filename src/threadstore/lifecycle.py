@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Machine:
         if not self.created_in <= self.statuses:
             raise ValueError(f"{self.kind} objects cannot be created in {sorted(self.created_in - self.statuses)}")
 
-    @property
+    @cached_property
     def creatable(self) -> frozenset[str]:
         """The statuses an object may be created in."""
         return self.created_in or frozenset({self.initial})
@@ -72,18 +73,18 @@ class Machine:
         """
         return self.verbs[verb][target]
 
-    @property
+    @cached_property  # a machine never changes, and moves ask on every call
     def statuses(self) -> frozenset[str]:
         """Every status of the machine."""
         reachable = {target for targets in self.transitions.values() for target in targets}
         return frozenset({self.initial, *self.transitions, *reachable})
 
-    @property
+    @cached_property
     def terminal(self) -> frozenset[str]:
         """The statuses nothing leaves."""
         return frozenset(s for s in self.statuses if not self.transitions.get(s))
 
-    @property
+    @cached_property
     def active(self) -> frozenset[str]:
         """The statuses that are not terminal."""
         return self.statuses - self.terminal

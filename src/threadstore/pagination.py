@@ -15,7 +15,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, Select
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.fastsql import Raw, Shapes, Statement
 from threadstore.rows import Rows
 from threadstore.validation import check_choice, check_int, check_optional_string
@@ -146,7 +146,7 @@ class Lister:
                 found = raw.first(self._statement(("cursor", keys)), {**values, "cursor": cursor})
                 if found is None:
                     self._require_owner(raw, scope)
-                    raise ValidationError(f"{name}={cursor!r} is not the id of an object in this list.")
+                    raise ValidationError(f"{name}={shown(cursor)} is not the id of an object in this list.")
                 values.update({f"{name}_{column}": found[column] for column in self._key})
                 found_any = True
         backward = params.before is not None and params.after is None

@@ -10,6 +10,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from threadstore.errors import NotFoundError
 from threadstore.fastsql import Raw, Shapes, Statement
+from threadstore.validation import check_bool
 
 
 def locked(query: Select[Any], for_update: bool) -> Select[Any]:
@@ -51,13 +52,18 @@ class Rows:
 
         Raises:
             NotFoundError: there is none.
+            ValidationError: `for_update` is not a bool.
         """
-        shape = ("get", parent_id is not None, for_update)
+        shape = ("get", parent_id is not None, check_bool("for_update", for_update))
         return self._found(raw.first(self._statement(shape), self._params(object_id, parent_id)), object_id)
 
     def find(self, raw: Raw, object_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
-        """The row with `object_id`, or None."""
-        return raw.first(self._statement(("get", False, for_update)), {"key": object_id})
+        """The row with `object_id`, or None.
+
+        Raises:
+            ValidationError: `for_update` is not a bool.
+        """
+        return raw.first(self._statement(("get", False, check_bool("for_update", for_update))), {"key": object_id})
 
     def require(self, raw: Raw, object_id: str, parent_id: str | None = None) -> None:
         """Check that the row exists.

@@ -23,7 +23,7 @@ from threadstore.db import (
     unit_of_work,
     url_from_environment,
 )
-from threadstore.errors import SchemaOutOfDateError
+from threadstore.errors import ReadOnlyError, SchemaOutOfDateError
 from threadstore.events.repository import Events
 from threadstore.fastsql import Raw
 from threadstore.langgraph.repositories import LangGraph
@@ -34,7 +34,7 @@ from threadstore.openai.runs import Runs
 from threadstore.openai.threads import Threads
 from threadstore.responses.conversations import Conversations
 from threadstore.responses.responses import Responses
-from threadstore.scope import EngineScope, Scope, TransactionScope
+from threadstore.scope import EngineScope, Scope, TransactionScope, held_open
 
 
 class Repositories:
@@ -56,7 +56,8 @@ class Transaction(Repositories):
     """One unit of work: every repository call inside it commits or rolls back together."""
 
     def __init__(self, raw: Raw, clock: Clock) -> None:
-        super().__init__(TransactionScope(raw, clock))
+        self._scope = TransactionScope(raw, clock)
+        super().__init__(self._scope)
 
 
 class Store(Repositories):
@@ -79,6 +80,7 @@ class Store(Repositories):
         engine_options: Mapping[str, Any] | None = None,
         events: bool = True,
         schema: str | None = None,
+        read_only: bool = False,
     ) -> None:
         """Open a store.
 
@@ -92,6 +94,9 @@ class Store(Repositories):
             events: write the event of every change (`store.events`); False writes none.
             schema: PostgreSQL only: the schema that holds threadstore's tables and version table
                 (the connections' search_path; `migrate()` creates it).
+            read_only: open the database for reading only (a backup, a replica, a read-only
+                mount): every write raises ReadOnlyError and writes nothing; it is never
+                migrated, and its schema must be current.
 
         Raises:
             ValidationError: the URL is not a supported database URL, or `schema` is not a schema name.
@@ -99,27 +104,39 @@ class Store(Repositories):
             SchemaOutOfDateError: migrating on open found a schema from a newer threadstore.
         """
         parsed = in_schema(normalize_url(url_from_environment(url)), schema)
-        engine = create_engine(parsed, synchronous=synchronous, engine_options=engine_options)
-        self._open(parsed, engine, clock, events=events, schema=schema)
-        if migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine):
+        engine = create_engine(parsed, synchronous=synchronous, engine_options=engine_options, read_only=read_only)
+        self._open(parsed, engine, clock, events=events, schema=schema, read_only=read_only)
+        if not read_only and (migrate_on_open if migrate_on_open is not None else is_sqlite(self.engine)):
             self._migrate_if_behind()
 
     @classmethod
     def _on_engine(
-        cls, url: URL, engine: Engine, clock: Clock | None, *, events: bool = True, schema: str | None = None
+        cls,
+        url: URL,
+        engine: Engine,
+        clock: Clock | None,
+        *,
+        events: bool = True,
+        schema: str | None = None,
+        read_only: bool = False,
     ) -> Store:
         """A store on an engine made elsewhere (AsyncStore's, whose connections are async), not migrated."""
         store = cls.__new__(cls)
-        store._open(url, engine, clock, events=events, schema=schema)
+        store._open(url, engine, clock, events=events, schema=schema, read_only=read_only)
         return store
 
-    def _open(self, url: URL, engine: Engine, clock: Clock | None, *, events: bool, schema: str | None) -> None:
+    def _open(
+        self, url: URL, engine: Engine, clock: Clock | None, *, events: bool, schema: str | None, read_only: bool
+    ) -> None:
         self.url = url
         self.schema = schema
         self.engine = engine
         self.clock = clock or system_clock
+        self.read_only = read_only
         self._schema_current = False
-        self._engine_scope = EngineScope(self.engine, self.clock, self._require_current_schema, events=events)
+        self._engine_scope = EngineScope(
+            self.engine, self.clock, self._require_current_schema, events=events, read_only=read_only
+        )
         super().__init__(self._engine_scope)
 
     def migrate(self) -> None:
@@ -128,7 +145,10 @@ class Store(Repositories):
         Raises:
             SchemaOutOfDateError: the database was migrated by a newer threadstore.
             StorageError: a migration failed; the schema is as it was.
+            ReadOnlyError: the store was opened with ``read_only=True``.
         """
+        if self.read_only:
+            raise ReadOnlyError("This store was opened with read_only=True: it cannot be migrated.")
         from threadstore import migrate  # Alembic, only when a migration is asked for
 
         migrate.upgrade(self.engine, schema=self.schema)
@@ -170,14 +190,30 @@ class Store(Repositories):
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One unit of work: commits when the block ends, rolls back if it raises.
+        """One unit of work: commits when the block ends, rolls back if it raises. Inside the
+        block, use the transaction's repositories (``tx.threads``): a call on the store itself
+        from the same thread would wait for this transaction, and is refused.
 
         Raises:
+            UsageError: this thread already holds a transaction of this store open; or, later,
+                the transaction is used after its block.
+            ReadOnlyError: the store was opened with ``read_only=True``.
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
+        with self._transaction() as tx, held_open(self._engine_scope):
+            yield tx
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        """The unit of work of `transaction()`, not marked as held by this thread (AsyncStore
+        marks its task instead: its unit is entered in a worker thread)."""
         with self._engine_scope.write() as raw:  # checks the schema first
-            yield Transaction(raw, self.clock)
+            tx = Transaction(raw, self.clock)
+            try:
+                yield tx
+            finally:
+                tx._scope.end()
 
     def close(self) -> None:
         """Close every pooled connection."""

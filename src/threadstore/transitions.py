@@ -26,13 +26,23 @@ from threadstore.lifecycle import Machine
 Row = dict[str, Any]
 
 
-def create(raw: Raw, insert: Insert, row: Mapping[str, Any], now: int, machine: Machine | None = None) -> None:
+def create(
+    raw: Raw,
+    insert: Insert,
+    row: Mapping[str, Any],
+    now: int,
+    machine: Machine | None = None,
+    *,
+    announce: bool = True,
+) -> None:
     """Write a new object (`row`, every column) with `insert`, and its events at `now` (the
-    family's clock); with a `machine`, its status must be one the machine creates objects in."""
+    family's clock); with a `machine`, its status must be one the machine creates objects in.
+    Not to `announce` yet is for a caller that then calls `announce_created` with a row that
+    holds more than the table's columns (a step's details)."""
     if machine is not None and row["status"] not in machine.creatable:
         raise ValueError(f"a {machine.kind} is not created {row['status']}")
     raw.execute(insert, row)
-    if raw.events:  # checked here too: a store without events pays no call for them
+    if announce and raw.events:  # checked here too: a store without events pays no call for them
         log.created(raw, insert.table, (row,), now)
 
 
@@ -49,13 +59,14 @@ def create_many(
 
 def changes(machine: Machine, target: str, now: Any, table: sa.Table) -> dict[str, Any]:
     """The column values that entering `target` at `now` writes: status, stamp, cleared columns,
-    and the columns the machine touches on every move."""
-    values: dict[str, Any] = {"status": target}
+    and the columns the machine touches on every move. The status and the NULLs are written into
+    the SQL: bound, each would be one more parameter sent on every call (see fastsql.one_of)."""
+    values: dict[str, Any] = {"status": word(target)}
     stamp = machine.stamps.get(target)
     if stamp is not None:
         values[stamp] = sa.func.coalesce(table.c[stamp], now) if stamp in machine.keep_first else now
     for column in machine.clears(target):
-        values[column] = None
+        values[column] = sa.null()
     for column in machine.touches:
         values[column] = now
     return values
@@ -126,7 +137,15 @@ def move(
         raise NotFoundError(machine.kind, object_id)
     if found["status"] in allowed:
         raise ConflictError(f"The {machine.kind} {object_id} was changed by another writer; try again.")
-    raise InvalidTransitionError(machine.kind, object_id, found["status"], target)
+    raise refused(machine, verb, object_id, found["status"], target)
+
+
+def refused(machine: Machine, verb: str, object_id: str, status: str, target: str) -> InvalidTransitionError:
+    """The error for `verb` refused on an object in `status`; it names the statuses the verb
+    needs, from the machine's data ("submit_tool_outputs needs run run_… in requires_action;
+    it is queued"). A verb that moves no status (a heartbeat) needs the object in `target`."""
+    sources = machine.verbs.get(verb, {}).get(target) or frozenset({target})
+    return InvalidTransitionError(machine.kind, object_id, status, target, verb=verb, sources=sources)
 
 
 def _key(table: sa.Table) -> sa.Column[Any]:
@@ -203,6 +222,11 @@ def move_all(
     if announce and raw.events:
         log.moved(raw, bulk.table, rows, now)
     return rows
+
+
+def announce_created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
+    """Write the events of objects created with `announce=False`."""
+    log.created(raw, table, rows, now)
 
 
 def announce_moved(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:

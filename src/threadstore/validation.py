@@ -7,13 +7,18 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_LENGTH = 64
 MAX_METADATA_VALUE_LENGTH = 512
 MAX_INT32 = 2**31 - 1  # token counts and limits are 32-bit integers on PostgreSQL
 MAX_INT64 = 2**63 - 1
+MIN_INT64 = -(2**63)
+# JSON arguments (LangGraph kwargs, metadata and values, tool parameters, step details, search
+# filters) nest at most this deep: deeper data would exhaust Python's recursion (json, the
+# drivers) long before any API needs it.
+MAX_JSON_DEPTH = 64
 
 E = TypeVar("E", bound=str)
 
@@ -58,7 +63,7 @@ def check_choice(name: str, value: object, allowed: Collection[E]) -> E:
     """
     if isinstance(value, str) and value in allowed:
         return cast(E, value if type(value) is str else str.__str__(value))  # a plain str, not a StrEnum
-    raise ValidationError(f"{name} must be one of {sorted(allowed)}, got {value!r}.")
+    raise ValidationError(f"{name} must be one of {sorted(allowed)}, got {shown(value)}.")
 
 
 def check_metadata(metadata: object) -> dict[str, str]:
@@ -77,18 +82,19 @@ def check_metadata(metadata: object) -> dict[str, str]:
     checked: dict[str, str] = {}
     for key, value in metadata.items():
         check_string("metadata key", key, max_length=MAX_METADATA_KEY_LENGTH)
-        checked[key] = check_string(f"metadata[{key!r}]", value, max_length=MAX_METADATA_VALUE_LENGTH)
+        checked[key] = check_string(f"metadata[{shown(key)}]", value, max_length=MAX_METADATA_VALUE_LENGTH)
     return checked
 
 
 def check_json(name: str, value: object) -> Any:
     """Return `value` if it is plain JSON (dict with string keys, list, str, int, finite float,
-    bool, None) with no NUL character in any string.
+    bool, None) with no NUL character or lone surrogate in any string, integers within 64 bits
+    (what every backend stores and compares as a number), nested at most MAX_JSON_DEPTH deep.
 
     Raises:
         ValidationError: it holds anything else.
     """
-    return _json(value, name)
+    return _json(value, name, 1)
 
 
 # Where a value sits, spelled out only in an error: the argument's name, or (parent, key or index).
@@ -100,30 +106,39 @@ def _plain(text: str) -> bool:
     return text.isascii() and "\x00" not in text
 
 
-def _json(value: object, path: Path) -> Any:
-    """check_json at `path`. Building every element's name up front cost more than checking it,
-    and so did a call per string: a dict's plain string keys and values are checked in place."""
+def _json(value: object, path: Path, depth: int) -> Any:
+    """check_json at `path`, `depth` levels deep (the argument itself is at 1). Building every
+    element's name up front cost more than checking it, and so did a call per string: a dict's
+    plain string keys and values are checked in place."""
     kind = type(value)
     if kind is str:
         text = cast(str, value)
         return text if _plain(text) else check_string(_name(path), text)
-    if value is None or kind is bool or kind is int:
+    if value is None or kind is bool:
         return value
+    if kind is int:
+        if not MIN_INT64 <= cast(int, value) <= MAX_INT64:
+            raise ValidationError(f"{_name(path)} must be an integer within 64 bits (±2**63).")
+        return value
+    if depth > MAX_JSON_DEPTH and (kind in (dict, list, tuple) or isinstance(value, Mapping)):
+        raise ValidationError(f"{_name(path, root=True)} must nest at most {MAX_JSON_DEPTH} levels deep.")
     if kind is dict or (kind is not list and isinstance(value, Mapping)):
         return {
             (key if type(key) is str and key.isascii() and "\x00" not in key else _json_key(key, path)): (
-                item if type(item) is str and item.isascii() and "\x00" not in item else _json(item, (path, key))
+                item
+                if type(item) is str and item.isascii() and "\x00" not in item
+                else _json(item, (path, key), depth + 1)
             )
             for key, item in cast(Mapping[object, object], value).items()
         }
     if kind is list or kind is tuple:
-        return [_json(item, (path, index)) for index, item in enumerate(cast(Sequence[object], value))]
+        return [_json(item, (path, index), depth + 1) for index, item in enumerate(cast(Sequence[object], value))]
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(f"{_name(path)} must not contain NaN or infinity.")
         return value
     if isinstance(value, str | int):  # a subclass (a StrEnum, an IntEnum): its plain value
-        return _json(str.__str__(value) if isinstance(value, str) else int(value), path)
+        return _json(str.__str__(value) if isinstance(value, str) else int(value), path, depth)
     raise ValidationError(f"{_name(path)} must be JSON data, not {kind.__name__}.")
 
 
@@ -132,13 +147,15 @@ def _json_key(key: object, path: Path) -> str:
     return check_string(f"{_name(path)} key", key)
 
 
-def _name(path: Path) -> str:
-    """`metadata.a[0]` from (("metadata", "a"), 0)."""
+def _name(path: Path, *, root: bool = False) -> str:
+    """`metadata.a[0]` from (("metadata", "a"), 0); the argument's name alone with `root`."""
     steps: list[object] = []
     while isinstance(path, tuple):
         path, step = path
         steps.append(step)
     name = path
+    if root:
+        return name
     for step in reversed(steps):
         name += f"[{step}]" if isinstance(step, int) else f".{step}"
     return name
@@ -176,9 +193,9 @@ def check_int(name: str, value: object, *, minimum: int | None = None, maximum: 
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValidationError(f"{name} must be an integer, not {type(value).__name__}.")
     if minimum is not None and value < minimum:
-        raise ValidationError(f"{name} must be at least {minimum}, got {value}.")
+        raise ValidationError(f"{name} must be at least {minimum}, got {shown(value)}.")
     if value > maximum:
-        raise ValidationError(f"{name} must be at most {maximum}, got {value}.")
+        raise ValidationError(f"{name} must be at most {maximum}, got {shown(value)}.")
     return value
 
 
@@ -200,9 +217,9 @@ def check_optional_number(name: str, value: object, *, minimum: float, maximum: 
     if value is None:
         return None
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValidationError(f"{name} must be a finite number, got {value!r}.")
+        raise ValidationError(f"{name} must be a finite number, got {shown(value)}.")
     if not minimum <= value <= maximum:
-        raise ValidationError(f"{name} must be between {minimum} and {maximum}, got {value}.")
+        raise ValidationError(f"{name} must be between {minimum} and {maximum}, got {shown(value)}.")
     return float(value)
 
 
@@ -213,7 +230,7 @@ def check_bool(name: str, value: object) -> bool:
         ValidationError: it is not.
     """
     if not isinstance(value, bool):
-        raise ValidationError(f"{name} must be true or false, not {value!r}.")
+        raise ValidationError(f"{name} must be true or false, not {shown(value)}.")
     return value
 
 
@@ -227,7 +244,7 @@ def check_uuid(name: str, value: object) -> str:
     try:
         return str(uuid.UUID(text))
     except ValueError as error:
-        raise ValidationError(f"{name} must be a UUID, got {text!r}.") from error
+        raise ValidationError(f"{name} must be a UUID, got {shown(text)}.") from error
 
 
 def check_json_object(name: str, value: object) -> dict[str, Any]:

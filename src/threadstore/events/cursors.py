@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.validation import MAX_INT64
 
 
@@ -15,8 +15,8 @@ def cursor(after: object) -> int | None:
     if after is None:
         return None
     if not isinstance(after, str) or not after.isascii() or not after.isdigit() or len(after) > 19:
-        raise ValidationError(f"after must be an event id (a string of digits), not {after!r}.")
+        raise ValidationError(f"after must be an event id (a string of digits), not {shown(after)}.")
     position = int(after)
     if position > MAX_INT64:
-        raise ValidationError(f"after must be an event id, not {after!r}.")
+        raise ValidationError(f"after must be an event id, not {shown(after)}.")
     return position

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
 from threadstore.openai.states import RUN
@@ -66,5 +66,5 @@ def _seconds(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValidationError(f"{name} must be a number of seconds, not {value!r}.")
+        raise ValidationError(f"{name} must be a number of seconds, not {shown(value)}.")
     return float(value)

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.events import log
 from threadstore.events.api import Event
 from threadstore.events.cursors import cursor
@@ -171,7 +171,7 @@ class Events:
             ValidationError: `older_than` is not a non-negative timedelta, or a bad batch.
         """
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
-            raise ValidationError(f"older_than must be a timedelta of at least zero, not {older_than!r}.")
+            raise ValidationError(f"older_than must be a timedelta of at least zero, not {shown(older_than)}.")
         size = check_int("batch", batch, minimum=1, maximum=100_000)
         params = {"before": self._scope.now() - int(older_than.total_seconds()), "batch": size}
         deleted = 0

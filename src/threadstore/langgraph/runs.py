@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from threadstore.events import log
-from threadstore.fastsql import ONE, Raw, Shapes, Statement, insert, one_of
+from threadstore.fastsql import ONE, Raw, Shapes, Statement, insert, one_of, word
 from threadstore.ids import new_uuid
 from threadstore.langgraph.api import LangGraphRun
 from threadstore.langgraph.models import runs, threads
@@ -25,7 +25,7 @@ from threadstore.langgraph.streams import RESERVED
 from threadstore.langgraph.threads import ROWS as THREADS
 from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status
+from threadstore.transitions import Bulk, create, move, move_all, refresh_thread_status, refused
 from threadstore.types import CancelAction, FinishStatus, LangGraphRunStatus, MultitaskStrategy
 from threadstore.validation import check_choice, check_int, check_json, check_json_object, check_string, check_uuid
 
@@ -111,7 +111,7 @@ _CLAIM = Bulk(
     RUN,
     "claim_next",
     where=[runs.c.run_id == sa.bindparam("run_id"), ~_has_running(_THREAD_ID)],
-    values={"attempt": runs.c.attempt + 1, "lease_expires_at": _NOW + sa.bindparam("lease", type_=sa.BigInteger)},
+    values={"attempt": runs.c.attempt + ONE, "lease_expires_at": _NOW + sa.bindparam("lease", type_=sa.BigInteger)},
 )
 _LIMIT = sa.bindparam("max_attempts", type_=sa.Integer)
 _REQUEUE = (
@@ -120,10 +120,11 @@ _REQUEUE = (
 )
 
 
-def _list(by_status: bool) -> sa.Select[Any]:
+def _list(status: str | None) -> sa.Select[Any]:
+    """A thread's runs, of one `status` if given (written into the SQL, as fastsql.one_of says why)."""
     conditions = [runs.c.thread_id == _THREAD_ID]
-    if by_status:
-        conditions.append(runs.c.status == sa.bindparam("status", type_=sa.String))
+    if status is not None:
+        conditions.append(runs.c.status == word(status))
     return (
         sa.select(runs)
         .where(*conditions)
@@ -133,7 +134,7 @@ def _list(by_status: bool) -> sa.Select[Any]:
     )
 
 
-_LISTS = {by_status: Statement(_list(by_status)) for by_status in (False, True)}
+_LISTS = Shapes(_list)  # by status, or None
 
 
 def _lock_thread_of(raw: Raw, run_id: str) -> str:
@@ -263,10 +264,9 @@ class LangGraphRuns:
             "limit": check_int("limit", limit, minimum=1, maximum=1000),
             "offset": check_int("offset", offset, minimum=0),
         }
-        if status is not None:
-            params["status"] = check_choice("status", status, RUN_STATUSES)
+        shape = None if status is None else check_choice("status", status, RUN_STATUSES)
         with self._scope.read() as raw:
-            rows = raw.rows(_LISTS[status is not None], params)
+            rows = raw.rows(_LISTS[shape], params)
             if not rows:  # a run of the list proves its thread exists
                 THREADS.require(raw, thread_id)
             return [LangGraphRun.from_row(row) for row in rows]
@@ -351,7 +351,7 @@ class LangGraphRuns:
             params = {"run_id": run_id, "attempt": claim, "lease": lease, "now": self._scope.now_micros()}
             row = raw.first(_HEARTBEAT, params)
             if row is None:
-                raise _refusal(raw, run_id, claim, "running")
+                raise _refusal(raw, run_id, claim, "heartbeat", "running")
             return LangGraphRun.from_row(row)
 
     def append_event(self, run_id: str, *, attempt: int, event: str, data: Any) -> None:
@@ -381,7 +381,7 @@ class LangGraphRuns:
         with self._scope.write() as raw:
             found = raw.first(_FENCE_LOCKED, {"run_id": run_id})
             if found is None or found["status"] != "running" or found["attempt"] != claim:
-                raise _refusal(raw, run_id, claim, "running")
+                raise _refusal(raw, run_id, claim, "append_event", "running")
             log.append(raw, name, payload, found["thread_id"], run_id, self._scope.now())
 
     def finish(self, run_id: str, *, attempt: int, status: FinishStatus) -> LangGraphRun:
@@ -407,7 +407,7 @@ class LangGraphRuns:
             try:
                 row = move(raw, runs, RUN, "finish", run_id, now, target=target, where={"attempt": claim})
             except (ConflictError, InvalidTransitionError) as error:
-                raise _refusal(raw, run_id, claim, target) from error
+                raise _refusal(raw, run_id, claim, "finish", target) from error
             refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(row)
 
@@ -467,8 +467,9 @@ _FENCE_LOCKED = Statement(
 )
 
 
-def _refusal(raw: Raw, run_id: str, attempt: int, target: str) -> Exception:
-    """Why a fenced write on a run matched no row: unknown run, stale attempt, or wrong status."""
+def _refusal(raw: Raw, run_id: str, attempt: int, verb: str, target: str) -> Exception:
+    """Why a fenced write (`verb`) on a run matched no row: unknown run, stale attempt, or wrong
+    status (a verb that moves no status, as heartbeat, needs the status it keeps: `target`)."""
     found = raw.first(_FENCE, {"run_id": run_id})
     if found is None:
         return NotFoundError(KIND, run_id)
@@ -476,4 +477,4 @@ def _refusal(raw: Raw, run_id: str, attempt: int, target: str) -> Exception:
         return ConflictError(
             f"Attempt {attempt} of run {run_id} is stale (it is on attempt {found['attempt']}); nothing was changed."
         )
-    return InvalidTransitionError(KIND, run_id, found["status"], target)
+    return refused(RUN, verb, run_id, found["status"], target)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadstore.errors import ValidationError
+from threadstore.errors import ValidationError, shown
 from threadstore.ids import new_id
 from threadstore.openai.states import TOOL_TYPES
 from threadstore.records import Json
@@ -155,7 +155,7 @@ def tool_resources(value: object) -> Json | None:
     for key, entry in value.items():
         field = allowed.get(key)
         if field is None:
-            raise ValidationError(f"tool_resources has no {key!r}; it takes {sorted(allowed)}.")
+            raise ValidationError(f"tool_resources has no {shown(key)}; it takes {sorted(allowed)}.")
         entry = check_mapping(f"tool_resources.{key}", entry)
         ids = check_list(f"tool_resources.{key}.{field}", entry.get(field, []))
         checked[key] = {field: [check_string(f"{key} id", i) for i in ids]}

@@ -24,7 +24,7 @@ from threadstore.openai.models import (
 )
 from threadstore.openai.states import RUN, RUN_STEP
 from threadstore.rows import Rows
-from threadstore.transitions import create
+from threadstore.transitions import announce_created, create
 
 STEP_QUERY = (
     sa.select(
@@ -56,17 +56,27 @@ _STEP = {
 }
 
 
-def load_step(connection: Raw, step_id: str, *, run_id: str | None = None) -> RunStep:
-    """The step with this id (of this run, if `run_id` is given), with its details, last error and usage.
+def step_row(raw: Raw, step_id: str, *, run_id: str | None = None) -> dict[str, Any]:
+    """The row of the step with this id (of this run, if `run_id` is given), joined with its
+    details, last error and usage (STEP_QUERY's columns).
 
     Raises:
         NotFoundError: there is none.
     """
     params = {"id": step_id} if run_id is None else {"id": step_id, "run_id": run_id}
-    row = connection.first(_STEP[run_id is not None], params)
+    row = raw.first(_STEP[run_id is not None], params)
     if row is None:
         raise NotFoundError("run step", step_id)
-    return RunStep.from_row(row)
+    return row
+
+
+def load_step(raw: Raw, step_id: str, *, run_id: str | None = None) -> RunStep:
+    """The step with this id (of this run, if `run_id` is given), with its details, last error and usage.
+
+    Raises:
+        NotFoundError: there is none.
+    """
+    return RunStep.from_row(step_row(raw, step_id, run_id=run_id))
 
 
 def details_values(details: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +88,8 @@ def details_values(details: dict[str, Any]) -> dict[str, Any]:
 
 _INSERT_STEP = insert(run_steps)
 _EMPTY_STEP = {column.name: None for column in run_steps.c}
+# The columns STEP_QUERY adds to a step's own: its details, last error and usage.
+_JOINED = {column.name: None for column in STEP_QUERY.selected_columns if column.name not in run_steps.c}
 
 
 def _insert_related(table: sa.Table) -> Statement:
@@ -117,24 +129,28 @@ def _inserted_id(raw: Raw, statement: Statement, values: Mapping[str, Any]) -> i
     return int(row["id"])
 
 
-def insert_step(raw: Raw, now: int, run: Mapping[str, Any], details: dict[str, Any], metadata: dict[str, str]) -> str:
+def insert_step(
+    raw: Raw, now: int, run: Mapping[str, Any], details: dict[str, Any], metadata: dict[str, str]
+) -> dict[str, Any]:
     """Write an in-progress step of `run` (its `id`, `thread_id` and `assistant_id`) with checked
-    `details`; return its id."""
-    step_id = new_id("step")
+    `details`; return its row as `step_row` would read it back."""
+    values = details_values(details)
     step = {
         **_EMPTY_STEP,
-        "id": step_id,
+        "id": new_id("step"),
         "created_at": now,
         "run_id": run["id"],
         "thread_id": run["thread_id"],
         "assistant_id": run["assistant_id"],
         "type": details["type"],
         "status": RUN_STEP.initial,
-        "step_details": _inserted_id(raw, _INSERT_DETAILS, {"run_id": run["id"], **details_values(details)}),
+        "step_details": _inserted_id(raw, _INSERT_DETAILS, {"run_id": run["id"], **values}),
         "metadata": metadata,
     }
-    create(raw, _INSERT_STEP, step, now, RUN_STEP)
-    return step_id
+    create(raw, _INSERT_STEP, step, now, RUN_STEP, announce=False)
+    row = {**step, **_JOINED, "message_id": values["message_id"], "tool_calls": values["tool_calls"]}
+    announce_created(raw, run_steps, [row], now)  # its events show its details
+    return row
 
 
 # What adding a step needs of its run: its status, and the ids the step copies.

@@ -22,6 +22,7 @@ from threadstore.openai.queries import (
     insert_step,
     load_step,
     record_step_end,
+    step_row,
 )
 from threadstore.openai.states import RUN_STEP, STEP_ERROR_CODES
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
@@ -84,8 +85,7 @@ class RunSteps:
                 message_id = details["message_creation"]["message_id"]
                 if raw.first(MESSAGE_IN_THREAD, {"id": message_id, "thread_id": run["thread_id"]}) is None:
                     raise NotFoundError("message", message_id)
-            step_id = insert_step(raw, self._scope.now(), run, details, meta)
-            return load_step(raw, step_id)
+            return RunStep.from_row(insert_step(raw, self._scope.now(), run, details, meta))
 
     def get(self, step_id: str, *, run_id: str | None = None) -> RunStep:
         """The step with this id (of this run, if `run_id` is given).
@@ -232,8 +232,9 @@ class RunSteps:
             now = self._scope.now()
             step = move(raw, run_steps, RUN_STEP, verb, step_id, now, announce=False)
             record_step_end(raw, step["run_id"], step_id, usage=checked_usage, error=error)
-            announce_moved(raw, run_steps, [step], now)  # its event shows its usage and error
-            return load_step(raw, step_id)
+            ended = step_row(raw, step_id)
+            announce_moved(raw, run_steps, [ended], now)  # its event shows its usage and error
+            return RunStep.from_row(ended)
 
     def delete(self, step_id: str) -> Deleted:
         """Delete a step with its details, last error and usage.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from threadstore.errors import ConflictError, InvalidTransitionError, ValidationError
+from threadstore.errors import ConflictError, ValidationError
 from threadstore.fastsql import ONE, Raw, Statement, one_of
 from threadstore.openai import content
 from threadstore.openai.api import Run
@@ -23,7 +23,7 @@ from threadstore.openai.states import (
 )
 from threadstore.records import Json
 from threadstore.scope import Scope
-from threadstore.transitions import Bulk, announce_moved, move, move_all
+from threadstore.transitions import Bulk, announce_moved, move, move_all, refused
 from threadstore.types import RunErrorCode, RunIncompleteReason
 from threadstore.validation import check_choice, check_list, check_mapping, check_optional_string, check_string
 
@@ -252,7 +252,7 @@ class RunVerbs:
         with self._scope.write() as raw:
             run = Run.from_row(RUNS.get(raw, run_id, for_update=True))
             if run.status != "requires_action" or run.required_action is None:
-                raise InvalidTransitionError("run", run_id, run.status, "queued")
+                raise refused(RUN, "submit_tool_outputs", run_id, run.status, "queued")
             asked = {call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]}
             if set(outputs) != asked:
                 raise ValidationError(f"tool_outputs must answer exactly {sorted(asked)}; got {sorted(outputs)}.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from threadstore.events.log import Named, Row, register
 from threadstore.fastsql import Raw
-from threadstore.openai.api import Message, Run, Thread
+from threadstore.openai.api import Message, Run, RunStep, Thread
 from threadstore.openai.models import messages, run_steps, runs, threads
-from threadstore.openai.queries import load_step
+from threadstore.openai.queries import step_row
 from threadstore.records import Json
 
 
@@ -24,7 +24,9 @@ def _message(raw: Raw, row: Row) -> Json:
 
 
 def _step(raw: Raw, row: Row) -> Json:
-    return load_step(raw, row["id"]).to_api()  # with its details, error and usage
+    # With its details, error and usage: a step's writers pass its joined row (queries.step_row)
+    # where they hold it; the rows of a bulk move are read again.
+    return RunStep.from_row(row if "tool_calls" in row else step_row(raw, row["id"])).to_api()
 
 
 register(threads, Named("thread", _thread, thread="id", statuses=False))
