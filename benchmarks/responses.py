@@ -44,6 +44,8 @@ CLAIM = (
     " WHERE responses.id = (SELECT queued.id FROM responses AS queued WHERE queued.status IN ('queued')"
     " AND queued.background AND NOT (EXISTS (SELECT 1 FROM responses AS running"
     " WHERE running.conversation_id = queued.conversation_id AND running.status = 'in_progress'))"
+    " AND NOT (EXISTS (SELECT 1 FROM responses AS earlier WHERE earlier.conversation_id = queued.conversation_id"
+    " AND earlier.status IN ('queued') AND (earlier.created_at, earlier.id) < (queued.created_at, queued.id)))"
     " ORDER BY queued.created_at, queued.id LIMIT 1{skip}) AND responses.status IN ('queued') RETURNING *"
 )
 CONTEXT = (

@@ -1,17 +1,20 @@
 """Many worker processes on one store's responses, on every backend: each queued response is
 claimed and completed exactly once, a conversation never has two responses in progress, and
-each conversation ends holding every completed turn at contiguous positions."""
+each conversation ends holding every completed turn at contiguous positions; no claim raises,
+because a conversation's queued responses are claimed oldest first."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import FakeClock
 from tests.test_workers import WORKERS, in_processes
-from threadstore import ConflictError, Store
+from threadstore import Store
+from threadstore.db import create_engine
 from threadstore.responses.models import conversation_items, responses
 
 CONVERSATIONS = 10
@@ -27,10 +30,7 @@ def _queued(store: Store) -> int:
 def _work_until_empty(store: Store, _index: int) -> list[str]:
     done: list[str] = []
     while True:
-        try:
-            claimed = store.responses.claim_next()
-        except ConflictError:  # another worker claimed one of the same conversation at that moment
-            continue
+        claimed = store.responses.claim_next()  # never raises: a worker loop has no retry of its own
         if claimed is None:
             if not _queued(store):
                 return done
@@ -67,3 +67,29 @@ def test_eight_workers_complete_every_response_once_one_at_a_time_per_conversati
     for conversation in conversations:  # each turn's question directly before its answer
         items = store.conversations.items.list(conversation, order="asc", limit=100).data
         assert [item.data["role"] for item in items] == ["user", "assistant"] * PER_CONVERSATION
+
+
+def test_a_conversations_next_response_waits_while_another_claimer_holds_its_oldest(
+    store: Store, store_url: sa.URL, backend: str, clock: FakeClock
+) -> None:
+    if backend != "postgres":
+        pytest.skip("row locks that claimers skip are PostgreSQL's; SQLite has one writer at a time")
+    conversation = store.conversations.create().id
+    oldest = store.responses.create(model="gpt-4o", input="q", conversation=conversation, background=True).id
+    clock.advance(1)
+    store.responses.create(model="gpt-4o", input="q", conversation=conversation, background=True)
+    clock.advance(1)
+    elsewhere = store.responses.create(model="gpt-4o", input="q", background=True).id
+    holder = create_engine(store_url)
+    connection = holder.raw_connection()
+    try:  # as a claimer that has picked the oldest and not yet committed
+        connection.cursor().execute("SELECT id FROM responses WHERE id = %s FOR UPDATE", (oldest,))
+        claimed = store.responses.claim_next()
+        assert claimed is not None and claimed.id == elsewhere
+        assert store.responses.claim_next() is None
+    finally:
+        connection.rollback()
+        connection.close()
+        holder.dispose()
+    claimed = store.responses.claim_next()
+    assert claimed is not None and claimed.id == oldest

@@ -94,48 +94,69 @@ def check_json(name: str, value: object) -> Any:
     Raises:
         ValidationError: it holds anything else.
     """
-    return _json(value, (name,))
+    return _json(value, name, 1)
 
 
-def _json(value: object, path: tuple[object, ...]) -> Any:
-    """check_json at `path` (the argument's name, then keys and indexes), which is spelled out
-    only in an error: building every element's name up front cost more than checking it."""
+# Where a value sits, spelled out only in an error: the argument's name, or (parent, key or index).
+Path = str | tuple["Path", object]
+
+
+def _plain(text: str) -> bool:
+    """Whether a string needs no further check (ASCII without NUL), the common case."""
+    return text.isascii() and "\x00" not in text
+
+
+def _json(value: object, path: Path, depth: int) -> Any:
+    """check_json at `path`, `depth` levels deep (the argument itself is at 1). Building every
+    element's name up front cost more than checking it, and so did a call per string: a dict's
+    plain string keys and values are checked in place."""
     kind = type(value)
     if kind is str:
         text = cast(str, value)
-        return text if text.isascii() and "\x00" not in text else check_string(_name(path), text)
+        return text if _plain(text) else check_string(_name(path), text)
     if value is None or kind is bool:
         return value
     if kind is int:
         if not MIN_INT64 <= cast(int, value) <= MAX_INT64:
             raise ValidationError(f"{_name(path)} must be an integer within 64 bits (±2**63).")
         return value
-    if len(path) > MAX_JSON_DEPTH and (kind in (dict, list, tuple) or isinstance(value, Mapping)):
-        raise ValidationError(f"{path[0]} must nest at most {MAX_JSON_DEPTH} levels deep.")
+    if depth > MAX_JSON_DEPTH and (kind in (dict, list, tuple) or isinstance(value, Mapping)):
+        raise ValidationError(f"{_name(path, root=True)} must nest at most {MAX_JSON_DEPTH} levels deep.")
     if kind is dict or (kind is not list and isinstance(value, Mapping)):
-        items = cast(Mapping[object, object], value).items()
-        return {_json_key(key, path): _json(item, (*path, key)) for key, item in items}
+        return {
+            (key if type(key) is str and key.isascii() and "\x00" not in key else _json_key(key, path)): (
+                item
+                if type(item) is str and item.isascii() and "\x00" not in item
+                else _json(item, (path, key), depth + 1)
+            )
+            for key, item in cast(Mapping[object, object], value).items()
+        }
     if kind is list or kind is tuple:
-        return [_json(item, (*path, index)) for index, item in enumerate(cast(Sequence[object], value))]
+        return [_json(item, (path, index), depth + 1) for index, item in enumerate(cast(Sequence[object], value))]
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(f"{_name(path)} must not contain NaN or infinity.")
         return value
     if isinstance(value, str | int):  # a subclass (a StrEnum, an IntEnum): its plain value
-        return _json(str.__str__(value) if isinstance(value, str) else int(value), path)
+        return _json(str.__str__(value) if isinstance(value, str) else int(value), path, depth)
     raise ValidationError(f"{_name(path)} must be JSON data, not {kind.__name__}.")
 
 
-def _json_key(key: object, path: tuple[object, ...]) -> str:
-    if type(key) is str and key.isascii() and "\x00" not in key:
-        return key
+def _json_key(key: object, path: Path) -> str:
+    """A key that is not a plain string: a string after all, or an error."""
     return check_string(f"{_name(path)} key", key)
 
 
-def _name(path: tuple[object, ...]) -> str:
-    """`metadata.a[0]` from ("metadata", "a", 0)."""
-    name = str(path[0])
-    for step in path[1:]:
+def _name(path: Path, *, root: bool = False) -> str:
+    """`metadata.a[0]` from (("metadata", "a"), 0); the argument's name alone with `root`."""
+    steps: list[object] = []
+    while isinstance(path, tuple):
+        path, step = path
+        steps.append(step)
+    name = path
+    if root:
+        return name
+    for step in reversed(steps):
         name += f"[{step}]" if isinstance(step, int) else f".{step}"
     return name
 

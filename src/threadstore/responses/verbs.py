@@ -43,13 +43,22 @@ OPEN_ITEM_STATUSES = frozenset({"in_progress", "searching", "generating", "inter
 
 
 def _claim() -> Bulk:
-    queued, running = responses.alias("queued"), responses.alias("running")
+    queued, running, earlier = responses.alias("queued"), responses.alias("running"), responses.alias("earlier")
     busy = sa.select(ONE).where(
         running.c.conversation_id == queued.c.conversation_id, running.c.status == word(APPENDING)
     )
+    # Only the oldest queued response of a conversation is a candidate. On PostgreSQL a claimer
+    # skips the rows other claimers have locked (SKIP LOCKED): were the next one of the same
+    # conversation a candidate, two claimers would start two responses of one conversation, and
+    # the second would break the one-in-progress index. Its conversation's queue keeps its order too.
+    waiting = sa.select(ONE).where(
+        earlier.c.conversation_id == queued.c.conversation_id,
+        one_of(earlier.c.status, ["queued"]),
+        sa.tuple_(earlier.c.created_at, earlier.c.id) < sa.tuple_(queued.c.created_at, queued.c.id),
+    )
     oldest = (
         sa.select(queued.c.id)
-        .where(one_of(queued.c.status, ["queued"]), queued.c.background, ~sa.exists(busy))
+        .where(one_of(queued.c.status, ["queued"]), queued.c.background, ~sa.exists(busy), ~sa.exists(waiting))
         .order_by(queued.c.created_at, queued.c.id)
         .limit(ONE)
         .with_for_update(skip_locked=True)
@@ -127,11 +136,12 @@ class ResponseVerbs:
 
     def claim_next(self) -> Response | None:
         """Atomically take the oldest queued background response whose conversation has none in
-        progress, and start it; None if there is none. Several workers may call it at once.
+        progress (the oldest queued of its conversation), and start it; None if there is none.
+        Several workers may call it at once: each gets a response of its own, or None.
 
         Raises:
-            ConflictError: on PostgreSQL, another worker claimed a response of the same
-                conversation at the same moment; try again.
+            ConflictError: on PostgreSQL, only if `start` or an in-progress `create` on the same
+                conversation committed at the same moment (never another claim); try again.
         """
         with self._scope.write() as raw:
             rows = move_all(raw, _CLAIM, self._scope.now())
