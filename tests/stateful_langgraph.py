@@ -149,6 +149,10 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
 
         @rule(target=claims)
         def claim_next(self) -> tuple[str, int]:
+            return self.claim_one()
+
+        def claim_one(self) -> tuple[str, int]:
+            """Claim the next run, in the store and the model; the claim, or ("no-claim", 0)."""
             running_threads = {r.thread for r in self.runs.values() if r.status == "running"}
             ready = [r for r in self.runs.values() if r.status == "pending" and r.thread not in running_threads]
             expected = min(ready, key=lambda r: (r.created_at, r.run_id)) if ready else None
@@ -191,6 +195,22 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
                 return
             stale = run.attempt - 1
             end = lambda: self.store.langgraph.runs.finish(run_id, attempt=stale, status=status)  # noqa: E731
+            self.expect(ConflictError, end)
+
+        @rule(status=st.sampled_from(FINISH_STATUSES))
+        def a_worker_outlived_by_its_lease_finishes(self, status: FinishStatus) -> None:
+            """The whole story in one step, so that every run of the test tells it: a worker's
+            lease runs out, its run is claimed again, and the first worker finishes late."""
+            running = [r for r in self.runs.values() if r.status == "running" and r.attempt < MAX_ATTEMPTS]
+            run_id = running[0].run_id if running else self.claim_one()[0]
+            run = self.runs.get(run_id)
+            if run is None or run.attempt >= MAX_ATTEMPTS:
+                return
+            attempt = run.attempt
+            self.leases_run_out()
+            while self.claim_one()[0] not in (run_id, "no-claim"):
+                pass  # runs ahead of it in the queue are claimed first
+            end = lambda: self.store.langgraph.runs.finish(run_id, attempt=attempt, status=status)  # noqa: E731
             self.expect(ConflictError, end)
 
         @rule(run_id=run_ids, action=st.sampled_from(["interrupt", "rollback"]))
