@@ -15,6 +15,7 @@ from tests.conftest import FakeClock, snapshot
 from threadstore import ConflictError, InvalidTransitionError, NotFoundError, Store, ValidationError
 from threadstore.responses.items import ITEM_TYPES
 from threadstore.responses.models import responses
+from threadstore.types import Order
 
 USER_HI = {"type": "message", "role": "user", "content": "Hi"}
 USAGE = {"input_tokens": 5, "output_tokens": 2}
@@ -70,7 +71,8 @@ def test_keyset_pages_walk_every_item_once_in_both_directions(store: Store) -> N
     for batch in range(3):
         store.conversations.items.create(conversation.id, items=[say(f"{batch}.{n}") for n in range(10)])
     expected = [f"{batch}.{n}" for batch in range(3) for n in range(10)]
-    for order, wanted in (("asc", expected), ("desc", expected[::-1])):
+    orders: list[tuple[Order, list[str]]] = [("asc", expected), ("desc", expected[::-1])]
+    for order, wanted in orders:
         seen: list[str] = []
         after = None
         while True:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from tests.conftest import FakeClock
 from threadstore import AsyncStore, ConflictError, NotFoundError, ValidationError
+from threadstore.types import Order
 
 
 def server(store: AsyncStore) -> FastAPI:
@@ -39,7 +40,7 @@ def server(store: AsyncStore) -> FastAPI:
         return (await store.conversations.items.create(conversation_id, items=body["items"])).to_api()
 
     @app.get("/v1/conversations/{conversation_id}/items")
-    async def list_items(conversation_id: str, limit: int = 20, order: str = "desc", after: str | None = None) -> Any:
+    async def list_items(conversation_id: str, limit: int = 20, order: Order = "desc", after: str | None = None) -> Any:
         page = await store.conversations.items.list(conversation_id, limit=limit, order=order, after=after)
         return page.to_api()
 
@@ -56,7 +57,7 @@ def server(store: AsyncStore) -> FastAPI:
         return (await store.responses.cancel(response_id)).to_api()
 
     @app.get("/v1/responses/{response_id}/input_items")
-    async def input_items(response_id: str, limit: int = 20, order: str = "desc", after: str | None = None) -> Any:
+    async def input_items(response_id: str, limit: int = 20, order: Order = "desc", after: str | None = None) -> Any:
         return (await store.responses.input_items.list(response_id, limit=limit, order=order, after=after)).to_api()
 
     return app

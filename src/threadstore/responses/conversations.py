@@ -18,6 +18,7 @@ from threadstore.responses.models import conversation_items, conversations
 from threadstore.responses.queries import CONVERSATIONS, append_to_conversation, take_positions
 from threadstore.rows import Rows
 from threadstore.scope import Scope
+from threadstore.types import Order
 from threadstore.validation import check_metadata, check_string
 
 _INSERT = insert(conversations)
@@ -62,7 +63,7 @@ class ConversationItems:
         conversation_id: str,
         *,
         limit: int = DEFAULT_LIMIT,
-        order: str = "desc",
+        order: Order = "desc",
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Item]:

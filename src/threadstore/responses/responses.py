@@ -33,6 +33,7 @@ from threadstore.responses.streams import CREATED_EVENTS
 from threadstore.responses.verbs import ResponseVerbs
 from threadstore.scope import Scope
 from threadstore.transitions import create
+from threadstore.types import Order
 from threadstore.validation import (
     MAX_INT32,
     check_bool,
@@ -91,7 +92,7 @@ class InputItems:
         response_id: str,
         *,
         limit: int = DEFAULT_LIMIT,
-        order: str = "desc",
+        order: Order = "desc",
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Item]:
