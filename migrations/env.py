@@ -58,6 +58,7 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         version_table=VERSION_TABLE,
         include_name=threadstore.alembic.include_threadstore_name,
+        include_object=threadstore.alembic.built_on(connection.dialect.name),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from sqlalchemy.engine import URL, Engine
 import threadstore.openai.models  # noqa: F401  (registers the tables)
 from tests.conftest import SKIP_POSTGRES, postgres_url_in_schema
 from threadstore import SchemaOutOfDateError, StorageError, Store, migrate, versions
+from threadstore.alembic import built_on
 from threadstore.cli import main as cli_main
 from threadstore.db import create_engine, normalize_url
 from threadstore.schema import metadata
@@ -153,17 +153,6 @@ def test_upgrade_on_empty_database_creates_every_table_and_records_head(engine: 
 
     assert table_names(engine) == TABLES | {VERSION_TABLE}
     assert recorded_revisions(engine) == [checkout_head()]
-
-
-def built_on(dialect: str) -> Callable[..., bool]:
-    """Alembic's `include_object`: leave out what the models build only on another dialect
-    (`ddl_if`, e.g. PostgreSQL's GIN index), which compare_metadata would report as missing."""
-
-    def include(item: Any, *_args: Any) -> bool:
-        condition = getattr(item, "_ddl_if", None)
-        return condition is None or condition.dialect is None or condition.dialect == dialect
-
-    return include
 
 
 def test_models_match_migrated_schema(engine: Engine) -> None:

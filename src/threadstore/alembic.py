@@ -12,6 +12,7 @@ tables alone (threadstore migrates them itself, with its own history and version
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from threadstore.tables import names
@@ -46,3 +47,14 @@ def include_threadstore_name(name: str | None, type_: NameFilterType, parent_nam
     if type_ == "schema":
         return True
     return not include_name(name, type_, parent_names)
+
+
+def built_on(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object`: leave out what the models build only on another dialect
+    (`ddl_if`, e.g. PostgreSQL's GIN index), which autogenerate would report as missing."""
+
+    def include(item: Any, *_args: Any) -> bool:
+        condition = getattr(item, "_ddl_if", None)
+        return condition is None or condition.dialect is None or condition.dialect == dialect
+
+    return include

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
-from threadstore.alembic import include_threadstore_name
+from threadstore.alembic import built_on, include_threadstore_name
 from threadstore.db import unit_of_work
 from threadstore.errors import SchemaOutOfDateError, StorageError, ValidationError
 from threadstore.tables import metadata
@@ -178,7 +178,12 @@ def check(engine: Engine) -> list[str]:
         behind = [] if found == head() else [f"the database is at revision {found or 'none'}, not {head()}"]
         context = MigrationContext.configure(
             connection,
-            opts={"compare_type": True, "version_table": VERSION_TABLE, "include_name": include_threadstore_name},
+            opts={
+                "compare_type": True,
+                "version_table": VERSION_TABLE,
+                "include_name": include_threadstore_name,
+                "include_object": built_on(connection.dialect.name),
+            },
         )
         return behind + [repr(difference) for difference in compare_metadata(context, metadata)]
 
