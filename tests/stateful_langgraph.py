@@ -46,6 +46,7 @@ class ModelRun:
     lease_expires_at: int | None = None
     terminal_seen: str | None = None
     ended: int = 0  # the order in which runs ended, whatever the clock said
+    queued: int = 0  # the order in which runs were created: the order claims take them in
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # what its stream must hold
 
 
@@ -76,6 +77,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             self.runs: dict[str, ModelRun] = {}
             self.threads: list[str] = []
             self.endings = itertools.count(1)
+            self.creations = itertools.count(1)
 
         def teardown(self) -> None:
             self.store.close()
@@ -144,7 +146,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             if busy and strategy == "rollback":
                 for other in busy:
                     del self.runs[other.run_id]
-            self.runs[run.run_id] = ModelRun(run.run_id, thread, self.now, self.now)
+            self.runs[run.run_id] = ModelRun(run.run_id, thread, self.now, self.now, queued=next(self.creations))
             return str(run.run_id)
 
         @rule(target=claims)
@@ -155,7 +157,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
             """Claim the next run, in the store and the model; the claim, or ("no-claim", 0)."""
             running_threads = {r.thread for r in self.runs.values() if r.status == "running"}
             ready = [r for r in self.runs.values() if r.status == "pending" and r.thread not in running_threads]
-            expected = min(ready, key=lambda r: (r.created_at, r.run_id)) if ready else None
+            expected = min(ready, key=lambda r: r.queued) if ready else None
             claimed = self.store.langgraph.runs.claim_next(lease_seconds=LEASE)
             assert (claimed.run_id if claimed else None) == (expected.run_id if expected else None)
             if expected is None or claimed is None:

@@ -239,3 +239,23 @@ def test_no_pooled_connection_stays_checked_out_and_close_is_prompt_after_calls_
     gc.collect()  # units an interrupt dropped inside a reference cycle give their connections back when collected
     assert interrupted_store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     close_promptly(interrupted_store)
+
+
+def test_a_unit_dropped_unfinished_in_a_reference_cycle_does_not_hold_up_the_next_call(
+    interrupted_store: Store, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite's kept connection")
+    store = interrupted_store
+    thread = store.threads.create().id
+    gc.disable()  # as between two automatic collections
+    try:
+        unit = store._engine_scope.write()
+        unit.__enter__()  # BEGIN IMMEDIATE on the kept connection; its __exit__ never runs
+        cycle: list[object] = [unit]
+        cycle.append(cycle)
+        del unit, cycle
+        store.messages.create(thread, role="user", content="not held up")  # else: locked, after 2 s
+    finally:
+        gc.enable()
+    assert [m.content[0]["text"]["value"] for m in store.messages.list(thread)] == ["not held up"]

@@ -118,15 +118,23 @@ class HotConnection:
     def __init__(self, engine: Engine) -> None:
         self._pool = _own_pool(engine)
         self._connection: Any = None
-        self._holder: dict[str, weakref.ref[Any]] = {}  # _HOLDER: the unit (or closer) using it
+        self._holder: dict[str, _Holder] = {}  # _HOLDER: the unit (or closer) using it
         self._dropped = self._when_dropped  # one bound method for every take
         _hot_connections.add(self)
 
     def take(self, unit: object) -> Any:
-        """The connection, now `unit`'s until `give_back`, or None when another holds it."""
-        holder = weakref.ref(unit, self._dropped)
-        if self._holder.setdefault(_HOLDER, holder) is not holder:
-            return None
+        """The connection, now `unit`'s until `give_back`, or None when another thread's unit holds it."""
+        holder = _Holder(unit, self._dropped)
+        found = self._holder.setdefault(_HOLDER, holder)
+        if found is not holder:
+            if found.thread != holder.thread:
+                return None
+            # This thread's own earlier unit holds it: one dropped unfinished by an interrupt, in a
+            # reference cycle, perhaps with its BEGIN open. Collected now, it lets go at once, not
+            # at some later collection while every writer waits for its lock.
+            gc.collect()
+            if self._holder.setdefault(_HOLDER, holder) is not holder:
+                return None
         if self._connection is None:
             self._connection = self._pool.connect()
         return self._connection
@@ -158,7 +166,7 @@ class HotConnection:
     def close(self) -> None:
         """Close the connection, waiting for a unit that is using it to finish."""
         closing = _Closing()
-        closer = weakref.ref(closing)
+        closer = _Holder(closing)
         waited = False
         while self._holder.setdefault(_HOLDER, closer) is not closer:
             if not waited:  # a unit dropped unfinished in a reference cycle lets go when collected
@@ -191,6 +199,15 @@ def _own_pool(engine: Engine) -> Pool:
     return NullPool(
         pool._creator, reset_on_return=pool._reset_on_return, _dispatch=pool.dispatch, dialect=pool._dialect
     )
+
+
+class _Holder(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to the unit (or closer) holding the kept connection, and its thread."""
+
+    __slots__ = ("thread",)
+
+    def __init__(self, holder: object, callback: Any = None) -> None:  # weakref.ref.__new__ takes both
+        self.thread = threading.get_ident()
 
 
 class _Closing:
