@@ -430,37 +430,49 @@ def _append_pieces(store: Store, index: int, message: str) -> int:
     return APPENDS
 
 
+def follow_while_they_write(
+    store: Store, url: sa.URL, clock: FakeClock, messages: list[str], thread_id: str | None = None
+) -> tuple[str, list[Event]]:
+    """One writer process per message appends to it while a follower (of `thread_id`, or of every
+    thread) reads; the cursor the follower started from, and what it received."""
+    start = store.events.list(thread_id=thread_id)[-1].id
+    received: list[Event] = []
+
+    def follow() -> None:
+        for event in store.events.follow(thread_id=thread_id, after=start, interval=0.005, timeout=60):
+            received.append(event)
+            if len(received) == WRITERS * APPENDS:
+                return
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    written = in_processes_each(url, clock, messages)
+    follower.join(timeout=60)
+    assert sum(written) == WRITERS * APPENDS
+    return start, received
+
+
+def pieces(received: list[Event], message: str) -> list[str]:
+    return [e.data["delta"]["content"][0]["text"]["value"] for e in received if e.data["id"] == message]
+
+
 def test_a_follower_sees_every_committed_event_of_concurrent_writers_once_and_in_order(
     store_url: sa.URL, clock: FakeClock
 ) -> None:
     with Store(store_url, clock=clock) as store:
         thread = store.threads.create().id
         run = store.runs.start(store.runs.create(thread, assistant_id=assistant_id(store)).id).id
+        # Each writer appends to its own message: transactions of one thread that no row lock orders.
         messages = [
             store.messages.create(thread, role="assistant", content="", run_id=run, status="in_progress").id
             for _ in range(WRITERS)
         ]
-        start = store.events.list(thread_id=thread)[-1].id
-        received: list[Event] = []
-
-        def follow() -> None:
-            for event in store.events.follow(thread_id=thread, after=start, interval=0.005, timeout=60):
-                received.append(event)
-                if len(received) == WRITERS * APPENDS:
-                    return
-
-        follower = threading.Thread(target=follow)
-        follower.start()
-        # Each writer appends to its own message: transactions of one thread that no row lock orders.
-        written = in_processes_each(store_url, clock, messages)
-        follower.join(timeout=60)
-        assert sum(written) == WRITERS * APPENDS
+        start, received = follow_while_they_write(store, store_url, clock, messages, thread_id=thread)
         assert received == store.events.list(thread_id=thread, after=start, limit=1000)  # none skipped
         assert len({event.id for event in received}) == WRITERS * APPENDS  # none twice
         for index, message in enumerate(messages):
-            pieces = [e.data["delta"]["content"][0]["text"]["value"] for e in received if e.data["id"] == message]
-            assert pieces == [f"<{index}:{piece}>" for piece in range(APPENDS)]
-            assert store.messages.get(message).content[0]["text"]["value"] == "".join(pieces)
+            assert pieces(received, message) == [f"<{index}:{piece}>" for piece in range(APPENDS)]
+            assert store.messages.get(message).content[0]["text"]["value"] == "".join(pieces(received, message))
 
 
 def test_a_follower_of_every_thread_sees_every_committed_event_of_concurrent_writers_once_and_in_order(
@@ -474,24 +486,10 @@ def test_a_follower_of_every_thread_sees_every_committed_event_of_concurrent_wri
             messages.append(
                 store.messages.create(thread, role="assistant", content="", run_id=run, status="in_progress").id
             )
-        start = store.events.list()[-1].id
-        received: list[Event] = []
-
-        def follow() -> None:
-            for event in store.events.follow(after=start, interval=0.005, timeout=60):
-                received.append(event)
-                if len(received) == WRITERS * APPENDS:
-                    return
-
-        follower = threading.Thread(target=follow)
-        follower.start()
-        written = in_processes_each(store_url, clock, messages)
-        follower.join(timeout=60)
-        assert sum(written) == WRITERS * APPENDS
+        start, received = follow_while_they_write(store, store_url, clock, messages)
         assert received == store.events.list(after=start, limit=1000)  # none skipped, in id order
         for index, message in enumerate(messages):
-            pieces = [e.data["delta"]["content"][0]["text"]["value"] for e in received if e.data["id"] == message]
-            assert pieces == [f"<{index}:{piece}>" for piece in range(APPENDS)]
+            assert pieces(received, message) == [f"<{index}:{piece}>" for piece in range(APPENDS)]
 
 
 def test_a_follower_of_every_thread_gets_each_threads_events(store: Store) -> None:

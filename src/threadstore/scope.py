@@ -132,12 +132,20 @@ class HotConnection:
             # This thread's own earlier unit holds it: one dropped unfinished by an interrupt, in a
             # reference cycle, perhaps with its BEGIN open. Collected now, it lets go at once, not
             # at some later collection while every writer waits for its lock.
-            gc.collect()
+            self._let_go_of_the_dropped()
             if self._holder.setdefault(_HOLDER, holder) is not holder:
                 return None
         if self._connection is None:
             self._connection = self._pool.connect()
         return self._connection
+
+    def _let_go_of_the_dropped(self) -> None:
+        """Collect the units dropped unfinished; finish a release that an interrupt cut short (an
+        exception in a collection's callback is only printed, so its release stays half done)."""
+        gc.collect()
+        found = self._holder.get(_HOLDER)
+        if found is not None and found() is None:
+            self._release(found, broken=True)
 
     def give_back(self, unit: object, *, broken: bool) -> bool:
         """End `unit`'s use, if it holds the connection, and say whether it did; a `broken`
@@ -156,12 +164,12 @@ class HotConnection:
     def _release(self, holder: weakref.ref[Any], *, broken: bool) -> None:
         if self._holder.get(_HOLDER) is not holder:
             return
-        connection = None
-        if broken:
-            connection, self._connection = self._connection, None
+        if broken and self._connection is not None:
+            # First, while the holder stays recorded: cut short here, the release is finished by
+            # the next taker. Closing a SQLite connection rolls back whatever it left open.
+            self._connection.invalidate()
+            self._connection = None
         del self._holder[_HOLDER]
-        if connection is not None:
-            connection.invalidate()  # closing a SQLite connection rolls back whatever it left open
 
     def close(self) -> None:
         """Close the connection, waiting for a unit that is using it to finish."""
@@ -170,7 +178,7 @@ class HotConnection:
         waited = False
         while self._holder.setdefault(_HOLDER, closer) is not closer:
             if not waited:  # a unit dropped unfinished in a reference cycle lets go when collected
-                gc.collect()
+                self._let_go_of_the_dropped()
                 waited = True
             time.sleep(0.001)
         try:
