@@ -270,6 +270,14 @@ def follow_in_a_thread(store: Store, run: str, interval: float) -> tuple[threadi
     return follower, received
 
 
+def each_received_the_whole_run(store: Store, followers: list[tuple[threading.Thread, list[Event]]], run: str) -> None:
+    """Each follower ended with the run, having received every one of its events."""
+    for follower, received in followers:
+        follower.join(timeout=20)
+        assert not follower.is_alive()
+        assert received == store.events.list(run_id=run)
+
+
 def listeners(application: str) -> int:
     """How many connections of `application` are listening for events."""
     query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND query LIKE 'LISTEN%'"
@@ -290,10 +298,7 @@ def test_a_commit_wakes_its_followers_at_once_on_postgres(named_store: tuple[Sto
     assert listeners(application) == 1  # one listening connection for the store, not one per follower
     store.runs.start(run)
     store.runs.complete(run)
-    for follower, received in followers:
-        follower.join(timeout=20)
-        assert not follower.is_alive()
-        assert received == store.events.list(run_id=run)
+    each_received_the_whole_run(store, followers, run)
 
 
 @SKIP_POSTGRES
@@ -339,10 +344,7 @@ def test_a_commit_by_another_connection_wakes_sqlite_followers_through_one_probe
         probes = [t for t in threading.enumerate() if t.name == "threadstore-wakeups"]
         writer.runs.start(run)
         writer.runs.complete(run)
-        for follower, received in followers:
-            follower.join(timeout=20)
-            assert not follower.is_alive()
-            assert received == store.events.list(run_id=run)
+        each_received_the_whole_run(store, followers, run)
         assert len(probes) == 1  # one probe for the store's 20 followers
 
 
