@@ -234,13 +234,6 @@ def test_a_call_interrupted_on_postgresql_returns_no_broken_connection(
     no_connection_left_in_a_transaction(interrupted_store)
 
 
-@pytest.mark.xfail(
-    reason="SQLAlchemy's QueuePool keeps its queue under threading.Condition, whose Python-level"
-    " __enter__ an interrupt can cut short after the lock is taken (left held: dispose() from another"
-    " thread waits forever) or inside its counters (a checkout counted that never was): the pool"
-    " itself is not safe against interrupts; a pool of threadstore's own would be",
-    strict=False,
-)
 def test_no_pooled_connection_stays_checked_out_and_close_is_prompt_after_calls_cut_short(
     interrupted_store: Store, backend: str, timer: Timer
 ) -> None:
@@ -248,7 +241,7 @@ def test_no_pooled_connection_stays_checked_out_and_close_is_prompt_after_calls_
         pytest.skip("PostgreSQL's pool (SQLite's hot paths keep one connection out of the pool)")
     interrupt_at_random(interrupted_store, timer, 3, CALLS // 3)
     gc.collect()  # units an interrupt dropped inside a reference cycle give their connections back when collected
-    assert interrupted_store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert interrupted_store._engine_scope.lent() == 0  # the store's pool (kept.py)
     close_promptly(interrupted_store)
 
 
