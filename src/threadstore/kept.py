@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -78,19 +79,28 @@ class KeptConnections:
         self._dropped = self._when_dropped  # one bound method for every take
         _kept.add(self)
 
-    def take(self, unit: object) -> Any:
+    def take(self, unit: object, *, spans_calls: bool = False) -> Any:
         """A connection, now `unit`'s until `give_back`; None when every one is lent and this pool
-        does not wait.
+        does not wait. A unit `spans_calls` (a transaction's) if its thread may make other calls
+        while it is open (AsyncStore's worker threads do).
 
         Raises:
             sqlalchemy.exc.TimeoutError: none came free within the timeout.
         """
-        holder = _Holder(unit, self._dropped)
+        holder = _Holder(unit, self._dropped, spans_calls)
+        own = self._own(holder.thread)
+        if own is not None and not own[1].spans_calls:
+            # This thread's own earlier unit of one call holds a connection: an interrupt kept it
+            # from its end (as its __exit__ was called), perhaps with its transaction open, and
+            # something keeps it alive (a reference cycle, the frames of a traceback that an
+            # exception hook saved). A unit of one call never outlives its call, and this thread
+            # has moved on: its connection is taken back, rolled back.
+            self._release(*own, broken=True)
         slot = self._claim(holder) if self._first_in_line() is None else None
-        if slot is None and self._holds_one(holder.thread):
-            # This thread's own earlier unit holds one: one dropped unfinished by an interrupt, in a
-            # reference cycle, perhaps with its transaction open. Collected now, it lets go at once,
-            # not at some later collection while every taker waits for it.
+        if slot is None and own is not None and own[1].spans_calls:
+            # A transaction's unit of this thread holds one: one dropped unfinished in a reference
+            # cycle lets go when collected; collected now, not at some later collection while
+            # every taker waits for it (a transaction still open keeps it, and we look elsewhere).
             self._let_go_of_the_dropped()
             slot = self._claim(holder) if self._first_in_line() is None else None
         if slot is None:
@@ -116,7 +126,7 @@ class KeptConnections:
         for slot in range(self.size):
             if self._connections[slot] is connection:
                 self._connections[slot] = None  # first: cut short from here on, the slot opens anew
-                connection.invalidate()
+                let_go(connection)
                 return self._lend(slot)
         return None
 
@@ -175,7 +185,7 @@ class KeptConnections:
             or (self._recycle > 0 and time.monotonic() - self._opened[slot] > self._recycle)
         ):
             self._connections[slot] = None
-            connection.invalidate()
+            let_go(connection)
             connection = None
         if connection is None:
             self._opened[slot] = time.monotonic()
@@ -227,13 +237,13 @@ class KeptConnections:
         if waiter is not None:
             waiter.wake()
 
-    def _holds_one(self, thread: int) -> bool:
-        """Whether a unit of `thread` holds a slot."""
+    def _own(self, thread: int) -> tuple[int, _Holder] | None:
+        """A slot a unit of `thread` holds, and its holder."""
         for slot in range(self.size):
             holder = self._holders.get(slot)
             if holder is not None and holder.thread == thread:
-                return True
-        return False
+                return slot, holder
+        return None
 
     def _let_go_of_the_dropped(self) -> None:
         """Collect the units dropped unfinished; finish a release that an interrupt cut short."""
@@ -259,7 +269,7 @@ class KeptConnections:
             # the next taker. Closing a connection rolls back whatever it left open.
             self._connections[slot] = None
             if broken:
-                connection.invalidate()
+                let_go(connection)
             else:
                 connection.close()
         del self._holders[slot]
@@ -287,6 +297,23 @@ def kept_connections(engine: Engine, busy: Callable[[Any], bool] | None = None) 
     return kept
 
 
+def let_go(connection: Any) -> None:
+    """Close a connection whose state is unknown (a unit cut short or dropped held it) so that no
+    transaction stays open. SQLite's is rolled back first: sqlite3 runs each call to its end before
+    a signal is handled, so a rollback is safe, and closing alone ends nothing while a statement of
+    the unit's cursor lives (sqlite3_close_v2 leaves a "zombie" that keeps its locks until its last
+    statement is finalized: a unit kept alive by a saved traceback held the write lock so).
+    PostgreSQL's is closed as it is: psycopg may be half-way through an exchange, and the server
+    rolls back a closed session."""
+    dbapi_connection = connection.dbapi_connection
+    if dbapi_connection is None:  # let go already
+        return
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        with suppress(sqlite3.Error):
+            dbapi_connection.rollback()
+    connection.invalidate()
+
+
 def _own_pool(engine: Engine) -> Pool:
     """A pool without a queue, with the engine's connect settings (its events), for the kept connections."""
     pool: Any = engine.pool
@@ -301,12 +328,17 @@ def _remove(waiters: deque[weakref.ref[_Waiter]], entry: weakref.ref[_Waiter]) -
 
 
 class _Holder(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to the unit (or closer) holding a slot, and its thread."""
+    """A weak reference to the unit (or closer) holding a slot, its thread, and whether the unit
+    spans calls (a transaction's)."""
 
-    __slots__ = ("thread",)
+    __slots__ = ("spans_calls", "thread")
 
-    def __init__(self, holder: object, callback: Any = None) -> None:  # weakref.ref.__new__ takes both
+    def __new__(cls, holder: object, callback: Any = None, spans_calls: bool = False) -> _Holder:
+        return super().__new__(cls, holder, callback)
+
+    def __init__(self, holder: object, callback: Any = None, spans_calls: bool = False) -> None:
         self.thread = threading.get_ident()
+        self.spans_calls = spans_calls
 
 
 class _Waiter:

@@ -23,7 +23,7 @@ from threadstore.errors import ReadOnlyError, UsageError
 from threadstore.events import log
 from threadstore.events.wakeups import Wakeups
 from threadstore.fastsql import Raw
-from threadstore.kept import KeptConnections, kept_connections
+from threadstore.kept import KeptConnections, kept_connections, let_go
 
 
 class Scope:
@@ -75,8 +75,8 @@ class EngineScope(Scope):
         self._ready()
         return RawUnit(self._engine, self._kept, "BEGIN", self._events, self._reconnect)
 
-    def write(self) -> RawUnit:
-        """A unit of work for writing.
+    def write(self, *, spans_calls: bool = False) -> RawUnit:
+        """A unit of work for writing; one that `spans_calls` is a transaction's (see RawUnit).
 
         Raises:
             ReadOnlyError: the store was opened with ``read_only=True``; nothing is sent.
@@ -87,7 +87,7 @@ class EngineScope(Scope):
         if _OPEN:
             refuse_inside_transaction(self)
         self._ready()
-        return RawUnit(self._engine, self._kept, "BEGIN IMMEDIATE", self._events, self._reconnect)
+        return RawUnit(self._engine, self._kept, "BEGIN IMMEDIATE", self._events, self._reconnect, spans_calls)
 
     def close(self) -> None:
         """Stop listening for events, and close the kept connections once no one uses them."""
@@ -115,19 +115,29 @@ class RawUnit:
     Exception) discards the connection instead, as psycopg cut short may be in the middle of an
     exchange with the server ("another command is already in progress"), whereas each sqlite3
     call runs to its end before Python handles a signal. A connection whose COMMIT or ROLLBACK
-    fails or is cut short is discarded; and a unit dropped without its `__exit__` having run (an interrupt that
-    lands as `__exit__` is called) lets its connection go when it is collected: SQLAlchemy's pool
-    takes back a pooled one, rolled back, and the kept connections (kept.py) close one they lent.
-    Written as a class rather than a generator because it runs on every call.
+    fails or is cut short is discarded (kept.let_go); a unit whose `__exit__` never ran (an
+    interrupt that lands as `__exit__` is called) lets its connection go when it is collected:
+    SQLAlchemy's pool takes back a pooled one, rolled back, and the kept connections (kept.py)
+    close one they lent, or sooner, when its thread makes its next call: a unit of one call never
+    outlives its call, unlike a transaction's, which `spans_calls` (AsyncStore's worker threads
+    make other calls while one is open). Written as a class rather than a generator because it
+    runs on every call.
     """
 
-    __slots__ = ("__weakref__", "_begin", "_engine", "_events", "_kept", "_raw", "_reconnect")
+    __slots__ = ("__weakref__", "_begin", "_engine", "_events", "_kept", "_raw", "_reconnect", "_spans_calls")
 
     def __init__(
-        self, engine: Engine, kept: KeptConnections | None, begin: str, events: bool = True, reconnect: Any = None
+        self,
+        engine: Engine,
+        kept: KeptConnections | None,
+        begin: str,
+        events: bool = True,
+        reconnect: Any = None,
+        spans_calls: bool = False,
     ) -> None:
         self._engine = engine
         self._kept = kept
+        self._spans_calls = spans_calls
         self._events = events
         self._begin = begin if engine.dialect.name == "sqlite" else None
         self._reconnect = reconnect
@@ -135,7 +145,7 @@ class RawUnit:
 
     def __enter__(self) -> Raw:
         try:
-            connection = self._kept.take(self) if self._kept is not None else None
+            connection = self._kept.take(self, spans_calls=self._spans_calls) if self._kept is not None else None
             if connection is None:
                 connection = self._engine.raw_connection()
             raw = self._raw = Raw(connection, self._engine.dialect, self._reconnect, events=self._events)
@@ -198,9 +208,8 @@ class RawUnit:
         """Let the connection go closed, its state unknown; what was given back already is left alone."""
         if self._kept is not None and self._kept.give_back(self, broken=True):
             return
-        connection = self._raw.connection if self._raw is not None else None
-        if connection is not None and connection.dbapi_connection is not None:  # still checked out
-            connection.invalidate()  # closes it and tells the pool, which opens another when needed
+        if self._raw is not None:
+            let_go(self._raw.connection)  # closes it and tells the pool, which opens another when needed
 
 
 def _interrupted(error: BaseException | None) -> bool:
