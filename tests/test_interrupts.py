@@ -283,3 +283,19 @@ def test_a_connection_let_go_as_broken_while_its_unit_lives_on_leaves_no_lock_he
     no_write_lock_held(store.url)
     store.messages.create(thread, role="user", content="not held up")
     assert saved and len(store.messages.list(thread)) == 1
+
+
+def test_close_is_prompt_when_its_thread_kept_alive_a_unit_whose_end_was_skipped(interrupted_store: Store) -> None:
+    saved: list[object] = []
+
+    def abandon_a_unit_then_close() -> None:
+        unit = interrupted_store._engine_scope.write()
+        unit.__enter__()  # its __exit__ never runs (an interrupt as it was called)
+        saved.append(unit)  # kept alive, as by a saved traceback
+        interrupted_store.close()  # by the same thread, whose unit of one call is over
+
+    closer = threading.Thread(target=abandon_a_unit_then_close, daemon=True)
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive(), "Store.close() waits for a unit that will never end"
+    assert saved and interrupted_store._engine_scope.lent() == 0

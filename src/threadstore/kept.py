@@ -87,7 +87,8 @@ class KeptConnections:
         Raises:
             sqlalchemy.exc.TimeoutError: none came free within the timeout.
         """
-        holder = _Holder(unit, self._dropped, spans_calls)
+        holder = _Holder(unit, self._dropped)
+        holder.spans_calls = spans_calls
         own = self._own(holder.thread)
         if own is not None and not own[1].spans_calls:
             # This thread's own earlier unit of one call holds a connection: an interrupt kept it
@@ -141,7 +142,9 @@ class KeptConnections:
         waited = False
         for slot in range(self.size):
             while (found := self._holders.setdefault(slot, closer)) is not closer:
-                if found() is None:  # a release cut short: finish it
+                if found() is None or (found.thread == closer.thread and not found.spans_calls):
+                    # a release cut short, or this thread's unit of one call, which never
+                    # outlives its call (see take): let it go
                     self._release(slot, found, broken=True)
                     continue
                 if not waited:  # a unit dropped unfinished in a reference cycle lets go when collected
@@ -181,7 +184,8 @@ class KeptConnections:
         """The open connection of a slot the caller holds, opened (or replaced) as needed."""
         connection = self._connections[slot]
         if connection is not None and (
-            (self._busy is not None and self._busy(connection.dbapi_connection))
+            connection.dbapi_connection is None  # let go by a release cut short
+            or (self._busy is not None and self._busy(connection.dbapi_connection))
             or (self._recycle > 0 and time.monotonic() - self._opened[slot] > self._recycle)
         ):
             self._connections[slot] = None
@@ -266,12 +270,12 @@ class KeptConnections:
         connection = self._connections[slot]
         if connection is not None and (broken or slot >= self.idle):
             # First, while the holder stays recorded: cut short here, the release is finished by
-            # the next taker. Closing a connection rolls back whatever it left open.
-            self._connections[slot] = None
+            # the next taker (and `_lend` replaces a connection let go).
             if broken:
                 let_go(connection)
             else:
                 connection.close()
+            self._connections[slot] = None
         del self._holders[slot]
         self._wake_first()
 
@@ -333,12 +337,9 @@ class _Holder(weakref.ref):  # type: ignore[type-arg]
 
     __slots__ = ("spans_calls", "thread")
 
-    def __new__(cls, holder: object, callback: Any = None, spans_calls: bool = False) -> _Holder:
-        return super().__new__(cls, holder, callback)
-
-    def __init__(self, holder: object, callback: Any = None, spans_calls: bool = False) -> None:
+    def __init__(self, holder: object, callback: Any = None) -> None:  # weakref.ref.__new__ takes both
         self.thread = threading.get_ident()
-        self.spans_calls = spans_calls
+        self.spans_calls = False
 
 
 class _Waiter:
