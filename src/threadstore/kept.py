@@ -89,6 +89,8 @@ class KeptConnections:
         """
         holder = _Holder(unit, self._dropped)
         holder.spans_calls = spans_calls
+        if not self._holders and not self._waiters and self._holders.setdefault(0, holder) is holder:
+            return self._lend(0)  # the usual case: nothing lent, no one waiting
         own = self._own(holder.thread)
         if own is not None and not own[1].spans_calls:
             # This thread's own earlier unit of one call holds a connection: an interrupt kept it
@@ -97,7 +99,7 @@ class KeptConnections:
             # exception hook saved). A unit of one call never outlives its call, and this thread
             # has moved on: its connection is taken back, rolled back.
             self._release(*own, broken=True)
-        slot = self._claim(holder) if self._first_in_line() is None else None
+        slot = self._claim(holder) if not self._waiters or self._first_in_line() is None else None
         if slot is None and own is not None and own[1].spans_calls:
             # A transaction's unit of this thread holds one: one dropped unfinished in a reference
             # cycle lets go when collected; collected now, not at some later collection while
@@ -277,7 +279,8 @@ class KeptConnections:
                 connection.close()
             self._connections[slot] = None
         del self._holders[slot]
-        self._wake_first()
+        if self._waiters:
+            self._wake_first()
 
 
 def kept_connections(engine: Engine, busy: Callable[[Any], bool] | None = None) -> KeptConnections | None:
