@@ -108,12 +108,16 @@ def _usage(usage: object) -> Json | None:
     """The API's usage object from the counts given; details default to zero."""
     if usage is None:
         return None
-    given = check_mapping("usage", usage)
+    given = check_mapping("usage", usage)  # a copy, its details checked as JSON too
     input_tokens = check_int("usage.input_tokens", given.get("input_tokens"), minimum=0)
     output_tokens = check_int("usage.output_tokens", given.get("output_tokens"), minimum=0)
     total = given.get("total_tokens", input_tokens + output_tokens)
-    input_details = check_mapping("usage.input_tokens_details", given.get("input_tokens_details", {}))
-    output_details = check_mapping("usage.output_tokens_details", given.get("output_tokens_details", {}))
+    input_details = given.get("input_tokens_details", {})
+    if type(input_details) is not dict:
+        check_mapping("usage.input_tokens_details", input_details)
+    output_details = given.get("output_tokens_details", {})
+    if type(output_details) is not dict:
+        check_mapping("usage.output_tokens_details", output_details)
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, **input_details},
