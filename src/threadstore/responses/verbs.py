@@ -159,7 +159,8 @@ class ResponseVerbs:
         `background`) is passed over, never an error.
         """
         with self._scope.write() as raw:
-            now, passed_over = self._scope.now(), []
+            now = self._scope.now()
+            passed_over: list[str] = []  # conversations found taken meanwhile
             while True:
                 skipped = {f"passed_{i}": conversation for i, conversation in enumerate(passed_over)}
                 row = raw.first(_CANDIDATES[len(passed_over)], skipped)
