@@ -130,10 +130,19 @@ def check_item(name: str, item: object, *, default_status: str = "completed") ->
     missing = [field for field in spec.required if field not in data]
     if missing:
         raise ValidationError(f"{name} ({kind}) lacks {', '.join(missing)}.")
-    data["id"] = new_id(spec.prefix) if data.get("id") is None else check_string(f"{name}.id", data["id"])
+    # The JSON's strings are checked already: what is left is their types and choices, each check
+    # called only for its error (its name is spelled out only then).
+    item_id = data.get("id")
+    if item_id is None:
+        data["id"] = new_id(spec.prefix)
+    elif type(item_id) is not str:
+        check_string(f"{name}.id", item_id)
     if spec.statuses is not None:
         status = data.get("status")
-        data["status"] = default_status if status is None else check_choice(f"{name}.status", status, spec.statuses)
+        if status is None:
+            data["status"] = default_status
+        elif type(status) is not str or status not in spec.statuses:
+            check_choice(f"{name}.status", status, spec.statuses)
     elif "status" in data:
         raise ValidationError(f"{name} ({kind}) has no status.")
     check = _DETAILS.get(kind)
@@ -143,7 +152,9 @@ def check_item(name: str, item: object, *, default_status: str = "completed") ->
 
 
 def _message(name: str, data: Json) -> None:
-    role = check_choice(f"{name}.role", data["role"], ROLES)
+    role = data["role"]
+    if role not in ROLES:
+        check_choice(f"{name}.role", role, ROLES)
     data["content"] = content(f"{name}.content", data["content"], role)
 
 
