@@ -168,7 +168,7 @@ class RawUnit:
                     raise map_error(failure) from failure
                 raise
         self._end(error)
-        if isinstance(error, database_errors()):
+        if error is not None and isinstance(error, database_errors()):
             raise map_error(error) from error
 
     def _end(self, error: BaseException | None) -> None:
@@ -194,10 +194,16 @@ class RawUnit:
             return
         connection = raw.connection
         try:
-            if commit:
+            if not commit:
+                connection.rollback()
+            elif self._begin is None:  # PostgreSQL
                 connection.commit()
             else:
-                connection.rollback()
+                # SQLite: the COMMIT of the cursor's statement cache, if a transaction is open (as
+                # sqlite3's commit() checks); commit() compiles the statement anew on every call.
+                cursor = raw.cursor()
+                if cursor.connection.in_transaction:
+                    cursor.execute("COMMIT")
         except BaseException:
             self._discard()
             raise
