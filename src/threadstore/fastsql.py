@@ -9,14 +9,12 @@ connection of that unit.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from json.scanner import c_make_scanner  # type: ignore[attr-defined]
 from operator import itemgetter
 from typing import Any, cast
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -26,23 +24,13 @@ Decoder = Callable[[Any], Any] | None
 
 
 def _decode_json(value: Any) -> Any:
-    if value is None:
-        return None
-    if value == "[]" or value == "{}":  # the commonest values (no attachments, no metadata), without the parser
-        return [] if value == "[]" else {}
-    if _scan is not None and type(value) is str:
-        # json.loads's scanner, called directly: loads adds two regex passes for whitespace
-        # around the value, which threadstore never writes. Anything else goes to json.loads.
-        try:
-            decoded, end = _scan(value, 0)
-        except StopIteration:
-            return json.loads(value)
-        if end == len(value):
-            return decoded
-    return json.loads(value)
+    """Stored JSON text (or bytes) as Python values: orjson's, which are json.loads's for every
+    value threadstore writes (64-bit integers, finite floats, no lone surrogates).
 
-
-_scan = None if c_make_scanner is None else c_make_scanner(json.JSONDecoder())
+    Raises:
+        json.JSONDecodeError: the text is not JSON (orjson.JSONDecodeError is one).
+    """
+    return None if value is None else orjson.loads(value)
 
 
 def _decode_bool(value: Any) -> Any:
@@ -174,28 +162,29 @@ def _taker(positions: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[An
 
 
 def _json_text(value: Any) -> Any:
-    if value is None:
-        return None
-    if not value and isinstance(value, list | dict):
-        return "[]" if isinstance(value, list) else "{}"  # the commonest values, without the encoder
-    return dumps(value)
+    return None if value is None else dumps(value)
 
 
-def _unserializable(value: Any) -> Any:
+def _plain_float(value: Any) -> Any:
+    """What orjson does not encode itself but json.dumps does: a float subclass, which check_json
+    lets through, as its float. Anything else stays refused, as json.dumps refuses it."""
+    if isinstance(value, float):
+        return float(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _dumps() -> Callable[[Any], str]:
-    """`json.dumps` with its default settings, but with the C encoder built once: json.dumps
-    builds it anew on every call, which costs more than encoding a message's content. No check
-    for circular references: every value written has been copied by validation, so it has none."""
-    if c_make_encoder is None:  # no C accelerator (e.g. PyPy)
-        return json.dumps
-    encode = c_make_encoder(None, _unserializable, encode_basestring_ascii, None, ": ", ", ", False, False, True)
-    return lambda value: "".join(encode(value, 0))
+# Dates and dataclasses go to _plain_float, which refuses them as json.dumps does.
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-dumps = _dumps()
+def dumps(value: Any) -> str:
+    """`value` as compact JSON text, UTF-8 unescaped: the one encoder of every JSON value
+    threadstore stores, binds or sends (orjson's: a run's 800 bytes in 0.6 µs, json.dumps's in 5).
+
+    Raises:
+        TypeError: `value` holds something that is not JSON data (orjson.JSONEncodeError is one).
+    """
+    return orjson.dumps(value, default=_plain_float, option=_OPTIONS).decode()
 
 
 Reconnect = Callable[[BaseException, Any, Any], Any]  # (error, cursor, connection) -> a fresh connection or None

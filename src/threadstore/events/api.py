@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
+from threadstore.fastsql import dumps
 from threadstore.records import Json, Row, row_reader
 
 
@@ -39,8 +39,7 @@ class Event:
     def to_sse(self) -> str:
         """The Server-Sent Events frame: `id:`, `event:` and `data:` lines and a blank line, so a
         client that reconnects names this id as its `Last-Event-ID`."""
-        data = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
-        return f"id: {self.id}\nevent: {self.event}\ndata: {data}\n\n"
+        return f"id: {self.id}\nevent: {self.event}\ndata: {dumps(self.data)}\n\n"
 
 
 _EVENT_ARGS = row_reader(Event, {"id": lambda m: str(m["id"])})
