@@ -62,10 +62,12 @@ any_scalar = (
 )
 any_value = st.recursive(
     any_scalar,
-    lambda children: st.lists(children)
-    | st.lists(children).map(tuple)
-    | st.dictionaries(any_text, children)
-    | st.dictionaries(st.integers(), children, max_size=2),
+    lambda children: (
+        st.lists(children)
+        | st.lists(children).map(tuple)
+        | st.dictionaries(any_text, children)
+        | st.dictionaries(st.integers(), children, max_size=2)
+    ),
     max_leaves=30,
 )
 
