@@ -120,6 +120,11 @@ def test_a_value_nested_as_deep_as_check_json_allows_inside_an_object_is_written
     assert _decode_json(dumps(event)) == event
 
 
+def test_a_float_subclass_check_json_lets_through_is_written_as_its_float() -> None:
+    # orjson encodes str and int subclasses itself, but not float ones; json.dumps did.
+    assert dumps(check_json("value", {"ratio": Ratio(0.5)})) == '{"ratio":0.5}'
+
+
 def test_text_is_written_compact_and_unescaped() -> None:
     assert dumps({"a": [1, "é😀"], "b": None}) == '{"a":[1,"é😀"],"b":null}'
 
