@@ -62,16 +62,24 @@ PAGE_MESSAGES = 50  # messages in the paged thread: more than one page of 20
 
 # The statements threadstore sends on PostgreSQL for these calls (as psycopg receives them,
 # captured from a sync Store); the floor sends them unchanged, so the server does the same work.
-LOCK_THREAD = "SELECT threads.id \nFROM threads \nWHERE threads.id = %(id)s::VARCHAR FOR UPDATE"
+LOCK_THREAD = (
+    "SELECT threadstore_threads.id \nFROM threadstore_threads \nWHERE threadstore_threads.id = %(id)s::VARCHAR"
+    " FOR UPDATE"
+)
 ACTIVE_RUN = (
-    "SELECT runs.id \nFROM runs \nWHERE runs.thread_id = %(thread_id)s::VARCHAR AND runs.status IN "
+    "SELECT threadstore_runs.id \nFROM threadstore_runs \nWHERE threadstore_runs.thread_id = %(thread_id)s::VARCHAR"
+    " AND threadstore_runs.status IN "
     "('cancelling', 'in_progress', 'queued', 'requires_action')"
 )
 ASSISTANT = (
-    "SELECT assistants.id, assistants.created_at, assistants.name, assistants.description, assistants.model,"
-    " assistants.instructions, assistants.tools, assistants.tool_resources, assistants.metadata,"
-    " assistants.temperature, assistants.top_p, assistants.response_format, assistants.deleted_at \n"
-    "FROM assistants \nWHERE assistants.id = %(id)s::VARCHAR AND assistants.deleted_at IS NULL"
+    "SELECT threadstore_assistants.id, threadstore_assistants.created_at, threadstore_assistants.name,"
+    " threadstore_assistants.description, threadstore_assistants.model,"
+    " threadstore_assistants.instructions, threadstore_assistants.tools, threadstore_assistants.tool_resources,"
+    " threadstore_assistants.metadata,"
+    " threadstore_assistants.temperature, threadstore_assistants.top_p, threadstore_assistants.response_format,"
+    " threadstore_assistants.deleted_at \n"
+    "FROM threadstore_assistants \nWHERE threadstore_assistants.id = %(id)s::VARCHAR AND"
+    " threadstore_assistants.deleted_at IS NULL"
 )
 RUN_COLUMNS = (
     "id", "created_at", "thread_id", "assistant_id", "status", "required_action", "last_error_code",
@@ -94,32 +102,44 @@ def _placeholder(name: str) -> str:
 
 
 INSERT_RUN = (
-    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join(_placeholder(name) for name in RUN_COLUMNS)})"
+    f"INSERT INTO threadstore_runs ({', '.join(RUN_COLUMNS)})"
+    f" VALUES ({', '.join(_placeholder(name) for name in RUN_COLUMNS)})"
 )
-RETURNING_RUN = " RETURNING " + ", ".join(f"runs.{name}" for name in RUN_COLUMNS)
+RETURNING_RUN = " RETURNING " + ", ".join(f"threadstore_runs.{name}" for name in RUN_COLUMNS)
 CLAIM = (
-    "UPDATE runs SET status=%(status)s::VARCHAR, started_at=coalesce(runs.started_at, %(now)s::BIGINT)"
-    " WHERE runs.status IN ('queued') AND runs.id = (SELECT runs.id \nFROM runs \nWHERE runs.status ="
-    " %(status_1)s::VARCHAR AND runs.expires_at > %(now)s::BIGINT ORDER BY runs.created_at, runs.id \n"
+    "UPDATE threadstore_runs SET status=%(status)s::VARCHAR, started_at=coalesce(threadstore_runs.started_at,"
+    " %(now)s::BIGINT)"
+    " WHERE threadstore_runs.status IN ('queued') AND threadstore_runs.id = (SELECT threadstore_runs.id \nFROM"
+    " threadstore_runs \nWHERE threadstore_runs.status ="
+    " %(status_1)s::VARCHAR AND threadstore_runs.expires_at > %(now)s::BIGINT ORDER BY threadstore_runs.created_at,"
+    " threadstore_runs.id \n"
     " LIMIT %(param_1)s::INTEGER FOR UPDATE SKIP LOCKED)" + RETURNING_RUN
 )
 COMPLETE = (
-    "UPDATE runs SET status=%(status)s::VARCHAR, expires_at=%(expires_at)s::BIGINT, completed_at=%(now)s::BIGINT"
-    " WHERE runs.id = %(object_id)s::VARCHAR AND runs.status IN ('cancelling', 'in_progress')" + RETURNING_RUN
+    "UPDATE threadstore_runs SET status=%(status)s::VARCHAR, expires_at=%(expires_at)s::BIGINT,"
+    " completed_at=%(now)s::BIGINT"
+    " WHERE threadstore_runs.id = %(object_id)s::VARCHAR AND threadstore_runs.status IN ('cancelling', 'in_progress')"
+    + RETURNING_RUN
 )
 COMPLETE_STEPS = (
-    "UPDATE run_steps SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE run_steps.status IN"
-    " ('in_progress') AND run_steps.run_id = %(run_id)s::VARCHAR RETURNING run_steps.id"
+    "UPDATE threadstore_run_steps SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE"
+    " threadstore_run_steps.status IN"
+    " ('in_progress') AND threadstore_run_steps.run_id = %(run_id)s::VARCHAR RETURNING threadstore_run_steps.id"
 )
 COMPLETE_MESSAGES = (
-    "UPDATE messages SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE messages.status IN"
-    " ('in_progress') AND messages.run_id = %(run_id)s::VARCHAR RETURNING messages.id"
+    "UPDATE threadstore_messages SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE"
+    " threadstore_messages.status IN"
+    " ('in_progress') AND threadstore_messages.run_id = %(run_id)s::VARCHAR RETURNING threadstore_messages.id"
 )
 MESSAGE_PAGE = (
-    "SELECT messages.id, messages.created_at, messages.thread_id, messages.status, messages.incomplete_reason,"
-    " messages.completed_at, messages.incomplete_at, messages.role, messages.content, messages.assistant_id,"
-    " messages.run_id, messages.attachments, messages.metadata \nFROM messages \nWHERE messages.thread_id ="
-    " %(scope_thread_id)s::VARCHAR ORDER BY messages.created_at DESC, messages.id DESC \n LIMIT %(limit)s::INTEGER"
+    "SELECT threadstore_messages.id, threadstore_messages.created_at, threadstore_messages.thread_id,"
+    " threadstore_messages.status, threadstore_messages.incomplete_reason,"
+    " threadstore_messages.completed_at, threadstore_messages.incomplete_at, threadstore_messages.role,"
+    " threadstore_messages.content, threadstore_messages.assistant_id,"
+    " threadstore_messages.run_id, threadstore_messages.attachments, threadstore_messages.metadata \nFROM"
+    " threadstore_messages \nWHERE threadstore_messages.thread_id ="
+    " %(scope_thread_id)s::VARCHAR ORDER BY threadstore_messages.created_at DESC, threadstore_messages.id DESC \n"
+    " LIMIT %(limit)s::INTEGER"
 )
 
 

@@ -164,7 +164,7 @@ def test_a_call_cancelled_while_it_waits_for_a_lock_writes_all_or_nothing(
             if backend == "sqlite":
                 connection.cursor().execute("BEGIN IMMEDIATE")  # SQLite's one write lock
             else:
-                connection.cursor().execute("SELECT id FROM threads WHERE id = %s FOR UPDATE", (thread.id,))
+                connection.cursor().execute("SELECT id FROM threadstore_threads WHERE id = %s FOR UPDATE", (thread.id,))
             task = asyncio.create_task(store.threads.update(thread.id, metadata={"n": "1"}))
             await asyncio.sleep(0.3)  # the update now waits for the lock
             task.cancel()

@@ -592,8 +592,8 @@ def test_a_unit_writes_its_events_after_every_other_write(
         sql
         for unit in units
         for position, sql in enumerate(unit)
-        if any(earlier.startswith("INSERT INTO events") for earlier in unit[:position])
-        and not sql.startswith("INSERT INTO events")
+        if any(earlier.startswith("INSERT INTO threadstore_events") for earlier in unit[:position])
+        and not sql.startswith("INSERT INTO threadstore_events")
     ]
-    assert sum(sql.startswith("INSERT INTO events") for unit in units for sql in unit) > 10
+    assert sum(sql.startswith("INSERT INTO threadstore_events") for unit in units for sql in unit) > 10
     assert writes_after_events == []

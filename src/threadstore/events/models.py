@@ -15,7 +15,7 @@ class EventRow(Base, table=True):
     own. A thread's or run's delete deletes its events in the same unit of work.
     """
 
-    __tablename__ = "events"
+    __tablename__ = "threadstore_events"
     __table_args__ = (Index(None, "thread_id", "id"), Index(None, "run_id", "id"))
 
     id: int | None = row_id()
