@@ -21,7 +21,7 @@ Meanwhile a probe task sleeps 1 ms in a loop and records how late it wakes: the 
 The table also gives the CPU time the benchmark's process spent per iteration (all its threads):
 where every implementation gets the same share of a busy machine, throughput follows it.
 
-SQLite: the median latency of single operations, AsyncStore (a thread of its pool per call)
+SQLite: the median latency of single operations, AsyncStore (its worker thread, one hand-off per call)
 against the sync Store, then what a hand-off to a thread and back costs by itself.
 
     python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 20] [--iterations 20]
@@ -54,7 +54,6 @@ import sqlalchemy as sa
 from benchmarks.floor import message_api, run_api
 from benchmarks.ops import postgres_schema
 from threadstore import AsyncStore, Store
-from threadstore.async_store import SQLITE_THREADS
 from threadstore.ids import new_id
 from threadstore.runners import ThreadRunner
 
@@ -481,7 +480,7 @@ async def sqlite_latency(args: argparse.Namespace) -> None:
 async def print_hand_off(repeat: int) -> None:
     """What handing a call to another thread costs by itself: a call that does nothing, through
     AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop)."""
-    runner = ThreadRunner(SQLITE_THREADS)
+    runner = ThreadRunner()
     [through_runner] = await medians_us([lambda: runner(int)], repeat)
     runner.close()
     there, back = SimpleQueue[int](), SimpleQueue[int]()

@@ -254,3 +254,53 @@ def test_a_call_cancelled_as_a_connection_is_handed_to_it_passes_the_connection_
 
     created = run_on_one_connection(store_url, clock, body)
     assert created[0] is True and created[1].startswith("thread_") and created[2] == 0
+
+
+def test_a_call_of_the_store_waiting_for_a_transactions_lock_does_not_hold_the_transaction_up(
+    store_url: sa.URL, clock: FakeClock
+) -> None:
+    async def body(store: AsyncStore) -> tuple[str, str]:
+        thread = await store.threads.create(metadata={"n": "0"})
+        async with store.transaction() as tx:
+            await tx.threads.update(thread.id, metadata={"n": "1"})  # SQLite's write lock, a PostgreSQL row lock
+            waiting = asyncio.create_task(store.threads.update(thread.id, metadata={"n": "2"}))
+            await asyncio.sleep(0.2)  # the store's call now waits for the transaction's lock
+            seen = (await asyncio.wait_for(tx.threads.get(thread.id), 10)).metadata["n"]
+        await waiting
+        return seen, (await store.threads.get(thread.id)).metadata["n"]
+
+    assert run(store_url, clock, body) == ("1", "2")
+
+
+def test_a_transaction_cancelled_while_it_waits_to_begin_leaves_no_lock_behind(
+    store_url: sa.URL, clock: FakeClock, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("a PostgreSQL transaction takes no lock as it begins")
+    holder = create_engine(store_url)
+
+    async def body(store: AsyncStore) -> list[str]:
+        connection = holder.raw_connection()
+        try:
+            connection.cursor().execute("BEGIN IMMEDIATE")  # SQLite's one write lock
+
+            async def begin() -> None:
+                async with store.transaction() as tx:
+                    await tx.threads.create(metadata={"doomed": "yes"})
+
+            task = asyncio.create_task(begin())
+            await asyncio.sleep(0.3)  # the transaction's BEGIN IMMEDIATE now waits for the lock
+            task.cancel()
+        finally:
+            connection.rollback()
+            connection.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The BEGIN, already in its worker, takes the lock once it is free; the unit's end lets it go.
+        await asyncio.wait_for(store.threads.create(metadata={"after": "yes"}), 10)
+        return [dict(t.metadata).popitem()[0] for t in (await store.threads.list()).data]
+
+    try:
+        assert run(store_url, clock, body) == ["after"]
+    finally:
+        holder.dispose()
