@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -304,3 +305,32 @@ def test_a_transaction_cancelled_while_it_waits_to_begin_leaves_no_lock_behind(
         assert run(store_url, clock, body) == ["after"]
     finally:
         holder.dispose()
+
+
+def test_a_transaction_cancelled_again_while_it_rolls_back_still_rolls_back(
+    store_url: sa.URL, clock: FakeClock
+) -> None:
+    async def body(store: AsyncStore) -> list[str]:
+        entered = asyncio.Event()
+        busy: list[asyncio.Future[None]] = []
+
+        async def doomed() -> None:
+            async with store.transaction() as tx:
+                await tx.threads.create(metadata={"doomed": "yes"})
+                # Keeps the transaction's worker busy (SQLite), so that its rollback waits its turn.
+                busy.append(asyncio.ensure_future(tx.threads._run(time.sleep, 0.3)))
+                entered.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(doomed())
+        await entered.wait()
+        task.cancel()
+        await asyncio.sleep(0.05)  # the task now waits for its rollback
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await busy[0]
+        await asyncio.wait_for(store.threads.create(metadata={"after": "yes"}), 10)
+        return [dict(t.metadata).popitem()[0] for t in (await store.threads.list()).data]
+
+    assert run(store_url, clock, body) == ["after"]
