@@ -527,15 +527,29 @@ async def sqlite_latency(args: argparse.Namespace) -> None:
         mine, sync = medians[2 * index : 2 * index + 2]
         print(f"| {name} | {mine / sync:.2f} | {mine:.0f} | {sync:.0f} |", flush=True)
     await aio.close()
+    await print_hand_off(store, run_id, args.repeat)
     store.close()
-    await print_hand_off(args.repeat)
 
 
-async def print_hand_off(repeat: int) -> None:
+async def print_hand_off(store: Store, run_id: str, repeat: int) -> None:
     """What handing a call to another thread costs by itself: a call that does nothing, through
-    AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop)."""
+    AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop);
+    and where a get's time goes: the get on the loop's thread, the same get timed inside the
+    runner's worker, and awaited through the runner."""
     runner = ThreadRunner()
-    [through_runner] = await medians_us([lambda: runner(int)], repeat)
+    inside: list[int] = []
+
+    def get() -> dict[str, Any]:
+        return store.runs.get(run_id).to_api()
+
+    def timed_get() -> None:
+        started = time.perf_counter_ns()
+        get()
+        inside.append(time.perf_counter_ns() - started)
+
+    through_runner, get_through_runner, get_here = await medians_us(
+        [lambda: runner(int), lambda: runner(timed_get), awaited(get)], repeat
+    )
     runner.close()
     there, back = SimpleQueue[int](), SimpleQueue[int]()
 
@@ -556,6 +570,10 @@ async def print_hand_off(repeat: int) -> None:
     print(
         f"A call that does nothing, through AsyncStore's runner: {through_runner:.0f} µs; two threads passing"
         f" a token there and back (no event loop): {statistics.median(times) / 1000:.0f} µs (medians)"
+    )
+    print(
+        f"A get run: {get_here:.0f} µs on the loop's thread; {statistics.median(inside) / 1000:.0f} µs timed inside"
+        f" the runner's worker thread; {get_through_runner:.0f} µs awaited through the runner (medians)"
     )
 
 

@@ -61,6 +61,7 @@ def test_the_asyncio_benchmark_prints_every_row_with_its_ratios() -> None:
     assert sum(line.startswith("AsyncStore / floor:") for line in lines) == networks
     assert sum(line.startswith("Paced:") for line in lines) == networks
     assert sum(line.startswith("A call that does nothing, through AsyncStore's runner:") for line in lines) == 1
+    assert sum(line.startswith("A get run:") for line in lines) == 1
 
 
 def test_the_events_benchmark_prints_its_cost_latency_and_followers_on_each_backend() -> None:
