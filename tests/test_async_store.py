@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import multiprocessing
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -334,3 +337,23 @@ def test_a_transaction_cancelled_again_while_it_rolls_back_still_rolls_back(
         return [dict(t.metadata).popitem()[0] for t in (await store.threads.list()).data]
 
     assert run(store_url, clock, body) == ["after"]
+
+
+def _get_thread_in_a_loop_of_its_own(store: AsyncStore, thread_id: str) -> None:
+    found = asyncio.run(store.threads.get(thread_id))
+    os._exit(0 if found.id == thread_id else 1)
+
+
+def test_a_sqlite_async_store_used_before_a_fork_serves_the_forked_child(tmp_path: Path, clock: FakeClock) -> None:
+    store = AsyncStore(f"sqlite:///{tmp_path / 'fork.db'}", clock=clock)
+    thread_id = asyncio.run(store.threads.create()).id  # the parent's worker thread has started
+    child = multiprocessing.get_context("fork").Process(
+        target=_get_thread_in_a_loop_of_its_own, args=(store, thread_id)
+    )
+    child.start()
+    child.join(30)
+    if child.exitcode is None:  # waiting for a worker thread that the fork did not copy
+        child.kill()
+        child.join()
+    asyncio.run(store.close())
+    assert child.exitcode == 0

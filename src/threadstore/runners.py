@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from queue import SimpleQueue
@@ -79,11 +81,11 @@ class ThreadRunner:
     """
 
     def __init__(self) -> None:
-        self._inbox: SimpleQueue[_Job | None] = SimpleQueue()
-        self._thread = threading.Thread(target=_work, args=(self._inbox,), name="threadstore", daemon=True)
-        self._thread.start()
+        self._inbox: SimpleQueue[_Job | None] | None = None  # with its worker, on the first call
+        self._thread: threading.Thread | None = None
         self._spares: list[ThreadRunner] = []  # transactions' workers, idle, kept for the next ones
         self._closed = False
+        _runners.add(self)
 
     def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         """Hand `function(*args, **kwargs)` to the worker; the future settles with its outcome.
@@ -94,8 +96,21 @@ class ThreadRunner:
         if self._closed:
             raise StorageError("The store is closed.")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._inbox.put((future, function, args, kwargs))
+        inbox = self._inbox if self._inbox is not None else self._start()
+        inbox.put((future, function, args, kwargs))
         return future
+
+    def _start(self) -> SimpleQueue[_Job | None]:
+        """Start the worker, at the first call: a store opened before a fork starts its own in the child."""
+        inbox = self._inbox = SimpleQueue()
+        self._thread = threading.Thread(target=_work, args=(inbox,), name="threadstore", daemon=True)
+        self._thread.start()
+        return inbox
+
+    def forget(self) -> None:
+        """In a forked child: the parent's workers do not run here; the next call starts one."""
+        self._inbox = self._thread = None
+        self._spares = []
 
     @contextmanager
     def apart(self) -> Iterator[ThreadRunner]:
@@ -121,10 +136,22 @@ class ThreadRunner:
     def close(self) -> None:
         """Let the worker finish the calls handed to it, then end it (and the transactions' idle workers)."""
         self._closed = True
-        self._inbox.put(None)
-        self._thread.join()
+        if self._inbox is not None and self._thread is not None:
+            self._inbox.put(None)
+            self._thread.join()
         while self._spares:
             self._spares.pop().close()
+
+
+_runners: weakref.WeakSet[ThreadRunner] = weakref.WeakSet()
+
+
+def _forget_parents_workers() -> None:
+    for runner in list(_runners):
+        runner.forget()
+
+
+os.register_at_fork(after_in_child=_forget_parents_workers)
 
 
 # A call for a worker: the future its caller awaits, the function, its arguments.
