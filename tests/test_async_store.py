@@ -78,6 +78,21 @@ def test_each_twin_is_a_coroutine_with_the_sync_methods_docstring(store_url: sa.
     assert run(store_url, clock, body) == []
 
 
+def test_each_twin_shows_the_parameters_of_its_sync_method(store_url: sa.URL, clock: FakeClock) -> None:
+    async def body(store: AsyncStore) -> list[str]:
+        sync = Store._on_engine(store.url, create_engine(store.url), clock)
+        differ = [
+            f"{name}.{method}"
+            for name, (s, a) in repository_pairs(sync, store).items()
+            for method in public_methods(s)
+            if inspect.signature(getattr(s, method)).parameters != inspect.signature(getattr(a, method)).parameters
+        ]
+        sync.close()
+        return differ
+
+    assert run(store_url, clock, body) == []
+
+
 def test_a_hundred_concurrent_tasks_on_one_store_each_get_their_own_work_done(
     store_url: sa.URL, clock: FakeClock
 ) -> None:
