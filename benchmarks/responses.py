@@ -40,19 +40,23 @@ INSERT_CONVERSATION_ITEM = (
     "INSERT INTO threadstore_conversation_items (conversation_id, position, id, type, created_at, data)"
     " VALUES (?,?,?,?,?,?)"
 )
-CLAIM = (
-    "UPDATE threadstore_responses SET status = 'in_progress', sequence_number ="
-    " threadstore_responses.sequence_number + 1,"
-    " context_position = (SELECT threadstore_conversations.next_position - 1 FROM threadstore_conversations"
-    " WHERE threadstore_conversations.id = threadstore_responses.conversation_id)"
-    " WHERE threadstore_responses.id = (SELECT queued.id FROM threadstore_responses AS queued WHERE queued.status IN"
-    " ('queued')"
+# A claim picks (and on PostgreSQL locks) its candidate, then starts it; a candidate of a
+# conversation would have its conversation's row locked and rechecked in between (not here: the
+# lifecycle's response has no conversation).
+CANDIDATE = (
+    "SELECT queued.id, queued.status, queued.background, queued.conversation_id, queued.input_count,"
+    " queued.output_count, queued.sequence_number FROM threadstore_responses AS queued"
+    " WHERE queued.status IN ('queued')"
     " AND queued.background AND NOT (EXISTS (SELECT 1 FROM threadstore_responses AS running"
     " WHERE running.conversation_id = queued.conversation_id AND running.status = 'in_progress'))"
     " AND NOT (EXISTS (SELECT 1 FROM threadstore_responses AS earlier WHERE earlier.conversation_id ="
     " queued.conversation_id"
     " AND earlier.status IN ('queued') AND (earlier.created_at, earlier.id) < (queued.created_at, queued.id)))"
-    " ORDER BY queued.created_at, queued.id LIMIT 1{skip}) AND threadstore_responses.status IN ('queued') RETURNING *"
+    " ORDER BY queued.created_at, queued.id LIMIT 1{skip}"
+)
+START = (
+    "UPDATE threadstore_responses SET status = 'in_progress', context_position = ?, sequence_number = ?"
+    " WHERE threadstore_responses.id = ? AND threadstore_responses.status IN ('queued') RETURNING *"
 )
 CONTEXT = (
     "WITH RECURSIVE chain(id, previous_response_id, conversation_id, context_position, depth) AS"
@@ -157,7 +161,8 @@ class ResponseWork:
         self.execute_many(INSERT_ITEM, rows)
         execute("COMMIT")
         execute(self.BEGIN_WRITE)
-        claimed = execute(CLAIM.format(skip=self.SKIP_LOCKED)).fetchone()
+        candidate = execute(CANDIDATE.format(skip=self.SKIP_LOCKED)).fetchone()
+        claimed = execute(START, (None, candidate["sequence_number"] + 1, candidate["id"])).fetchone()
         response_api(claimed, [], loads)
         execute("COMMIT")
         execute(self.BEGIN_WRITE)
