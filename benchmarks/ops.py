@@ -313,7 +313,7 @@ def langgraph_cases(store: Store, floor: Floor, naive: Naive, claims: int) -> li
             lambda: naive.lg_get_run(claimed.run_id),
         ),
         (
-            "LangGraph threadstore_threads.search by metadata, 10 of 1,000 threads match",
+            "LangGraph threads.search by metadata, 10 of 1,000 threads match",
             lambda: [thread.to_api() for thread in threads.search(metadata=wanted)],
             lambda: floor.lg_search_threads("tag", "wanted"),
             lambda: naive.lg_search_threads("tag", "wanted"),
