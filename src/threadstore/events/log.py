@@ -20,7 +20,7 @@ events.repository). Shared holders never wait for each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 
 from threadstore.events.models import events
 from threadstore.events.wakeups import CHANNEL
-from threadstore.fastsql import Raw, Statement
+from threadstore.fastsql import Raw, Statement, dumps
 from threadstore.records import Json
 
 Row = Mapping[str, Any]
@@ -105,9 +105,9 @@ def register(table: sa.Table, stream: Stream) -> None:
 
 
 def _insert(dialect: str) -> Statement:
-    params = {
+    params: dict[str, sa.BindParameter[Any]] = {
         "event": sa.bindparam("event", type_=sa.String),
-        "data": sa.bindparam("data", type_=events.c.data.type),
+        "data": sa.bindparam("data", type_=sa.String),  # JSON text: flush encodes each object once
         "thread_id": sa.bindparam("thread_id", type_=sa.String),
         "run_id": sa.bindparam("run_id", type_=sa.String),
         "created_at": sa.bindparam("created_at", type_=sa.BigInteger),
@@ -145,7 +145,19 @@ def flush(raw: Raw) -> None:
     """
     if raw.pending:
         events, raw.pending = raw.pending, []
-        raw.execute_many(_INSERTS[raw.dialect.name], events)
+        raw.execute_many(_INSERTS[raw.dialect.name], [{**event, "data": text} for event, text in _encoded(events)])
+
+
+def _encoded(events: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each event with its data as JSON text, each object encoded once: an object created in a
+    status it announces (a queued run) gives both its events one object."""
+    texts: dict[int, str] = {}  # by id(): every object stays alive in `events` meanwhile
+    for event in events:
+        data = event["data"]
+        text = texts.get(id(data))
+        if text is None:
+            text = texts[id(data)] = dumps(data)
+        yield event, text
 
 
 def created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
@@ -168,19 +180,21 @@ def _write(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, *, created:
             append(raw, name, data, thread_id, run_id, now // stream.unit)
 
 
-_FORGET = {
-    column: Statement(sa.delete(events).where(events.c[column] == sa.bindparam("id")))
-    for column in ("thread_id", "run_id")
-}
+_FORGET_THREAD = Statement(sa.delete(events).where(events.c.thread_id == sa.bindparam("thread_id")))
+# Through the thread's index: events have none by run (events.models).
+_FORGET_RUN = Statement(
+    sa.delete(events).where(events.c.thread_id == sa.bindparam("thread_id"), events.c.run_id == sa.bindparam("run_id"))
+)
 
 
 def forget_thread(raw: Raw, thread_id: str) -> None:
     """Delete a thread's events, with the thread, in its unit of work (those not yet written too)."""
     raw.pending = [event for event in raw.pending if event["thread_id"] != thread_id]
-    raw.execute(_FORGET["thread_id"], {"id": thread_id})
+    raw.execute(_FORGET_THREAD, {"thread_id": thread_id})
 
 
-def forget_run(raw: Raw, run_id: str) -> None:
-    """Delete a run's events, with the run, in its unit of work (those not yet written too)."""
+def forget_run(raw: Raw, thread_id: str, run_id: str) -> None:
+    """Delete the events of a run of `thread_id`, with the run, in its unit of work (those not yet
+    written too)."""
     raw.pending = [event for event in raw.pending if event["run_id"] != run_id]
-    raw.execute(_FORGET["run_id"], {"id": run_id})
+    raw.execute(_FORGET_RUN, {"thread_id": thread_id, "run_id": run_id})

@@ -245,8 +245,9 @@ class Runs(RunVerbs):
             NotFoundError: there is no such run.
         """
         with self._scope.write() as raw:
+            thread_id = RUNS.get(raw, run_id)["thread_id"]
             RUNS.delete(raw, run_id)
-            log.forget_run(raw, run_id)
+            log.forget_run(raw, thread_id, run_id)
         return Deleted(run_id, "thread.run.deleted")
 
 
