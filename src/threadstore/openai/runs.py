@@ -176,8 +176,9 @@ class Runs(RunVerbs):
                 attempt=0,
             )
             row = {**_EMPTY_RUN, **values}
-            create(raw, _INSERT, row, now, RUN)
-            return Run.from_row(row)
+            run = Run.from_row(row)
+            create(raw, _INSERT, row, now, RUN, built=run)
+            return run
 
     def get(self, run_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Run:
         """The run with this id (in this thread, if `thread_id` is given). In a transaction,
