@@ -147,10 +147,11 @@ def append(raw: Raw, name: str, data: Json, thread_id: str, run_id: str | None, 
     """Add one event to the unit of `raw` (nothing when the store writes no events). Its data is
     taken (encoded) now; the row is written by `flush`, when the unit commits."""
     if raw.events:
-        _add(raw, name, dumps(data), thread_id, run_id, now)
+        # None stays SQL NULL, as a JSON column writes it (the column refuses it, as before)
+        _add(raw, name, None if data is None else dumps(data), thread_id, run_id, now)
 
 
-def _add(raw: Raw, name: str, text: str, thread_id: str, run_id: str | None, now: int) -> None:
+def _add(raw: Raw, name: str, text: str | None, thread_id: str, run_id: str | None, now: int) -> None:
     raw.pending.append({"event": name, "data": text, "thread_id": thread_id, "run_id": run_id, "created_at": now})
 
 
