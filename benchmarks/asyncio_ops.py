@@ -18,14 +18,18 @@ what counts, and `asyncio.to_thread` has only the default executor's min(32, cor
 Each table's title gives the median round trip of a SELECT 1 on that network.
 
 Meanwhile a probe task sleeps 1 ms in a loop and records how late it wakes: the event loop's lag.
+The tasks repeat their work with no pause, so the loop does all the work it can: its lag is then
+the queue of every task's steps in one turn, whoever's they are. A second table paces the same
+tasks to a share (`--pace`) of AsyncStore's rate, as a server's requests come, and gives the lag
+of a loop that is not saturated.
 The table also gives the CPU time the benchmark's process spent per iteration (all its threads):
 where every implementation gets the same share of a busy machine, throughput follows it.
 
-SQLite: the median latency of single operations, AsyncStore (a thread of its pool per call)
+SQLite: the median latency of single operations, AsyncStore (its worker thread, one hand-off per call)
 against the sync Store, then what a hand-off to a thread and back costs by itself.
 
     python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 20] [--iterations 20]
-        [--rounds 7] [--postgres URL] [--delay-ms 1 [5 ...]]
+        [--rounds 7] [--pace 0.5] [--paced-iterations 5] [--postgres URL] [--delay-ms 1 [5 ...]]
 
 PostgreSQL is measured in a schema of its own, dropped afterwards.
 """
@@ -54,7 +58,6 @@ import sqlalchemy as sa
 from benchmarks.floor import message_api, run_api
 from benchmarks.ops import postgres_schema
 from threadstore import AsyncStore, Store
-from threadstore.async_store import SQLITE_THREADS
 from threadstore.ids import new_id
 from threadstore.runners import ThreadRunner
 
@@ -289,11 +292,15 @@ def insert_params(row: dict[str, Any]) -> dict[str, Any]:
 # --- PostgreSQL: throughput of concurrent tasks ---------------------------------------------------
 
 
-async def worker(implementation: Implementation, free: deque[str], paged: str, iterations: int) -> None:
-    """Repeat the workload: a run on a free thread, a claim, its completion, a page of messages.
+async def worker(
+    implementation: Implementation, free: deque[str], paged: str, iterations: int, period: float = 0.0
+) -> None:
+    """Repeat the workload: a run on a free thread, a claim, its completion, a page of messages;
+    with a `period`, start an iteration every `period` seconds (or at once when running late).
 
     The claimed run may be another task's: its thread is free again once that run is complete.
     """
+    due = time.perf_counter()
     for _ in range(iterations):
         await implementation.create_run(free.popleft())
         claimed = await implementation.claim()
@@ -301,6 +308,9 @@ async def worker(implementation: Implementation, free: deque[str], paged: str, i
             await implementation.complete(claimed["id"])
             free.append(claimed["thread_id"])
         await implementation.page(paged)
+        if period:
+            due += period
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
 
 async def lag_probe(stop: asyncio.Event, lags: list[float]) -> None:
@@ -312,14 +322,28 @@ async def lag_probe(stop: asyncio.Event, lags: list[float]) -> None:
 
 
 async def one_round(
-    implementation: Implementation, free: deque[str], paged: str, tasks: int, iterations: int, lags: list[float]
+    implementation: Implementation,
+    free: deque[str],
+    paged: str,
+    tasks: int,
+    iterations: int,
+    lags: list[float],
+    offered: float = 0.0,
 ) -> tuple[float, float]:
     """Iterations per second of `tasks` concurrent workers, with the lag probe running, and the
-    CPU time this process spent per iteration (every thread's) in microseconds."""
+    CPU time this process spent per iteration (every thread's) in microseconds. With `offered`
+    (iterations per second, all tasks together), the workers are paced to it, their starts spread
+    over one period: an open load below what the loop can carry, as a server's requests come."""
+    period = tasks / offered if offered else 0.0
+
+    async def paced(index: int) -> None:
+        await asyncio.sleep(period * index / tasks)
+        await worker(implementation, free, paged, iterations, period)
+
     stop = asyncio.Event()
     probe = asyncio.create_task(lag_probe(stop, lags))
     started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(worker(implementation, free, paged, iterations) for _ in range(tasks)))
+    await asyncio.gather(*(paced(index) for index in range(tasks)))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stop.set()
     await probe
@@ -361,10 +385,24 @@ async def postgres_throughput(url: str, args: argparse.Namespace, network: str) 
             rates[name].append(rate)
             cpus[name].append(cpu)
             drain(setup, free)
+    print_throughput(rates, cpus, lags, args, network)
+    if args.pace:
+        # The same load, paced to a share of what AsyncStore carried: is the loop's lag its own
+        # steps, or a saturated loop's queue (the table above)?
+        offered = args.pace * statistics.median(rates["AsyncStore"])
+        paced_lags: dict[str, list[float]] = {name: [] for name in implementations}
+        paced_rates: dict[str, list[float]] = {name: [] for name in implementations}
+        for _ in range(args.rounds):
+            for name, implementation in implementations.items():
+                rate, _cpu = await one_round(
+                    implementation, free, paged, args.tasks, args.paced_iterations, paced_lags[name], offered
+                )
+                paced_rates[name].append(rate)
+                drain(setup, free)
+        print_paced(paced_rates, paced_lags, offered, args)
     for implementation in implementations.values():
         await implementation.close()
     setup.close()
-    print_throughput(rates, cpus, lags, args, network)
 
 
 def print_throughput(
@@ -392,6 +430,21 @@ def print_throughput(
         print(f"| {name} | {mine / rate:.2f} | {rate:,.0f} | {cpu:,.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
     print(f"\nAsyncStore / floor: {mine / floor:.2f} (target ≥ 0.8); AsyncStore / to_thread: {mine / threads:.2f}"
           " (target ≥ 2)")  # fmt: skip
+
+
+def print_paced(
+    rates: dict[str, list[float]], lags: dict[str, list[float]], offered: float, args: argparse.Namespace
+) -> None:
+    """The loop's lag of each implementation with the load paced to `offered` iterations per second."""
+    print(
+        f"\nPaced: the same {args.tasks} tasks offered {offered:,.0f} iterations/s together ({args.pace:g} of"
+        f" AsyncStore's rate above); {args.rounds} rounds of {args.paced_iterations} iterations a task"
+    )
+    print("| implementation | iterations/s achieved | loop lag p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    for name, values in rates.items():
+        p50, p99 = percentiles(lags[name])
+        print(f"| {name} | {statistics.median(values):,.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -474,15 +527,29 @@ async def sqlite_latency(args: argparse.Namespace) -> None:
         mine, sync = medians[2 * index : 2 * index + 2]
         print(f"| {name} | {mine / sync:.2f} | {mine:.0f} | {sync:.0f} |", flush=True)
     await aio.close()
+    await print_hand_off(store, run_id, args.repeat)
     store.close()
-    await print_hand_off(args.repeat)
 
 
-async def print_hand_off(repeat: int) -> None:
+async def print_hand_off(store: Store, run_id: str, repeat: int) -> None:
     """What handing a call to another thread costs by itself: a call that does nothing, through
-    AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop)."""
-    runner = ThreadRunner(SQLITE_THREADS)
-    [through_runner] = await medians_us([lambda: runner(int)], repeat)
+    AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop);
+    and where a get's time goes: the get on the loop's thread, the same get timed inside the
+    runner's worker, and awaited through the runner."""
+    runner = ThreadRunner()
+    inside: list[int] = []
+
+    def get() -> dict[str, Any]:
+        return store.runs.get(run_id).to_api()
+
+    def timed_get() -> None:
+        started = time.perf_counter_ns()
+        get()
+        inside.append(time.perf_counter_ns() - started)
+
+    through_runner, get_through_runner, get_here = await medians_us(
+        [lambda: runner(int), lambda: runner(timed_get), awaited(get)], repeat
+    )
     runner.close()
     there, back = SimpleQueue[int](), SimpleQueue[int]()
 
@@ -503,6 +570,10 @@ async def print_hand_off(repeat: int) -> None:
     print(
         f"A call that does nothing, through AsyncStore's runner: {through_runner:.0f} µs; two threads passing"
         f" a token there and back (no event loop): {statistics.median(times) / 1000:.0f} µs (medians)"
+    )
+    print(
+        f"A get run: {get_here:.0f} µs on the loop's thread; {statistics.median(inside) / 1000:.0f} µs timed inside"
+        f" the runner's worker thread; {get_through_runner:.0f} µs awaited through the runner (medians)"
     )
 
 
@@ -537,6 +608,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20, help="PostgreSQL: iterations of each task a round")
     parser.add_argument("--rounds", type=int, default=7, help="PostgreSQL: rounds of every implementation")
     parser.add_argument("--postgres", default=os.environ.get("THREADSTORE_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.5,
+        help="PostgreSQL: also pace the load to this share of AsyncStore's rate and report the lag (0: not)",
+    )
+    parser.add_argument("--paced-iterations", type=int, default=5, help="PostgreSQL: iterations a task when paced")
     parser.add_argument(
         "--delay-ms", type=float, nargs="*", default=[1.0], help="PostgreSQL: also through a proxy adding each delay"
     )

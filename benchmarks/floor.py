@@ -35,12 +35,15 @@ LG_RUN_COLUMNS = (
     " cancel_reason, attempt, lease_expires_at"
 )
 INSERT_LG_THREAD = f"INSERT INTO langgraph_threads ({LG_THREAD_COLUMNS}) VALUES (?,?,?,?,?,?)"
-INSERT_LG_RUN = f"INSERT INTO langgraph_runs ({LG_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+# The run's place in the order (`seq`) is numbered by the database on create and again at the
+# end: Floor.NEXT_SEQ.
+INSERT_LG_RUN = f"INSERT INTO langgraph_runs ({LG_RUN_COLUMNS}, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,{{seq}})"
+INSERT_LG_METADATA = 'INSERT INTO langgraph_thread_metadata (thread_id, "key", value, created_at) VALUES (?,?,?,?)'
 LG_THREAD_STATUS = (
     "CASE WHEN EXISTS (SELECT * FROM langgraph_runs WHERE thread_id = ? AND status IN ('pending', 'running'))"
     " THEN 'busy' ELSE coalesce((SELECT CASE WHEN status = 'success' THEN 'idle' WHEN status = 'error' THEN 'error'"
     " WHEN status = 'timeout' THEN 'error' WHEN status = 'interrupted' THEN 'interrupted' END FROM langgraph_runs"
-    " WHERE thread_id = ? ORDER BY updated_at DESC, run_id DESC LIMIT 1), 'idle') END"
+    " WHERE thread_id = ? ORDER BY seq DESC, run_id DESC LIMIT 1), 'idle') END"
 )
 # The derived thread status, written only when it changes (its parameters: now, then the thread 5 times).
 LG_REFRESH = (
@@ -53,6 +56,12 @@ LG_NOT_RUNNING = (
 )
 LG_LEASE = 300_000_000  # threadstore's default lease, in microseconds
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def lg_metadata_rows(thread_id: str, metadata: dict[str, str], created_at: int) -> list[tuple[str, str, str, int]]:
+    """The rows of threadstore's metadata index for a thread whose metadata values are strings
+    (threadstore tokens a string value as "s:" + the value)."""
+    return [(thread_id, key, "s:" + value, created_at) for key, value in metadata.items()]
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -240,6 +249,7 @@ class Floor:
     LOCK = ""  # row locks: none on SQLite, whose write transaction is exclusive
     SKIP_LOCKED = ""
     THREAD_SKIP_LOCKED = ""  # a LangGraph claim locks the candidate's thread
+    NEXT_SEQ = "(SELECT coalesce(max(ordered.seq), 0) + 1 FROM langgraph_runs AS ordered)"
 
     def __init__(self, path: str) -> None:
         self.db: Any = connect(path)
@@ -249,6 +259,10 @@ class Floor:
 
     def values(self, row: Any) -> tuple[Any, ...]:
         return tuple(row)
+
+    @property
+    def insert_lg_run(self) -> str:
+        return INSERT_LG_RUN.format(seq=self.NEXT_SEQ)
 
     def analyze(self) -> None:
         """Bring the planner's statistics up to date after the setup (PostgreSQL only: SQLite
@@ -416,6 +430,7 @@ class Floor:
         if execute(f"SELECT {LG_THREAD_COLUMNS} FROM langgraph_threads WHERE thread_id = ?", (thread_id,)).fetchone():
             raise RuntimeError("thread exists")
         execute(INSERT_LG_THREAD, (thread_id, now, now, json.dumps(metadata), "idle", None))
+        self.execute_many(INSERT_LG_METADATA, lg_metadata_rows(thread_id, metadata, now))
         execute("COMMIT")
         row = {"thread_id": thread_id, "created_at": now, "updated_at": now, "status": "idle"}
         return lg_thread_api({**row, "metadata": metadata, "values": None}, _decoded)
@@ -430,7 +445,7 @@ class Floor:
         if execute(f"SELECT {LG_RUN_COLUMNS} FROM langgraph_runs WHERE run_id = ?", (run_id,)).fetchone():
             raise RuntimeError("run exists")
         row = (run_id, thread_id, "agent", now, now, "pending", "{}", json.dumps(kwargs), "enqueue", None, 0, None)
-        execute(INSERT_LG_RUN, row)
+        execute(self.insert_lg_run, row)
         execute(LG_REFRESH, (now, *[thread_id] * 5))
         execute("COMMIT")
         values = dict(zip(LG_RUN_COLUMNS.split(", "), row, strict=True))
@@ -444,7 +459,7 @@ class Floor:
             "SELECT langgraph_runs.run_id, langgraph_runs.thread_id FROM langgraph_runs JOIN langgraph_threads"
             " ON langgraph_threads.thread_id = langgraph_runs.thread_id WHERE langgraph_runs.status = 'pending' AND "
             + LG_NOT_RUNNING.format(thread="langgraph_runs.thread_id")
-            + f" ORDER BY langgraph_runs.created_at, langgraph_runs.run_id LIMIT 1{self.THREAD_SKIP_LOCKED}"
+            + f" ORDER BY langgraph_runs.seq LIMIT 1{self.THREAD_SKIP_LOCKED}"
         ).fetchone()
         row = None
         if candidate is not None:
@@ -470,8 +485,8 @@ class Floor:
             ).fetchone()
         )
         row = execute(
-            "UPDATE langgraph_runs SET updated_at = ?, status = 'success', lease_expires_at = NULL"
-            " WHERE run_id = ? AND status IN ('running') AND attempt = ? RETURNING *",
+            "UPDATE langgraph_runs SET updated_at = ?, status = 'success', lease_expires_at = NULL,"
+            f" seq = {self.NEXT_SEQ} WHERE run_id = ? AND status IN ('running') AND attempt = ? RETURNING *",
             (now, run_id, attempt),
         ).fetchone()
         execute(LG_REFRESH, (now, *[thread_id] * 5))
@@ -501,22 +516,17 @@ class Floor:
         execute("COMMIT")
         return lg_run_api(row, self.loads)
 
-    def metadata_filter(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
-        """threadstore's containment test of one text value in `metadata`, and its parameters."""
-        sql = (
-            "EXISTS (SELECT 1 FROM json_each(langgraph_threads.metadata) AS entry"
-            " WHERE entry.key = ? AND entry.type = 'text' AND entry.value = ?)"
-        )
-        return sql, (key, value)
-
     def lg_search_threads(self, key: str, value: str, limit: int = 10) -> list[dict[str, Any]]:
+        """A user's newest threads through threadstore's metadata index (a string value)."""
         execute = self.execute
-        condition, params = self.metadata_filter(key, value)
         execute("BEGIN")
         rows = execute(
-            f"SELECT {LG_THREAD_COLUMNS} FROM langgraph_threads WHERE {condition}"
-            " ORDER BY created_at DESC, thread_id DESC LIMIT ? OFFSET ?",
-            (*params, limit, 0),
+            "SELECT langgraph_threads.thread_id, langgraph_threads.created_at, langgraph_threads.updated_at,"
+            ' langgraph_threads.metadata, langgraph_threads.status, langgraph_threads."values" FROM langgraph_threads'
+            " JOIN langgraph_thread_metadata AS entry ON entry.thread_id = langgraph_threads.thread_id"
+            ' AND entry."key" = ? AND entry.value = ? ORDER BY entry.created_at DESC, entry.thread_id DESC'
+            " LIMIT ? OFFSET ?",
+            (key, "s:" + value, limit, 0),
         ).fetchall()
         execute("COMMIT")
         return [lg_thread_api(row, self.loads) for row in rows]
@@ -543,6 +553,7 @@ class PostgresFloor(Floor):
     LOCK = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     THREAD_SKIP_LOCKED = " FOR UPDATE OF langgraph_threads SKIP LOCKED"
+    NEXT_SEQ = "nextval('langgraph_runs_seq')"
 
     def __init__(self, url: str) -> None:
         from psycopg.rows import dict_row
@@ -564,9 +575,6 @@ class PostgresFloor(Floor):
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.cursor().executemany(sql.replace("?", "%s"), rows)
-
-    def metadata_filter(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
-        return "metadata @> CAST(? AS JSONB)", (json.dumps({key: value}),)
 
     def analyze(self) -> None:
         # As autovacuum would have by then: a statement prepared on a pooled connection while

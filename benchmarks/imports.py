@@ -1,21 +1,33 @@
-"""What `import threadstore` costs, beside `import sqlmodel` (its own floor: threadstore's tables
-are SQLModel classes) measured in the same run, alternating, in fresh interpreters.
+"""What `import threadstore` costs, and `from threadstore import Store` (or AsyncStore), beside
+`import sqlmodel` (their floor: threadstore's tables are SQLModel classes) measured in the same
+run, alternating, in fresh interpreters.
 
     python -m benchmarks.imports [--repeat 9]
 
-Prints the median cumulative import time of each (from `python -X importtime`), their ratio, and
+Prints the median time each statement takes in a fresh interpreter, its ratio to
+sqlmodel's, and
 the modules `import threadstore` plus opening a migrated SQLite store load beyond sqlmodel's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+STATEMENTS = (
+    "import sqlmodel",
+    "import threadstore",
+    "from threadstore import Store",
+    "from threadstore import AsyncStore",
+)
+# Modules load from their cached bytecode, as an installed package's do (pip compiles them):
+# with PYTHONDONTWRITEBYTECODE set, an editable checkout's modules would be compiled on every run.
+BYTECODE = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 OPEN_STORE = """
 import sys, sqlmodel
 before = set(sys.modules)
@@ -26,32 +38,29 @@ print(len(set(sys.modules) - before), " ".join(extra))
 """
 
 
-def cumulative_seconds(module: str) -> float:
-    """The cumulative import time of `module` in a fresh interpreter."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=True
-    )
-    for line in result.stderr.splitlines():
-        fields = [field.strip() for field in line.split("|")]
-        if len(fields) == 3 and fields[2] == module:
-            return int(fields[1]) / 1e6
-    raise RuntimeError(f"no importtime line for {module}")
+def cumulative_seconds(statement: str) -> float:
+    """What `statement` spends importing, in a fresh interpreter (what `python -X importtime`
+    sums over the modules it imports, without the interpreter's own start-up imports)."""
+    timed = f"import time; started = time.perf_counter(); {statement}; print(time.perf_counter() - started)"
+    result = subprocess.run([sys.executable, "-c", timed], capture_output=True, text=True, check=True, env=BYTECODE)
+    return float(result.stdout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
-    times: dict[str, list[float]] = {"threadstore": [], "sqlmodel": []}
+    times: dict[str, list[float]] = {statement: [] for statement in STATEMENTS}
+    for statement in times:  # writes the bytecode caches
+        cumulative_seconds(statement)
     for _ in range(args.repeat):
-        for module in times:
-            times[module].append(cumulative_seconds(module))
-    medians = {module: statistics.median(values) for module, values in times.items()}
-    print("| import | median cumulative s |")
-    print("|---|---|")
-    for module, median in medians.items():
-        print(f"| {module} | {median:.3f} |")
-    print(f"threadstore / sqlmodel: {medians['threadstore'] / medians['sqlmodel']:.2f}")
+        for statement, values in times.items():
+            values.append(cumulative_seconds(statement))
+    medians = {statement: statistics.median(values) for statement, values in times.items()}
+    print("| statement | median cumulative s | / import sqlmodel |")
+    print("|---|---|---|")
+    for statement, median in medians.items():
+        print(f"| `{statement}` | {median:.3f} | {median / medians['import sqlmodel']:.2f} |")
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{Path(directory) / 'x.db'}"
         subprocess.run(

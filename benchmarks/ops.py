@@ -29,7 +29,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from benchmarks.floor import INSERT_LG_RUN, INSERT_LG_THREAD, INSERT_MESSAGE, Floor, PostgresFloor
+from benchmarks.floor import (
+    INSERT_LG_METADATA,
+    INSERT_LG_THREAD,
+    INSERT_MESSAGE,
+    Floor,
+    PostgresFloor,
+    lg_metadata_rows,
+)
 from benchmarks.naive import Naive
 from threadstore import Store
 from threadstore.db import create_engine
@@ -72,21 +79,24 @@ def pending_runs(floor: Floor, count: int) -> None:
         runs.append((*run, None, 0, None))
     floor.execute("BEGIN")
     floor.execute_many(INSERT_LG_THREAD, threads)
-    floor.execute_many(INSERT_LG_RUN, runs)
+    floor.execute_many(floor.insert_lg_run, runs)
     floor.execute("COMMIT")
 
 
 def search_corpus(floor: Floor, count: int, every: int) -> None:
     """Add the `count` newest threads (created after NOW), one in `every` tagged "wanted", the
-    oldest of them too: a search for the tag, newest first, fills its page of count // every
-    threads exactly when it has read all `count` of them, whatever older threads lie beyond."""
-    rows = []
+    oldest of them too, with their rows of threadstore's metadata index: a search for the tag,
+    newest first, fills its page of count // every threads with the last of them (a scan would
+    read all `count`, whatever older threads lie beyond; the index reads the tagged ones)."""
+    rows, entries = [], []
     for index in range(count):
         metadata = {"user": f"user-{index}", "tag": "wanted" if index % every == 0 else "other"}
-        created = MICROS + 1_000_000 + index
-        rows.append((new_uuid(), created, created, json.dumps(metadata), "idle", None))
+        created, thread_id = MICROS + 1_000_000 + index, new_uuid()
+        rows.append((thread_id, created, created, json.dumps(metadata), "idle", None))
+        entries.extend(lg_metadata_rows(thread_id, metadata, created))  # as threadstore indexes them
     floor.execute("BEGIN")
     floor.execute_many(INSERT_LG_THREAD, rows)
+    floor.execute_many(INSERT_LG_METADATA, entries)
     floor.execute("COMMIT")
 
 
@@ -117,11 +127,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2000)
     parser.add_argument("--big", type=int, default=1_000_000, help="messages in the big thread")
     parser.add_argument("--postgres", default=os.environ.get("THREADSTORE_TEST_POSTGRES_URL"))
+    parser.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL alone")
     args = parser.parse_args()
     path = str(Path(tempfile.mkdtemp()) / "bench.db")
     print(f"{os.cpu_count()} cores; median of {args.repeat} calls each, microseconds")
-    print("\nSQLite (WAL, synchronous=NORMAL); the floor is raw sqlite3")
-    measure(f"sqlite:///{path}", lambda: Floor(path), args)
+    if not args.no_sqlite:
+        print("\nSQLite (WAL, synchronous=NORMAL); the floor is raw sqlite3")
+        measure(f"sqlite:///{path}", lambda: Floor(path), args)
     if args.postgres:
         with postgres_schema(args.postgres) as url:
             print("\nPostgreSQL (local server, READ COMMITTED); the floor is psycopg")

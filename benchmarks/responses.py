@@ -37,16 +37,21 @@ INSERT_ITEM = "INSERT INTO response_items (response_id, position, kind, id, type
 INSERT_CONVERSATION_ITEM = (
     "INSERT INTO conversation_items (conversation_id, position, id, type, created_at, data) VALUES (?,?,?,?,?,?)"
 )
-CLAIM = (
-    "UPDATE responses SET status = 'in_progress', sequence_number = responses.sequence_number + 1,"
-    " context_position = (SELECT conversations.next_position - 1 FROM conversations"
-    " WHERE conversations.id = responses.conversation_id)"
-    " WHERE responses.id = (SELECT queued.id FROM responses AS queued WHERE queued.status IN ('queued')"
+# A claim picks (and on PostgreSQL locks) its candidate, then starts it; a candidate of a
+# conversation would have its conversation's row locked and rechecked in between (not here: the
+# lifecycle's response has no conversation).
+CANDIDATE = (
+    "SELECT queued.id, queued.status, queued.background, queued.conversation_id, queued.input_count,"
+    " queued.output_count, queued.sequence_number FROM responses AS queued WHERE queued.status IN ('queued')"
     " AND queued.background AND NOT (EXISTS (SELECT 1 FROM responses AS running"
     " WHERE running.conversation_id = queued.conversation_id AND running.status = 'in_progress'))"
     " AND NOT (EXISTS (SELECT 1 FROM responses AS earlier WHERE earlier.conversation_id = queued.conversation_id"
     " AND earlier.status IN ('queued') AND (earlier.created_at, earlier.id) < (queued.created_at, queued.id)))"
-    " ORDER BY queued.created_at, queued.id LIMIT 1{skip}) AND responses.status IN ('queued') RETURNING *"
+    " ORDER BY queued.created_at, queued.id LIMIT 1{skip}"
+)
+START = (
+    "UPDATE responses SET status = 'in_progress', context_position = ?, sequence_number = ?"
+    " WHERE responses.id = ? AND responses.status IN ('queued') RETURNING *"
 )
 CONTEXT = (
     "WITH RECURSIVE chain(id, previous_response_id, conversation_id, context_position, depth) AS"
@@ -150,7 +155,8 @@ class ResponseWork:
         self.execute_many(INSERT_ITEM, rows)
         execute("COMMIT")
         execute(self.BEGIN_WRITE)
-        claimed = execute(CLAIM.format(skip=self.SKIP_LOCKED)).fetchone()
+        candidate = execute(CANDIDATE.format(skip=self.SKIP_LOCKED)).fetchone()
+        claimed = execute(START, (None, candidate["sequence_number"] + 1, candidate["id"])).fetchone()
         response_api(claimed, [], loads)
         execute("COMMIT")
         execute(self.BEGIN_WRITE)

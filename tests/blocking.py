@@ -108,6 +108,10 @@ class BlockingStore(BlockingRepositories):
         else:
             self._loop.wait(manager.__aexit__(None, None, None))
 
+    def result(self, awaited: Any) -> Any:
+        """What a coroutine of `async_store` returns (waited for here), raising what it raises."""
+        return self._loop.result(awaited)
+
     def migrate(self) -> None:
         self._loop.wait(self.async_store.migrate())
 

@@ -1,6 +1,7 @@
 """A writer for the crash tests: `python -m tests.crash_writer URL LABEL` commits transactions of
-a thread, three messages, a run and two steps, printing each one's marker after it commits, until
-it is killed. `python -m tests.crash_writer URL migrate` prints "migrating" and upgrades."""
+a thread, three messages, a run and two steps, printing "ready" once its store is open and then
+each one's marker after it commits, until it is killed. `python -m tests.crash_writer URL
+migrate` prints "migrating" and upgrades."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def write_one(tx: Transaction, assistant: str, marker: str) -> str:
 def write_forever(url: str, label: str) -> None:
     with Store(url, migrate_on_open=False) as store:
         assistant = store.assistants.create(model="gpt-4o").id
+        print("ready", flush=True)
         number = 0
         while True:
             marker = f"{label}-{number}"

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from tests.blocking import BlockingStore
 from tests.conftest import snapshot
 from threadstore import NotFoundError, Store, ThreadStoreError, ValidationError
 from threadstore.errors import shown
@@ -854,15 +855,21 @@ HOSTILE: list[Any] = [
 
 
 def repositories(store: Store) -> dict[str, object]:
+    """The repositories the sweep calls: a Store's, or an AsyncStore's own awaitable ones."""
+    base: Any = store.async_store if isinstance(store, BlockingStore) else store
     return {
-        "assistants": store.assistants,
-        "threads": store.threads,
-        "messages": store.messages,
-        "runs": store.runs,
-        "run_steps": store.run_steps,
-        "langgraph.threads": store.langgraph.threads,
-        "langgraph.runs": store.langgraph.runs,
-        "events": store.events,
+        "assistants": base.assistants,
+        "threads": base.threads,
+        "messages": base.messages,
+        "runs": base.runs,
+        "run_steps": base.run_steps,
+        "langgraph.threads": base.langgraph.threads,
+        "langgraph.runs": base.langgraph.runs,
+        "events": base.events,
+        "conversations": base.conversations,
+        "conversations.items": base.conversations.items,
+        "responses": base.responses,
+        "responses.input_items": base.responses.input_items,
     }
 
 
@@ -882,14 +889,17 @@ def public_calls(store: Store) -> dict[str, tuple[Callable[..., object], list[in
     return calls
 
 
-def call_with(method: Callable[..., object], parameters: list[inspect.Parameter], values: list[Any]) -> object:
-    """Call `method` with `values` for its parameters, positional or by keyword as each one takes them."""
+def call_with(
+    store: Store, method: Callable[..., object], parameters: list[inspect.Parameter], values: list[Any]
+) -> object:
+    """Call `method` with `values` for its parameters, positional or by keyword as each one takes
+    them; an AsyncStore's call is awaited."""
     args = [v for p, v in zip(parameters, values, strict=True) if p.kind is p.POSITIONAL_OR_KEYWORD]
     kwargs = {p.name: v for p, v in zip(parameters, values, strict=True) if p.kind is p.KEYWORD_ONLY}
-    return method(*args, **kwargs)
+    called = method(*args, **kwargs)
+    return store.result(called) if isinstance(store, BlockingStore) else called
 
 
-@pytest.mark.parametrize("store_kind", ["sync"])  # AsyncStore runs the same methods (async_repositories)
 @settings(FUZZ, max_examples=15)
 @given(seed=st.integers(0, 2**32))
 def test_hostile_values_in_every_argument_of_every_public_method_raise_only_typed_errors_and_write_nothing(
@@ -903,7 +913,7 @@ def test_hostile_values_in_every_argument_of_every_public_method_raise_only_type
     named = {}
     for where, (method, parameters) in calls.items():
         values = [rng.choice([*HOSTILE, None] if p.default is p.empty else HOSTILE) for p in parameters]
-        named[f"{where}{tuple(map(_short, values))}"] = functools.partial(call_with, method, parameters, values)
+        named[f"{where}{tuple(map(_short, values))}"] = functools.partial(call_with, store, method, parameters, values)
     assert_refused(store, ThreadStoreError, named)
 
 

@@ -82,7 +82,10 @@ def test_a_writer_killed_at_random_moments_leaves_every_committed_transaction_wh
     committed: set[str] = set()
     for label in range(KILLS):
         writer = start(url, f"w{label}")
-        time.sleep(chance.uniform(0.6, 1.2))  # the interpreter starts, then transactions commit
+        assert writer.stdout is not None
+        # Imported and opened (seconds under load), the writer says so; then it commits meanwhile.
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(chance.uniform(0.05, 0.5))
         committed |= set(kill(writer))
         check_whole(url, committed)
     assert len(committed) > KILLS  # the writer did commit work between the kills

@@ -162,7 +162,7 @@ def test_the_version_table_is_threadstores_own(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_the_imports_benchmark_prints_both_medians_and_their_ratio() -> None:
+def test_the_imports_benchmark_prints_each_statement_beside_sqlmodel() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.imports", "--repeat", "1"],
         cwd=Path(__file__).resolve().parents[1],
@@ -172,12 +172,76 @@ def test_the_imports_benchmark_prints_both_medians_and_their_ratio() -> None:
         timeout=300,
     )
     lines = result.stdout.splitlines()
-    assert [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "median" not in line] == [
-        "threadstore",
-        "sqlmodel",
+    rows = [line.split("|") for line in lines if line.startswith("| `")]
+    assert [row[1].strip() for row in rows] == [
+        "`import sqlmodel`",
+        "`import threadstore`",
+        "`from threadstore import Store`",
+        "`from threadstore import AsyncStore`",
     ]
-    assert any(line.startswith("threadstore / sqlmodel: ") for line in lines)
+    assert rows[0][3].strip() == "1.00"
     assert "alembic" not in lines[-1] and "psycopg" not in lines[-1]
+
+
+def loaded_by(statement: str) -> list[str]:
+    """The modules `statement` loads in a fresh interpreter, of threadstore and SQLAlchemy."""
+    script = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    return [name for name in loaded.split() if name.split(".")[0] in ("threadstore", "sqlalchemy")]
+
+
+def test_importing_the_package_loads_none_of_its_modules() -> None:
+    assert loaded_by("import threadstore") == ["threadstore"]
+
+
+def test_the_sync_store_is_imported_without_the_async_one() -> None:
+    loaded = loaded_by("from threadstore import Store")
+    assert "threadstore.store" in loaded
+    assert "threadstore.async_store" not in loaded
+
+
+def test_a_star_import_binds_every_exported_name() -> None:
+    namespace: dict[str, object] = {}
+    exec("from threadstore import *", namespace)
+    import threadstore
+
+    assert sorted(name for name in namespace if not name.startswith("__")) == sorted(threadstore.__all__)
+
+
+def test_the_names_type_checkers_see_are_the_names_loaded_on_use() -> None:
+    import ast
+
+    import threadstore
+
+    tree = ast.parse(Path(threadstore.__file__).read_text())
+    checked = {
+        alias.name: node.module
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert checked == threadstore._MODULE_OF
+    assert sorted(checked) == sorted(threadstore.__all__)
+
+
+def test_the_tables_module_alone_names_every_table_a_store_creates(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    Store(url).close()
+    script = "from threadstore.tables import names; print(' '.join(sorted(names())))"
+    alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert alone == sorted(sa.inspect(connection).get_table_names())
+    engine.dispose()
+
+
+def test_a_name_the_package_does_not_export_is_an_attribute_error() -> None:
+    import threadstore
+
+    with pytest.raises(AttributeError, match="no attribute 'Stor'"):
+        threadstore.Stor  # noqa: B018
 
 
 @SKIP_POSTGRES

@@ -1,6 +1,6 @@
 """OpenAI runs under leased claims: a claim raises the attempt and may hold a lease, `heartbeat`
 extends it, `requeue_stale` takes back runs whose lease expired, and every worker verb given a
-stale attempt is refused and writes nothing."""
+stale attempt (on the run, its steps and its messages) is refused and writes nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ import pytest
 
 from tests.conftest import FakeClock, snapshot
 from tests.factories import CALL, USAGE, assistant_id, reply_in_progress, thread_id
-from threadstore import ConflictError, InvalidTransitionError, NotFoundError, Run, Store, ValidationError
+from threadstore import (
+    ConflictError,
+    InvalidTransitionError,
+    Message,
+    NotFoundError,
+    Run,
+    RunStep,
+    Store,
+    ValidationError,
+)
 
 LEASE = 60
 OUTPUTS = [{"tool_call_id": "call_1", "output": "sunny"}]
@@ -229,3 +238,112 @@ def test_a_fenced_move_the_status_forbids_is_still_an_invalid_transition(store: 
     store.runs.complete(run.id, attempt=run.attempt)
     with pytest.raises(InvalidTransitionError):
         store.runs.complete(run.id, attempt=run.attempt)
+
+
+# --- the worker's writes to its run's steps and messages are fenced by the same attempt --------------
+
+
+class Reply:
+    """A run on its second claim, with the assistant message and message_creation step its
+    current worker is writing."""
+
+    def __init__(self, store: Store, clock: FakeClock) -> None:
+        self.run = reclaimed(store, clock)
+        self.message, self.step = reply_in_progress(store, self.run)
+
+
+WrittenVerb = Callable[[Store, Reply, int], Message | RunStep]
+
+
+def _new_step(store: Store, reply: Reply, attempt: int) -> RunStep:
+    details = {"type": "message_creation", "message_creation": {"message_id": reply.message.id}}
+    return store.run_steps.create(reply.run.id, step_details=details, attempt=attempt)
+
+
+def _new_message(store: Store, reply: Reply, attempt: int) -> Message:
+    run = reply.run
+    return store.messages.create(run.thread_id, role="assistant", content="Hi", run_id=run.id, attempt=attempt)
+
+
+def _new_details(store: Store, reply: Reply, attempt: int) -> RunStep:
+    details = {"type": "message_creation", "message_creation": {"message_id": reply.message.id}}
+    return store.run_steps.update_details(reply.step.id, step_details=details, attempt=attempt)
+
+
+WRITTEN_VERBS: dict[str, WrittenVerb] = {
+    "run_steps.create": _new_step,
+    "run_steps.update_details": _new_details,
+    "run_steps.complete": lambda s, r, a: s.run_steps.complete(r.step.id, usage=USAGE, attempt=a),
+    "run_steps.fail": lambda s, r, a: s.run_steps.fail(r.step.id, code="server_error", message="boom", attempt=a),
+    "run_steps.cancel": lambda s, r, a: s.run_steps.cancel(r.step.id, attempt=a),
+    "run_steps.expire": lambda s, r, a: s.run_steps.expire(r.step.id, attempt=a),
+    "messages.create": _new_message,
+    "messages.append_text": lambda s, r, a: s.messages.append_text(r.message.id, text="lo", attempt=a),
+    "messages.update_content": lambda s, r, a: s.messages.update_content(r.message.id, content="Hello", attempt=a),
+    "messages.complete": lambda s, r, a: s.messages.complete(r.message.id, attempt=a),
+    "messages.mark_incomplete": lambda s, r, a: s.messages.mark_incomplete(
+        r.message.id, reason="max_tokens", attempt=a
+    ),
+}
+
+
+@pytest.mark.parametrize("verb", sorted(WRITTEN_VERBS))
+def test_a_step_or_message_verb_with_a_stale_attempt_is_refused_and_writes_nothing(
+    store: Store, clock: FakeClock, verb: str
+) -> None:
+    reply = Reply(store, clock)
+    before = snapshot(store)
+    with pytest.raises(ConflictError, match="stale"):
+        WRITTEN_VERBS[verb](store, reply, 1)
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("verb", sorted(WRITTEN_VERBS))
+def test_a_step_or_message_verb_with_the_current_attempt_proceeds(store: Store, clock: FakeClock, verb: str) -> None:
+    reply = Reply(store, clock)
+    written = WRITTEN_VERBS[verb](store, reply, 2)
+    assert written.run_id == reply.run.id
+
+
+def test_a_worker_that_lost_its_lease_is_told_its_attempt_is_stale_when_it_ends_its_own_step(
+    store: Store, clock: FakeClock
+) -> None:
+    run = claimed(store)
+    _, step = reply_in_progress(store, run)
+    clock.advance(LEASE)
+    store.runs.requeue_stale()
+    store.runs.claim_next(lease_seconds=LEASE)
+    before = snapshot(store)
+    with pytest.raises(ConflictError, match="stale"):
+        store.run_steps.complete(step.id, attempt=run.attempt)
+    assert snapshot(store) == before
+
+
+def test_an_attempt_for_a_message_without_a_run_is_refused_and_writes_nothing(store: Store) -> None:
+    thread = thread_id(store)
+    before = snapshot(store)
+    with pytest.raises(ValidationError, match="run_id"):
+        store.messages.create(thread, role="user", content="Hi", attempt=1)
+    assert snapshot(store) == before
+
+
+def test_an_attempt_for_a_message_no_run_wrote_is_refused_and_writes_nothing(store: Store) -> None:
+    message = store.messages.create(thread_id(store), role="user", content="Hi", status="in_progress")
+    before = snapshot(store)
+    with pytest.raises(ValidationError, match="not written by a run"):
+        store.messages.complete(message.id, attempt=1)
+    assert snapshot(store) == before
+
+
+def test_a_fenced_write_to_an_unknown_step_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFoundError):
+        store.run_steps.complete("step_nothing", attempt=1)
+
+
+@pytest.mark.parametrize("attempt", [-1, "1", 1.5, True])
+def test_a_bad_attempt_on_a_step_is_refused_and_writes_nothing(store: Store, clock: FakeClock, attempt: Any) -> None:
+    reply = Reply(store, clock)
+    before = snapshot(store)
+    with pytest.raises(ValidationError):
+        store.run_steps.complete(reply.step.id, attempt=attempt)
+    assert snapshot(store) == before

@@ -5,13 +5,14 @@ written only when the change commits, and a follow of a response that ends with 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from tests.conftest import FakeClock
-from threadstore import InvalidTransitionError, Store
+from threadstore import InvalidTransitionError, Store, fastsql
 
 STREAM_EVENT = TypeAdapter(ResponseStreamEvent)
 
@@ -112,3 +113,29 @@ def test_pruning_drops_the_events_of_ended_responses_only(store: Store, clock: F
     assert store.events.prune(older_than=timedelta(minutes=1)) == 8
     assert store.events.list(run_id=ended) == []
     assert len(store.events.list(run_id=going)) == 2
+
+
+@pytest.mark.parametrize("end", ["complete", "fail", "mark_incomplete", "cancel"])
+def test_an_end_reads_the_responses_output_items_once_for_its_result_and_its_event(
+    store: Store, monkeypatch: pytest.MonkeyPatch, end: str
+) -> None:
+    created = store.responses.create(model="gpt-4o", input="Hi", background=True)
+    store.responses.claim_next()
+    store.responses.add_output_item(created.id, item={"type": "message", "role": "assistant", "content": []})
+    reads: list[str] = []
+    real = fastsql.Raw._run
+
+    def recording(self: fastsql.Raw, sql: str, params: Any) -> Any:
+        if sql.startswith("SELECT") and "FROM response_items" in sql:
+            reads.append(sql)
+        return real(self, sql, params)
+
+    monkeypatch.setattr(fastsql.Raw, "_run", recording)
+    arguments = {"fail": {"code": "server_error", "message": "boom"}, "mark_incomplete": {"reason": "content_filter"}}
+    ended = getattr(store.responses, end)(created.id, **arguments.get(end, {}))
+    assert len(reads) == 1
+    last = store.events.list(run_id=created.id)[-1]
+    assert last.data["response"]["output"] == [item.to_api() for item in ended.output]
+    assert [item["status"] for item in last.data["response"]["output"]] == [
+        "completed" if end == "complete" else "incomplete"
+    ]

@@ -5,15 +5,17 @@ because a conversation's queued responses are claimed oldest first."""
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections import Counter
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import FakeClock
+from tests.conftest import OPEN_STORE, FakeClock, count_as_admin
 from tests.test_workers import WORKERS, in_processes
-from threadstore import Store
+from threadstore import ConflictError, Store
 from threadstore.db import create_engine
 from threadstore.responses.models import conversation_items, responses
 
@@ -93,3 +95,45 @@ def test_a_conversations_next_response_waits_while_another_claimer_holds_its_old
         holder.dispose()
     claimed = store.responses.claim_next()
     assert claimed is not None and claimed.id == oldest
+
+
+def _wait_until_blocked(backend: str, application: str) -> None:
+    """Return once the claimer's connection (named `application`) waits for a lock on PostgreSQL.
+    SQLite has nothing to wait for: the claim waits for the write lock and runs after the commit."""
+    if backend != "postgres":
+        return
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock'"
+    for _ in range(400):
+        if count_as_admin(query, name=application):
+            return
+        time.sleep(0.025)
+    raise AssertionError("the claim never waited for the start's transaction")
+
+
+def test_a_claim_racing_a_start_on_the_same_conversation_passes_the_conversation_over(
+    store: Store, store_url: sa.URL, backend: str, store_kind: str, clock: FakeClock
+) -> None:
+    conversation = store.conversations.create().id
+    oldest = store.responses.create(model="gpt-4o", input="q", conversation=conversation, background=True).id
+    clock.advance(1)
+    later = store.responses.create(model="gpt-4o", input="q", conversation=conversation, background=True).id
+    application = f"claimer_{uuid.uuid4().hex[:10]}"
+    claimer_url = store_url.update_query_dict({"application_name": application}) if backend == "postgres" else store_url
+    outcome: list[object] = []
+
+    def claim(claimer: Store) -> None:
+        try:
+            outcome.append(claimer.responses.claim_next())
+        except ConflictError as error:
+            outcome.append(error)
+
+    with OPEN_STORE[store_kind](claimer_url, clock=clock) as claimer:
+        with store.transaction() as tx:  # the start commits after the claim has looked at the queue
+            tx.responses.start(later)
+            racing = threading.Thread(target=claim, args=(claimer,))
+            racing.start()
+            _wait_until_blocked(backend, application)
+        racing.join(timeout=60)
+    assert outcome == [None]
+    assert store.responses.get(later).status == "in_progress"
+    assert store.responses.get(oldest).status == "queued"

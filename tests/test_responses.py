@@ -180,8 +180,9 @@ def test_a_conversation_has_at_most_one_response_in_progress(store: Store) -> No
     with pytest.raises(ConflictError, match=first.id):
         store.responses.create(model="gpt-4o", input="2", conversation=conversation.id)
     queued = store.responses.create(model="gpt-4o", input="3", conversation=conversation.id, background=True)
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError) as refused:
         store.responses.start(queued.id)
+    assert first.id in str(refused.value) and "at most one response in progress" in str(refused.value)
     store.responses.complete(first.id)
     assert store.responses.start(queued.id).status == "in_progress"
 

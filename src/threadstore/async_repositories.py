@@ -39,6 +39,8 @@ def awaitable(method: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[An
 
     call.__name__ = call.__qualname__ = method.__name__
     call.__doc__ = f"Awaitable `{method.__qualname__}`.\n\n{method.__doc__ or ''}"
+    # inspect.signature (help(), a caller's introspection) follows this to the sync parameters.
+    call.__wrapped__ = method  # type: ignore[attr-defined]
     return call
 
 

@@ -207,17 +207,22 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
     return engine
 
 
-def _refuse_busy_connections(engine: Engine) -> None:
-    """Let the pool hand out only PostgreSQL connections at rest: one that a call cut short left
-    inside a transaction, a command or a pipeline is closed and replaced (raising
-    DisconnectionError on checkout is how a SQLAlchemy pool is told so). psycopg knows the state
-    without a round trip."""
+def is_busy(dbapi_connection: Any) -> bool:
+    """Whether a PostgreSQL connection is not at rest: a call cut short left it inside a
+    transaction, a command or a pipeline. psycopg knows the state without a round trip."""
     from psycopg import pq
+
+    info = getattr(dbapi_connection, "driver_connection", dbapi_connection).info  # async: the adapted one's
+    return bool(info.transaction_status != pq.TransactionStatus.IDLE or info.pipeline_status != pq.PipelineStatus.OFF)
+
+
+def _refuse_busy_connections(engine: Engine) -> None:
+    """Let the pool hand out only PostgreSQL connections at rest (`is_busy`): a busy one is closed
+    and replaced (raising DisconnectionError on checkout is how a SQLAlchemy pool is told so)."""
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        info = getattr(dbapi_connection, "driver_connection", dbapi_connection).info  # async: the adapted one's
-        if info.transaction_status != pq.TransactionStatus.IDLE or info.pipeline_status != pq.PipelineStatus.OFF:
+        if is_busy(dbapi_connection):
             raise exc.DisconnectionError("A connection was left busy by an interrupted call.")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from json.scanner import c_make_scanner  # type: ignore[attr-defined]
+from operator import itemgetter
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -87,6 +88,8 @@ class Prepared:
     defaults: dict[str, Any]  # values of the statement's own literals (e.g. status IN (...))
     json_params: frozenset[str]  # parameters sent as JSON text
     positions: tuple[str, ...] | None  # parameter order for positional paramstyles
+    take: Callable[[Mapping[str, Any]], Any] | None  # the positional values from a call's parameters, in one C call
+    json_at: tuple[int, ...]  # where JSON parameters sit among the positional values
     names: tuple[str, ...]  # result column names
     decoders: tuple[tuple[int, Callable[[Any], Any]], ...]  # (index, decode) for columns that need it
 
@@ -106,9 +109,15 @@ class Statement:
 
     def bind(self, prepared: Prepared, params: Mapping[str, Any]) -> Any:
         values = {**prepared.defaults, **params} if prepared.defaults else params
+        if prepared.take is not None:
+            taken = prepared.take(values)
+            if not prepared.json_at:
+                return taken
+            encoded = list(taken)
+            for index in prepared.json_at:
+                encoded[index] = _json_text(encoded[index])
+            return encoded
         encode = prepared.json_params
-        if prepared.positions is not None:
-            return tuple([_json_text(values[name]) if name in encode else values[name] for name in prepared.positions])
         if encode:
             return {**values, **{name: _json_text(values[name]) for name in encode if name in values}}
         return values
@@ -139,14 +148,29 @@ def _prepare(statement: ClauseElement, dialect: Dialect) -> Prepared:
         # An IN list parameter is rendered per call; give each value a parameter, or use one_of.
         raise TypeError(f"fastsql cannot run a statement with an expanding IN parameter: {compiled.string}")
     columns = list(getattr(statement, "exported_columns", ()))
+    json_params = frozenset(name for name, bind in compiled.binds.items() if _is_json(bind.type))
+    positions = tuple(compiled.positiontup or ()) if dialect.positional else None
     return Prepared(
         sql=compiled.string,
         defaults={name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required},
-        json_params=frozenset(name for name, bind in compiled.binds.items() if _is_json(bind.type)),
-        positions=tuple(compiled.positiontup or ()) if dialect.positional else None,
+        json_params=json_params,
+        positions=positions,
+        take=None if positions is None else _taker(positions),
+        json_at=tuple(index for index, name in enumerate(positions or ()) if name in json_params),
         names=tuple(c.name for c in columns),
         decoders=tuple((i, d) for i, c in enumerate(columns) if (d := _decoder(c.type, dialect)) is not None),
     )
+
+
+def _taker(positions: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of `positions` from a mapping, as a tuple (itemgetter gives one value alone
+    for one name)."""
+    if len(positions) == 1:
+        (name,) = positions
+        return lambda values: (values[name],)
+    if not positions:
+        return lambda values: ()
+    return itemgetter(*positions)
 
 
 def _json_text(value: Any) -> Any:

@@ -8,25 +8,22 @@ transaction alone commits or rolls back.
 
 from __future__ import annotations
 
-import gc
-import os
 import sys
 import threading
-import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool, Pool, StaticPool
+from sqlalchemy.pool import StaticPool
 
 from threadstore.clock import Clock, unix_micros, unix_seconds
-from threadstore.db import database_errors, map_error, translated_errors
+from threadstore.db import database_errors, is_busy, map_error, translated_errors
 from threadstore.errors import ReadOnlyError, UsageError
 from threadstore.events import log
 from threadstore.events.wakeups import Wakeups
 from threadstore.fastsql import Raw
+from threadstore.kept import KeptConnections, kept_connections, let_go
 
 
 class Scope:
@@ -66,21 +63,19 @@ class EngineScope(Scope):
         self._engine = engine
         self._ready = ready
         self._events = events
-        # In-memory SQLite has a single connection, shared by the pool already; PostgreSQL
-        # connections come from the pool (a dropped one is replaced by RawUnit).
-        kept = engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool)
-        self._hot = HotConnection(engine) if kept else None
-        self._reconnect = None if engine.dialect.name == "sqlite" else reconnect_on(engine)
+        # SQLite keeps one connection for its hot paths, PostgreSQL its pool (see kept.py; a
+        # connection the server dropped is replaced by RawUnit's first statement).
+        self._kept = kept_connections(engine, busy=None if engine.dialect.name == "sqlite" else is_busy)
+        self._reconnect = None if engine.dialect.name == "sqlite" else reconnect_on(engine, self._kept)
         self._read_only = read_only
 
     def read(self) -> RawUnit:
-        if _OPEN:
-            refuse_inside_transaction(self)
+        refuse_inside_transaction(self)
         self._ready()
-        return RawUnit(self._engine, self._hot, "BEGIN", self._events, self._reconnect)
+        return RawUnit(self._engine, self._kept, "BEGIN", self._events, self._reconnect)
 
-    def write(self) -> RawUnit:
-        """A unit of work for writing.
+    def write(self, *, spans_calls: bool = False) -> RawUnit:
+        """A unit of work for writing; one that `spans_calls` is a transaction's (see RawUnit).
 
         Raises:
             ReadOnlyError: the store was opened with ``read_only=True``; nothing is sent.
@@ -88,151 +83,19 @@ class EngineScope(Scope):
         """
         if self._read_only:
             raise ReadOnlyError("This store was opened with read_only=True: it writes nothing.")
-        if _OPEN:
-            refuse_inside_transaction(self)
+        refuse_inside_transaction(self)
         self._ready()
-        return RawUnit(self._engine, self._hot, "BEGIN IMMEDIATE", self._events, self._reconnect)
+        return RawUnit(self._engine, self._kept, "BEGIN IMMEDIATE", self._events, self._reconnect, spans_calls)
 
     def close(self) -> None:
-        """Stop listening for events, and close the connection kept at hand once no one uses it."""
+        """Stop listening for events, and close the kept connections once no one uses them."""
         self.wakeups.close()
-        if self._hot is not None:
-            self._hot.close()
+        if self._kept is not None:
+            self._kept.close()
 
-
-class HotConnection:
-    """One DBAPI connection of a SQLite file store kept at hand for its hot paths: checking a
-    connection out of SQLAlchemy's pool and back costs about as much as reading a row by its key.
-    A unit of work that finds it free takes it; one that finds it taken (another thread) uses the
-    engine's pool. It comes from a pool of its own, with the engine's connect settings, so that it
-    holds no slot of the engine's pool, which transactions and migrations draw on. A forked child
-    starts without it, as it starts without its parent's pooled connections.
-
-    Who holds it is recorded by the one call that takes it (`dict.setdefault`, atomic under the
-    GIL), as a weak reference to the unit: whenever an interrupt lands, a unit can tell whether it
-    holds the connection, and a unit dropped without having ended (an interrupt kept its
-    `__exit__` from running) lets it go, closed, when it is collected. A lock acquired in one call
-    and recorded in the next would leave a window where neither is known.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._pool = _own_pool(engine)
-        self._connection: Any = None
-        self._holder: dict[str, _Holder] = {}  # _HOLDER: the unit (or closer) using it
-        self._dropped = self._when_dropped  # one bound method for every take
-        _hot_connections.add(self)
-
-    def take(self, unit: object) -> Any:
-        """The connection, now `unit`'s until `give_back`, or None when another thread's unit holds it."""
-        holder = _Holder(unit, self._dropped)
-        found = self._holder.setdefault(_HOLDER, holder)
-        if found is not holder:
-            if found.thread != holder.thread:
-                return None
-            # This thread's own earlier unit holds it: one dropped unfinished by an interrupt, in a
-            # reference cycle, perhaps with its BEGIN open. Collected now, it lets go at once, not
-            # at some later collection while every writer waits for its lock.
-            self._let_go_of_the_dropped()
-            if self._holder.setdefault(_HOLDER, holder) is not holder:
-                return None
-        if self._connection is None:
-            self._connection = self._pool.connect()
-        return self._connection
-
-    def _let_go_of_the_dropped(self) -> None:
-        """Collect the units dropped unfinished; finish a release that an interrupt cut short (an
-        exception in a collection's callback is only printed, so its release stays half done)."""
-        gc.collect()
-        found = self._holder.get(_HOLDER)
-        if found is not None and found() is None:
-            self._release(found, broken=True)
-
-    def give_back(self, unit: object, *, broken: bool) -> bool:
-        """End `unit`'s use, if it holds the connection, and say whether it did; a `broken`
-        connection (its state unknown: its COMMIT or ROLLBACK failed or was cut short) is closed,
-        and the next taker opens another."""
-        holder = self._holder.get(_HOLDER)
-        if holder is None or holder() is not unit:
-            return False
-        self._release(holder, broken=broken)
-        return True
-
-    def _when_dropped(self, holder: weakref.ref[Any]) -> None:
-        """A unit was collected while holding the connection: it may have left a BEGIN open."""
-        self._release(holder, broken=True)
-
-    def _release(self, holder: weakref.ref[Any], *, broken: bool) -> None:
-        if self._holder.get(_HOLDER) is not holder:
-            return
-        if broken and self._connection is not None:
-            # First, while the holder stays recorded: cut short here, the release is finished by
-            # the next taker. Closing a SQLite connection rolls back whatever it left open.
-            self._connection.invalidate()
-            self._connection = None
-        del self._holder[_HOLDER]
-
-    def close(self) -> None:
-        """Close the connection, waiting for a unit that is using it to finish."""
-        closing = _Closing()
-        closer = _Holder(closing)
-        waited = False
-        while self._holder.setdefault(_HOLDER, closer) is not closer:
-            if not waited:  # a unit dropped unfinished in a reference cycle lets go when collected
-                self._let_go_of_the_dropped()
-                waited = True
-            time.sleep(0.001)
-        try:
-            connection, self._connection = self._connection, None
-            if connection is not None:
-                connection.close()
-            self._pool.dispose()
-        finally:
-            del self._holder[_HOLDER]
-
-    def forget(self) -> None:
-        """In a forked child: drop the parent's connection. It is kept referenced, never closed or
-        reset here: it is the parent's."""
-        if self._connection is not None:
-            _parents_connections.append(self._connection)
-        self._connection = None
-        self._holder = {}
-        self._pool = self._pool.recreate()
-
-
-def _own_pool(engine: Engine) -> Pool:
-    """A pool without a queue, with the engine's connect settings (its events), for the one kept
-    connection: a queue's condition variable is not safe against an interrupt landing inside it
-    (Python's `with lock:` is not), and the kept connection needs none."""
-    pool: Any = engine.pool
-    return NullPool(
-        pool._creator, reset_on_return=pool._reset_on_return, _dispatch=pool.dispatch, dialect=pool._dialect
-    )
-
-
-class _Holder(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to the unit (or closer) holding the kept connection, and its thread."""
-
-    __slots__ = ("thread",)
-
-    def __init__(self, holder: object, callback: Any = None) -> None:  # weakref.ref.__new__ takes both
-        self.thread = threading.get_ident()
-
-
-class _Closing:
-    """What holds the hot connection while the store closes it."""
-
-
-_HOLDER = "holder"
-_hot_connections: weakref.WeakSet[HotConnection] = weakref.WeakSet()
-_parents_connections: list[Any] = []
-
-
-def _forget_parent_hot_connections() -> None:
-    for hot in list(_hot_connections):
-        hot.forget()
-
-
-os.register_at_fork(after_in_child=_forget_parent_hot_connections)
+    def lent(self) -> int:
+        """How many of the kept connections units hold (0 where the engine's pool serves)."""
+        return 0 if self._kept is None else self._kept.lent()
 
 
 class RawUnit:
@@ -250,19 +113,29 @@ class RawUnit:
     Exception) discards the connection instead, as psycopg cut short may be in the middle of an
     exchange with the server ("another command is already in progress"), whereas each sqlite3
     call runs to its end before Python handles a signal. A connection whose COMMIT or ROLLBACK
-    fails or is cut short is discarded; and a unit dropped without its `__exit__` having run (an interrupt that
-    lands as `__exit__` is called) lets its connection go when it is collected: SQLAlchemy's pool
-    takes back a pooled one, rolled back, and the hot connection closes one it held.
-    Written as a class rather than a generator because it runs on every call.
+    fails or is cut short is discarded (kept.let_go); a unit whose `__exit__` never ran (an
+    interrupt that lands as `__exit__` is called) lets its connection go when it is collected:
+    SQLAlchemy's pool takes back a pooled one, rolled back, and the kept connections (kept.py)
+    close one they lent, or sooner, when its thread makes its next call: a unit of one call never
+    outlives its call, unlike a transaction's, which `spans_calls` (AsyncStore's worker threads
+    make other calls while one is open). Written as a class rather than a generator because it
+    runs on every call.
     """
 
-    __slots__ = ("__weakref__", "_begin", "_engine", "_events", "_hot", "_raw", "_reconnect")
+    __slots__ = ("__weakref__", "_begin", "_engine", "_events", "_kept", "_raw", "_reconnect", "_spans_calls")
 
     def __init__(
-        self, engine: Engine, hot: HotConnection | None, begin: str, events: bool = True, reconnect: Any = None
+        self,
+        engine: Engine,
+        kept: KeptConnections | None,
+        begin: str,
+        events: bool = True,
+        reconnect: Any = None,
+        spans_calls: bool = False,
     ) -> None:
         self._engine = engine
-        self._hot = hot
+        self._kept = kept
+        self._spans_calls = spans_calls
         self._events = events
         self._begin = begin if engine.dialect.name == "sqlite" else None
         self._reconnect = reconnect
@@ -270,7 +143,7 @@ class RawUnit:
 
     def __enter__(self) -> Raw:
         try:
-            connection = self._hot.take(self) if self._hot is not None else None
+            connection = self._kept.take(self, spans_calls=self._spans_calls) if self._kept is not None else None
             if connection is None:
                 connection = self._engine.raw_connection()
             raw = self._raw = Raw(connection, self._engine.dialect, self._reconnect, events=self._events)
@@ -293,7 +166,7 @@ class RawUnit:
                     raise map_error(failure) from failure
                 raise
         self._end(error)
-        if isinstance(error, database_errors()):
+        if error is not None and isinstance(error, database_errors()):
             raise map_error(error) from error
 
     def _end(self, error: BaseException | None) -> None:
@@ -303,7 +176,7 @@ class RawUnit:
         Raises:
             ConflictError, StorageError: the COMMIT failed (the connection is discarded).
         """
-        if error is not None and not isinstance(error, Exception) and self._engine.dialect.name != "sqlite":
+        if error is not None and self._engine.dialect.name != "sqlite" and _interrupted(error):
             self._discard()
             return
         try:
@@ -319,34 +192,54 @@ class RawUnit:
             return
         connection = raw.connection
         try:
-            if commit:
+            if not commit:
+                connection.rollback()
+            elif self._begin is None:  # PostgreSQL
                 connection.commit()
             else:
-                connection.rollback()
+                # SQLite: the COMMIT of the cursor's statement cache, if a transaction is open (as
+                # sqlite3's commit() checks); commit() compiles the statement anew on every call.
+                cursor = raw.cursor()
+                if cursor.connection.in_transaction:
+                    cursor.execute("COMMIT")
         except BaseException:
             self._discard()
             raise
-        if self._hot is None or not self._hot.give_back(self, broken=False):
+        if self._kept is None or not self._kept.give_back(self, broken=False):
             connection.close()
 
     def _discard(self) -> None:
         """Let the connection go closed, its state unknown; what was given back already is left alone."""
-        if self._hot is not None and self._hot.give_back(self, broken=True):
+        if self._kept is not None and self._kept.give_back(self, broken=True):
             return
-        connection = self._raw.connection if self._raw is not None else None
-        if connection is not None and connection.dbapi_connection is not None:  # still checked out
-            connection.invalidate()  # closes it and tells the pool, which opens another when needed
+        if self._raw is not None:
+            let_go(self._raw.connection)  # closes it and tells the pool, which opens another when needed
 
 
-def reconnect_on(engine: Engine) -> Callable[[BaseException, Any, Any], Any]:
+def _interrupted(error: BaseException | None) -> bool:
+    """Whether `error` is an interrupt (a BaseException that is not an Exception) or was raised
+    while one was handled: psycopg cut short inside a pipeline (executemany) reports its own
+    failure to leave it, with the interrupt as its context, and leaves the connection unfit."""
+    while error is not None:
+        if not isinstance(error, Exception):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def reconnect_on(engine: Engine, kept: KeptConnections | None) -> Callable[[BaseException, Any, Any], Any]:
     """What `Raw` asks for a fresh connection in place of one its first statement found lost:
-    another from `engine`'s pool, or None when the error was not a lost connection."""
+    another in its kept slot, or from `engine`'s pool, or None when the error was not a lost
+    connection."""
 
     def reconnect(error: BaseException, cursor: Any, connection: Any) -> Any:
         if not isinstance(error, database_errors()):
             return None
         if not engine.dialect.is_disconnect(error, connection.dbapi_connection, cursor):  # type: ignore[arg-type]
             return None
+        fresh = kept.replace(connection) if kept is not None else None
+        if fresh is not None:
+            return fresh
         connection.invalidate()
         return engine.raw_connection()
 
@@ -378,7 +271,7 @@ def refuse_inside_transaction(scope: Scope) -> None:
     Raises:
         UsageError: it does.
     """
-    if (scope, _holder()) in _OPEN:
+    if _OPEN and (scope, _holder()) in _OPEN:  # most calls find no transaction open at all
         raise UsageError(
             "This thread (or task) has a transaction of this store open: a call on the store itself, or a "
             "nested store.transaction(), would wait for that transaction. Use the transaction's repositories "

@@ -208,7 +208,7 @@ class Store(Repositories):
     def _transaction(self) -> Iterator[Transaction]:
         """The unit of work of `transaction()`, not marked as held by this thread (AsyncStore
         marks its task instead: its unit is entered in a worker thread)."""
-        with self._engine_scope.write() as raw:  # checks the schema first
+        with self._engine_scope.write(spans_calls=True) as raw:  # checks the schema first
             tx = Transaction(raw, self.clock)
             try:
                 yield tx

@@ -17,20 +17,39 @@ from __future__ import annotations
 
 from threadstore.events.models import events
 from threadstore.langgraph.models import runs as langgraph_runs
+from threadstore.langgraph.models import thread_metadata as langgraph_thread_metadata
 from threadstore.langgraph.models import threads as langgraph_threads
-from threadstore.openai.models import assistants, messages, run_steps, runs, threads
+from threadstore.openai.models import (
+    assistants,
+    messages,
+    run_step_details,
+    run_step_last_errors,
+    run_step_usages,
+    run_steps,
+    runs,
+    threads,
+)
+from threadstore.responses.models import conversation_items, conversations, response_items, responses
 from threadstore.schema import metadata
 from threadstore.versions import VERSION_TABLE
 
 __all__ = [
     "VERSION_TABLE",
     "assistants",
+    "conversation_items",
+    "conversations",
     "events",
     "langgraph_runs",
+    "langgraph_thread_metadata",
     "langgraph_threads",
     "messages",
     "metadata",
     "names",
+    "response_items",
+    "responses",
+    "run_step_details",
+    "run_step_last_errors",
+    "run_step_usages",
     "run_steps",
     "runs",
     "threads",

@@ -16,6 +16,7 @@ from threadstore.openai import content, streams
 from threadstore.openai.api import Deleted, Message
 from threadstore.openai.models import messages, threads
 from threadstore.openai.queries import ACTIVE_RUN, LIVE_ASSISTANT, RUN_OF_THREAD_LOCKED, lock_thread
+from threadstore.openai.run_verbs import check_attempt, fence, fence_written
 from threadstore.openai.states import MESSAGE, MESSAGE_INCOMPLETE_REASONS, ROLES, RUN
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
 from threadstore.records import JsonList
@@ -211,6 +212,7 @@ class Messages:
         assistant_id: str | None = None,
         run_id: str | None = None,
         status: NewMessageStatus = "completed",
+        attempt: int | None = None,
     ) -> Message:
         """Add a message to a thread.
 
@@ -223,12 +225,15 @@ class Messages:
             assistant_id: the assistant that wrote it, if any.
             run_id: the run that wrote it, if any (it must be in this thread).
             status: "completed" (the default) or "in_progress" for a message still being written.
+            attempt: with `run_id`, that run's `attempt` as its worker's claim returned it; if
+                given, a stale one is refused.
 
         Raises:
-            ValidationError: a field breaks the API's rules; nothing is written.
+            ValidationError: a field breaks the API's rules, or `attempt` is given without
+                `run_id`; nothing is written.
             NotFoundError: the thread, assistant or run does not exist.
-            ConflictError: the thread has an active run that is not writing this message, or the
-                run named has ended.
+            ConflictError: the thread has an active run that is not writing this message, the
+                run named has ended, or `attempt` is stale.
         """
         message = MessageInput.check(
             role=role,
@@ -239,8 +244,13 @@ class Messages:
             run_id=run_id,
             status=status,
         )
+        claim = check_attempt(attempt)
+        if claim is not None and message.run_id is None:
+            raise ValidationError("attempt is given only with the run_id of the run whose worker writes.")
         with self._scope.write() as raw:
             lock_thread(raw, thread_id)
+            if message.run_id is not None:
+                fence(raw, message.run_id, claim)
             return Message.from_row(insert_message(raw, self._scope.now(), thread_id, message))
 
     def create_many(self, thread_id: str, messages: Sequence[Mapping[str, Any]]) -> list[Message]:
@@ -326,56 +336,76 @@ class Messages:
         with self._scope.write() as raw:
             return Message.from_row(_ROWS.update(raw, message_id, values, thread_id))
 
-    def complete(self, message_id: str) -> Message:
+    def complete(self, message_id: str, *, attempt: int | None = None) -> Message:
         """in_progress → completed, stamping completed_at.
 
         Args:
             message_id: the message.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
+            ValidationError: a bad attempt, or one for a message no run wrote.
             NotFoundError: no such message. InvalidTransitionError: it is not in progress.
-            ConflictError: another writer moved it first.
+            ConflictError: another writer moved it first, or `attempt` is stale.
         """
+        claim = check_attempt(attempt)
         with self._scope.write() as raw:
+            fence_written(raw, messages, KIND, message_id, claim)
             return Message.from_row(move(raw, messages, MESSAGE, "complete", message_id, self._scope.now()))
 
-    def mark_incomplete(self, message_id: str, *, reason: MessageIncompleteReason) -> Message:
+    def mark_incomplete(
+        self, message_id: str, *, reason: MessageIncompleteReason, attempt: int | None = None
+    ) -> Message:
         """in_progress → incomplete, stamping incomplete_at, with `incomplete_details.reason`
         (content_filter, max_tokens, run_cancelled, run_expired or run_failed).
 
         Args:
             message_id: the message.
             reason: content_filter, max_tokens, run_cancelled, run_expired or run_failed.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: an unknown reason. NotFoundError: no such message.
-            InvalidTransitionError: it is not in progress. ConflictError: another writer moved it first.
+            ValidationError: an unknown reason, a bad attempt, or one for a message no run wrote.
+            NotFoundError: no such message. InvalidTransitionError: it is not in progress.
+            ConflictError: another writer moved it first, or `attempt` is stale.
         """
         values = {"incomplete_reason": check_choice("reason", reason, MESSAGE_INCOMPLETE_REASONS)}
+        claim = check_attempt(attempt)
         with self._scope.write() as raw:
+            fence_written(raw, messages, KIND, message_id, claim)
             now = self._scope.now()
             return Message.from_row(move(raw, messages, MESSAGE, "mark_incomplete", message_id, now, values=values))
 
-    def update_content(self, message_id: str, *, content: str | Sequence[MessageContentPart]) -> Message:
+    def update_content(
+        self, message_id: str, *, content: str | Sequence[MessageContentPart], attempt: int | None = None
+    ) -> Message:
         """Replace the content of a message that is still in progress (as a reply streams in).
 
         Args:
             message_id: the message.
             content: the new content: a string, or a non-empty list of content parts, as in `create`.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: bad content; nothing is written.
-            NotFoundError: no such message. ConflictError: the message is no longer in progress.
+            ValidationError: bad content, a bad attempt, or one for a message no run wrote; nothing
+                is written.
+            NotFoundError: no such message.
+            ConflictError: the message is no longer in progress, or `attempt` is stale.
         """
         parts = _content(content)
+        claim = check_attempt(attempt)
         with self._scope.write() as raw:
+            fence_written(raw, messages, KIND, message_id, claim)
             row = raw.first(_UPDATE_CONTENT, {"id": message_id, "content": parts})
             if row is None:
                 status = _ROWS.get(raw, message_id)["status"]
                 raise ConflictError(f"Message {message_id} is {status}; its content changes only while in_progress.")
             return Message.from_row(row)
 
-    def append_text(self, message_id: str, *, text: str) -> Message:
+    def append_text(self, message_id: str, *, text: str, attempt: int | None = None) -> Message:
         """Append streamed `text` to a message in progress, and write its `thread.message.delta`.
 
         The text joins the message's last content part when that is text, else starts a new text
@@ -384,15 +414,21 @@ class Messages:
         Args:
             message_id: the message.
             text: the text to append, not empty.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: `text` is not a non-empty string; nothing is written.
-            NotFoundError: no such message. ConflictError: the message is no longer in progress.
+            ValidationError: `text` is not a non-empty string, a bad attempt, or one for a message
+                no run wrote; nothing is written.
+            NotFoundError: no such message.
+            ConflictError: the message is no longer in progress, or `attempt` is stale.
         """
         piece = check_string("text", text)
         if not piece:
             raise ValidationError("text must not be empty.")
+        claim = check_attempt(attempt)
         with self._scope.write() as raw:
+            fence_written(raw, messages, KIND, message_id, claim)
             found = raw.first(_LOCKED, {"id": message_id})
             if found is None:
                 raise NotFoundError("message", message_id)

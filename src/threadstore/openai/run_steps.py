@@ -24,6 +24,7 @@ from threadstore.openai.queries import (
     record_step_end,
     step_row,
 )
+from threadstore.openai.run_verbs import check_attempt, fence, fence_written
 from threadstore.openai.states import RUN_STEP, STEP_ERROR_CODES
 from threadstore.pagination import DEFAULT_LIMIT, Lister, Owner, Page, list_params
 from threadstore.rows import Rows
@@ -58,7 +59,14 @@ class RunSteps:
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
 
-    def create(self, run_id: str, *, step_details: dict[str, Any], metadata: dict[str, str] | None = None) -> RunStep:
+    def create(
+        self,
+        run_id: str,
+        *,
+        step_details: dict[str, Any],
+        metadata: dict[str, str] | None = None,
+        attempt: int | None = None,
+    ) -> RunStep:
         """Add an in-progress step to an in-progress run. Its type follows its details:
         `message_creation` (the message must be in the run's thread) or `tool_calls`.
 
@@ -67,15 +75,19 @@ class RunSteps:
             step_details: `{"type": "message_creation", "message_creation": {"message_id": ...}}` or
                 `{"type": "tool_calls", "tool_calls": [...]}`.
             metadata: up to 16 string pairs.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: malformed details or metadata; nothing is written.
+            ValidationError: malformed details, metadata or attempt; nothing is written.
             NotFoundError: the run, or the message a message_creation step names, does not exist.
-            ConflictError: the run is not in progress.
+            ConflictError: the run is not in progress, or `attempt` is stale.
         """
         details = content.step_details(step_details)
         meta = check_metadata(metadata)
+        claim = check_attempt(attempt)
         with self._scope.write() as raw:
+            fence(raw, run_id, claim)
             run = raw.first(RUN_OF_STEP_LOCKED, {"id": run_id})  # a run that is ending waits for us, or we for it
             if run is None:
                 raise NotFoundError("run", run_id)
@@ -142,20 +154,25 @@ class RunSteps:
             _ROWS.update(raw, step_id, values)
             return load_step(raw, step_id)
 
-    def update_details(self, step_id: str, *, step_details: dict[str, Any]) -> RunStep:
+    def update_details(self, step_id: str, *, step_details: dict[str, Any], attempt: int | None = None) -> RunStep:
         """Replace the details of an in-progress step (of the same type), e.g. as tool calls stream in.
 
         Args:
             step_id: the step.
             step_details: the new details, as in `create`, of the step's type.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: malformed details, or details of another type; nothing is written.
+            ValidationError: malformed details, details of another type, or a bad attempt; nothing
+                is written.
             NotFoundError: there is no such step.
-            ConflictError: the step has ended.
+            ConflictError: the step has ended, or `attempt` is stale.
         """
         details = content.step_details(step_details)
+        claim = check_attempt(attempt)
         with self._scope.write() as raw:
+            fence_written(raw, run_steps, KIND, step_id, claim)
             step = load_step(raw, step_id)
             if step.type != details["type"]:
                 raise ValidationError(f"Step {step_id} is a {step.type} step, not {details['type']}.")
@@ -166,21 +183,32 @@ class RunSteps:
             log.append(raw, "thread.run.step.delta", delta, step.thread_id, step.run_id, self._scope.now())
             return load_step(raw, step_id)
 
-    def complete(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
+    def complete(self, step_id: str, *, usage: dict[str, int] | None = None, attempt: int | None = None) -> RunStep:
         """in_progress → completed, stamping completed_at.
 
         Args:
             step_id: the step.
             usage: the step's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
                 `total_tokens`, which must be their sum.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: bad usage. NotFoundError: no such step.
-            InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
+            ValidationError: bad usage or attempt. NotFoundError: no such step.
+            InvalidTransitionError: the step has ended.
+            ConflictError: another writer moved it first, or `attempt` is stale.
         """
-        return self._end(step_id, "complete", usage=usage)
+        return self._end(step_id, "complete", usage=usage, attempt=attempt)
 
-    def fail(self, step_id: str, *, code: StepErrorCode, message: str, usage: dict[str, int] | None = None) -> RunStep:
+    def fail(
+        self,
+        step_id: str,
+        *,
+        code: StepErrorCode,
+        message: str,
+        usage: dict[str, int] | None = None,
+        attempt: int | None = None,
+    ) -> RunStep:
         """in_progress → failed with `last_error` (code server_error or rate_limit_exceeded).
 
         Args:
@@ -189,46 +217,64 @@ class RunSteps:
             message: what went wrong, at most 10,000 characters.
             usage: the step's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
                 `total_tokens`, which must be their sum.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: an unknown code or bad usage. NotFoundError: no such step.
-            InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
+            ValidationError: an unknown code, bad usage or a bad attempt. NotFoundError: no such step.
+            InvalidTransitionError: the step has ended.
+            ConflictError: another writer moved it first, or `attempt` is stale.
         """
-        return self._end(step_id, "fail", usage=usage, error=content.last_error(code, message, STEP_ERROR_CODES))
+        error = content.last_error(code, message, STEP_ERROR_CODES)
+        return self._end(step_id, "fail", usage=usage, error=error, attempt=attempt)
 
-    def cancel(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
+    def cancel(self, step_id: str, *, usage: dict[str, int] | None = None, attempt: int | None = None) -> RunStep:
         """in_progress → cancelled, stamping cancelled_at.
 
         Args:
             step_id: the step.
             usage: the step's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
                 `total_tokens`, which must be their sum.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: bad usage. NotFoundError: no such step.
-            InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
+            ValidationError: bad usage or attempt. NotFoundError: no such step.
+            InvalidTransitionError: the step has ended.
+            ConflictError: another writer moved it first, or `attempt` is stale.
         """
-        return self._end(step_id, "cancel", usage=usage)
+        return self._end(step_id, "cancel", usage=usage, attempt=attempt)
 
-    def expire(self, step_id: str, *, usage: dict[str, int] | None = None) -> RunStep:
+    def expire(self, step_id: str, *, usage: dict[str, int] | None = None, attempt: int | None = None) -> RunStep:
         """in_progress → expired, stamping expired_at.
 
         Args:
             step_id: the step.
             usage: the step's token usage, if given: `prompt_tokens`, `completion_tokens` and optionally
                 `total_tokens`, which must be their sum.
+            attempt: the run's `attempt` as its worker's claim returned it; if given, a stale one is
+                refused.
 
         Raises:
-            ValidationError: bad usage. NotFoundError: no such step.
-            InvalidTransitionError: the step has ended. ConflictError: another writer moved it first.
+            ValidationError: bad usage or attempt. NotFoundError: no such step.
+            InvalidTransitionError: the step has ended.
+            ConflictError: another writer moved it first, or `attempt` is stale.
         """
-        return self._end(step_id, "expire", usage=usage)
+        return self._end(step_id, "expire", usage=usage, attempt=attempt)
 
     def _end(
-        self, step_id: str, verb: str, *, usage: dict[str, int] | None, error: tuple[str, str] | None = None
+        self,
+        step_id: str,
+        verb: str,
+        *,
+        usage: dict[str, int] | None,
+        error: tuple[str, str] | None = None,
+        attempt: object = None,
     ) -> RunStep:
         checked_usage = content.usage(usage)
+        claim = check_attempt(attempt)
         with self._scope.write() as raw:
+            fence_written(raw, run_steps, KIND, step_id, claim)
             now = self._scope.now()
             step = move(raw, run_steps, RUN_STEP, verb, step_id, now, announce=False)
             record_step_end(raw, step["run_id"], step_id, usage=checked_usage, error=error)

@@ -62,8 +62,9 @@ def move_run(
     where = None if attempt is None else {"attempt": attempt}
     try:
         row = move(raw, runs, RUN, verb, run_id, now, target=target, values=values, where=where, announce=False)
-    except ConflictError as error:
-        raise refusal(raw, run_id, attempt, error) from error
+    except ConflictError:
+        fence(raw, run_id, attempt)  # a stale worker is told so, rather than that the row moved
+        raise
     run = Run.from_row(row)
     if run.status in RUN.terminal:
         end_children(raw, run, now)
@@ -80,16 +81,46 @@ def check_attempt(attempt: object) -> int | None:
     return check_optional_int("attempt", attempt, minimum=0)
 
 
-_ATTEMPT = Statement(sa.select(runs.c.attempt).where(runs.c.id == sa.bindparam("run_id")))
+# The run's claim, locked until the transaction ends: no claim or requeue moves it meanwhile.
+_ATTEMPT = Statement(sa.select(runs.c.attempt).where(runs.c.id == sa.bindparam("run_id")).with_for_update())
+# The run that wrote a step or a message (a message may have none).
+_RUN_OF = {
+    table.name: Statement(sa.select(table.c.run_id).where(table.c.id == sa.bindparam("id")))
+    for table in (run_steps, messages)
+}
 
 
-def refusal(raw: Raw, run_id: str, attempt: int | None, error: ConflictError) -> ConflictError:
-    """Why a fenced write on a run was refused: its worker's `attempt` is stale, or else `error`."""
-    if attempt is not None:
-        found = raw.first(_ATTEMPT, {"run_id": run_id})
-        if found is not None and found["attempt"] != attempt:
-            return stale(run_id, attempt, found["attempt"])
-    return error
+def fence(raw: Raw, run_id: str, attempt: int | None) -> None:
+    """The worker's fence: with `attempt`, the run must still be on that claim. A run that does
+    not exist passes (the caller reports it as it would without `attempt`).
+
+    Raises:
+        ConflictError: `attempt` is stale: the run was requeued and claimed again.
+    """
+    if attempt is None:
+        return
+    found = raw.first(_ATTEMPT, {"run_id": run_id})
+    if found is not None and found["attempt"] != attempt:
+        raise stale(run_id, attempt, found["attempt"])
+
+
+def fence_written(raw: Raw, table: sa.Table, kind: str, object_id: str, attempt: int | None) -> None:
+    """`fence` for a worker's write to a step or message (`table`): the run that wrote it must
+    still be on the claim `attempt`.
+
+    Raises:
+        NotFoundError: there is no such step or message (given `attempt`).
+        ValidationError: `attempt` is given for a message no run wrote.
+        ConflictError: `attempt` is stale.
+    """
+    if attempt is None:
+        return
+    found = raw.first(_RUN_OF[table.name], {"id": object_id})
+    if found is None:
+        raise NotFoundError(kind, object_id)
+    if found["run_id"] is None:
+        raise ValidationError(f"The {kind} {object_id} was not written by a run; it takes no attempt.")
+    fence(raw, found["run_id"], attempt)
 
 
 def _end_moves(run_status: str) -> tuple[Bulk, Bulk]:
@@ -339,8 +370,7 @@ class RunVerbs:
             current = RUNS.find(raw, run_id)
             if current is None:
                 raise NotFoundError("run", run_id)
-            if current["attempt"] != claim:
-                raise stale(run_id, claim, current["attempt"])
+            fence(raw, run_id, claim)
             raise InvalidTransitionError("run", run_id, current["status"], "in_progress")
 
     def requeue_stale(self, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Run]:

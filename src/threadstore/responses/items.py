@@ -130,10 +130,19 @@ def check_item(name: str, item: object, *, default_status: str = "completed") ->
     missing = [field for field in spec.required if field not in data]
     if missing:
         raise ValidationError(f"{name} ({kind}) lacks {', '.join(missing)}.")
-    data["id"] = new_id(spec.prefix) if data.get("id") is None else check_string(f"{name}.id", data["id"])
+    # The JSON's strings are checked already: what is left is their types and choices, each check
+    # called only for its error (its name is spelled out only then).
+    item_id = data.get("id")
+    if item_id is None:
+        data["id"] = new_id(spec.prefix)
+    elif type(item_id) is not str:
+        check_string(f"{name}.id", item_id)
     if spec.statuses is not None:
         status = data.get("status")
-        data["status"] = default_status if status is None else check_choice(f"{name}.status", status, spec.statuses)
+        if status is None:
+            data["status"] = default_status
+        elif type(status) is not str or status not in spec.statuses:
+            check_choice(f"{name}.status", status, spec.statuses)
     elif "status" in data:
         raise ValidationError(f"{name} ({kind}) has no status.")
     check = _DETAILS.get(kind)
@@ -143,13 +152,18 @@ def check_item(name: str, item: object, *, default_status: str = "completed") ->
 
 
 def _message(name: str, data: Json) -> None:
-    role = check_choice(f"{name}.role", data["role"], ROLES)
+    role = data["role"]
+    if role not in ROLES:
+        check_choice(f"{name}.role", role, ROLES)
     data["content"] = content(f"{name}.content", data["content"], role)
 
 
 def content(name: str, value: object, role: str) -> list[Json]:
     """A message's content (JSON already checked and copied): a string becomes one text part
     (input_text, or output_text for the assistant); a list holds the API's parts.
+
+    Every string in it has passed check_json already, so a part's text needs only to be a string;
+    each check is called for its error only when the part fails it (no name is spelled out otherwise).
 
     Raises:
         ValidationError: a part of an unknown type or with a malformed text.
@@ -158,20 +172,23 @@ def content(name: str, value: object, role: str) -> list[Json]:
     if isinstance(value, str):
         text = check_string(name, value)
         return [{"type": "output_text", "text": text, "annotations": []} if output else _input_text(text)]
-    parts = []
-    for index, part in enumerate(check_list(name, value)):
-        part = _object(f"{name}[{index}]", part)
-        kind = check_choice(f"{name}[{index}].type", part.get("type"), _OUTPUT_PARTS if output else _INPUT_PARTS)
-        if kind in ("input_text", "output_text"):
-            check_string(f"{name}[{index}].text", part.get("text"))
-        if kind == "output_text":
-            part.setdefault("annotations", [])
-            check_list(f"{name}[{index}].annotations", part["annotations"])
-        if kind == "refusal":
+    allowed = _OUTPUT_PARTS if output else _INPUT_PARTS
+    parts = value if type(value) is list else check_list(name, value)  # a list: check_json's own copy
+    for index, part in enumerate(parts):
+        if type(part) is not dict:
+            _object(f"{name}[{index}]", part)
+        kind = part.get("type")
+        if kind not in allowed:
+            check_choice(f"{name}[{index}].type", kind, allowed)
+        if kind == "input_text" or kind == "output_text":
+            if type(part.get("text")) is not str:
+                check_string(f"{name}[{index}].text", part.get("text"))
+            if kind == "output_text" and type(part.setdefault("annotations", [])) is not list:
+                check_list(f"{name}[{index}].annotations", part["annotations"])
+        elif kind == "refusal":
             check_string(f"{name}[{index}].refusal", part.get("refusal"))
-        if kind == "input_image":
+        elif kind == "input_image":
             part.setdefault("detail", "auto")
-        parts.append(part)
     return parts
 
 

@@ -18,16 +18,8 @@ from threadstore.rows import Rows
 
 RESPONSES = Rows(responses, "response")
 # What the verbs read of a response before they change it (locked until the unit ends).
-STATE = Rows(
-    responses,
-    "response",
-    columns=[
-        responses.c[name]
-        for name in (
-            "id", "status", "background", "conversation_id", "input_count", "output_count", "sequence_number"
-        )
-    ],
-)  # fmt: skip
+STATE_COLUMNS = ("id", "status", "background", "conversation_id", "input_count", "output_count", "sequence_number")
+STATE = Rows(responses, "response", columns=[responses.c[name] for name in STATE_COLUMNS])
 # The counts the verbs that add output items and text keep on the response's row.
 SET_COUNTS = Statement(
     sa.update(responses)
@@ -65,15 +57,31 @@ _APPENDING = Statement(
 )
 
 
+def in_progress_on(raw: Raw, conversation_id: str) -> str | None:
+    """The id of the response in progress on a conversation, if there is one. The caller has
+    locked the conversation's row (take_positions) first: on PostgreSQL this statement's snapshot
+    then holds every response that started on it and committed before."""
+    busy = raw.first(_APPENDING, {"conversation_id": conversation_id})
+    return None if busy is None else str(busy["id"])
+
+
+def busy_conversation(conversation_id: str, response_id: str) -> ConflictError:
+    """The refusal of a second response in progress on a conversation."""
+    return ConflictError(
+        f"Conversation {conversation_id} already has a response in progress ({response_id}): a conversation has"
+        " at most one response in progress at a time; start this one once that one has ended."
+    )
+
+
 def refuse_busy(raw: Raw, conversation_id: str) -> None:
     """Refuse a second response in progress on a conversation (whose row the caller has locked).
 
     Raises:
         ConflictError: one is in progress.
     """
-    busy = raw.first(_APPENDING, {"conversation_id": conversation_id})
+    busy = in_progress_on(raw, conversation_id)
     if busy is not None:
-        raise ConflictError(f"Conversation {conversation_id} already has a response in progress: {busy['id']}.")
+        raise busy_conversation(conversation_id, busy)
 
 
 def output_of(raw: Raw, row: Row) -> list[Item]:
@@ -84,8 +92,10 @@ def output_of(raw: Raw, row: Row) -> list[Item]:
 
 
 def load_response(raw: Raw, row: Row) -> Response:
-    """The response of `row`, with its output items."""
-    return Response.from_row(row, output_of(raw, row))
+    """The response of `row`, with its output items: read, unless the row carries them (under
+    `output`, put there by a writer that has just read them)."""
+    output = row.get("output")
+    return Response.from_row(row, output_of(raw, row) if output is None else output)
 
 
 def take_positions(raw: Raw, conversation_id: str, count: int) -> int | None:

@@ -11,18 +11,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from threadstore.errors import ConflictError, NotFoundError, ValidationError
-from threadstore.fastsql import ONE, Raw, Statement, one_of, word
+from threadstore.fastsql import ONE, Raw, Shapes, Statement, one_of, word
 from threadstore.records import Json, Row
 from threadstore.responses.api import Response
 from threadstore.responses.items import Item, check_item, ended
-from threadstore.responses.models import conversations, response_items, responses
+from threadstore.responses.models import response_items, responses
 from threadstore.responses.queries import (
     INSERT_RESPONSE_ITEM,
     SET_COUNTS,
     STATE,
+    STATE_COLUMNS,
     append_to_conversation,
+    busy_conversation,
+    in_progress_on,
     load_response,
-    refuse_busy,
     response_item_rows,
     take_positions,
 )
@@ -35,14 +37,17 @@ from threadstore.responses.states import (
 )
 from threadstore.responses.streams import write
 from threadstore.scope import Scope
-from threadstore.transitions import Bulk, move, move_all
+from threadstore.transitions import announce_moved, move
 from threadstore.validation import check_choice, check_int, check_mapping, check_string
 
 # An item in one of these statuses is still being produced; its response's end closes it.
 OPEN_ITEM_STATUSES = frozenset({"in_progress", "searching", "generating", "interpreting"})
 
 
-def _claim() -> Bulk:
+def _candidate(passed_over: int) -> sa.Select[Any]:
+    """The oldest queued background response whose conversation has none in progress (what the
+    verbs read of it, locked), leaving out the `passed_over` conversations this claim found taken
+    meanwhile."""
     queued, running, earlier = responses.alias("queued"), responses.alias("running"), responses.alias("earlier")
     busy = sa.select(ONE).where(
         running.c.conversation_id == queued.c.conversation_id, running.c.status == word(APPENDING)
@@ -56,29 +61,23 @@ def _claim() -> Bulk:
         one_of(earlier.c.status, ["queued"]),
         sa.tuple_(earlier.c.created_at, earlier.c.id) < sa.tuple_(queued.c.created_at, queued.c.id),
     )
-    oldest = (
-        sa.select(queued.c.id)
-        .where(one_of(queued.c.status, ["queued"]), queued.c.background, ~sa.exists(busy), ~sa.exists(waiting))
+    skipped = [sa.bindparam(f"passed_{i}", type_=sa.String) for i in range(passed_over)]
+    return (
+        sa.select(*(queued.c[name] for name in STATE_COLUMNS))
+        .where(
+            one_of(queued.c.status, ["queued"]),
+            queued.c.background,
+            ~sa.exists(busy),
+            ~sa.exists(waiting),
+            *([queued.c.conversation_id.not_in(skipped)] if skipped else []),
+        )
         .order_by(queued.c.created_at, queued.c.id)
         .limit(ONE)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    last_position = (
-        sa.select(conversations.c.next_position - ONE)
-        .where(conversations.c.id == responses.c.conversation_id)
-        .scalar_subquery()
-    )
-    return Bulk(
-        responses,
-        RESPONSE,
-        "claim_next",
-        where=[responses.c.id == oldest],
-        values={"sequence_number": responses.c.sequence_number + ONE, "context_position": last_position},
     )
 
 
-_CLAIM = _claim()
+_CANDIDATES = Shapes(_candidate)
 # A response's items, in order: all of them (to append to its conversation), or its output alone.
 _ITEMS = {
     everything: Statement(
@@ -109,12 +108,16 @@ def _usage(usage: object) -> Json | None:
     """The API's usage object from the counts given; details default to zero."""
     if usage is None:
         return None
-    given = check_mapping("usage", usage)
+    given = check_mapping("usage", usage)  # a copy, its details checked as JSON too
     input_tokens = check_int("usage.input_tokens", given.get("input_tokens"), minimum=0)
     output_tokens = check_int("usage.output_tokens", given.get("output_tokens"), minimum=0)
     total = given.get("total_tokens", input_tokens + output_tokens)
-    input_details = check_mapping("usage.input_tokens_details", given.get("input_tokens_details", {}))
-    output_details = check_mapping("usage.output_tokens_details", given.get("output_tokens_details", {}))
+    input_details = given.get("input_tokens_details", {})
+    if type(input_details) is not dict:
+        check_mapping("usage.input_tokens_details", input_details)
+    output_details = given.get("output_tokens_details", {})
+    if type(output_details) is not dict:
+        check_mapping("usage.output_tokens_details", output_details)
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, **input_details},
@@ -122,6 +125,20 @@ def _usage(usage: object) -> Json | None:
         "output_tokens_details": {"reasoning_tokens": 0, **output_details},
         "total_tokens": check_int("usage.total_tokens", total, minimum=0),
     }
+
+
+def _starting(raw: Raw, row: Row) -> tuple[dict[str, Any], str | None]:
+    """What starting the queued response of `row` (STATE's columns) writes, and the response in
+    progress on its conversation that stands in the way, if any. Its conversation's row is locked
+    first, as every writer that starts a response on it locks it: on PostgreSQL a start that
+    raced this one has committed by then, and the check's snapshot holds it."""
+    values: dict[str, Any] = {"sequence_number": row["sequence_number"] + 1, "context_position": None}
+    conversation_id = row["conversation_id"]
+    if conversation_id is None or row["status"] != "queued":  # the move itself refuses a response not queued
+        return values, None
+    start = take_positions(raw, conversation_id, 0)
+    values["context_position"] = None if start is None else start - 1
+    return values, in_progress_on(raw, conversation_id)
 
 
 def _working(row: Row) -> None:
@@ -137,31 +154,37 @@ class ResponseVerbs:
     def claim_next(self) -> Response | None:
         """Atomically take the oldest queued background response whose conversation has none in
         progress (the oldest queued of its conversation), and start it; None if there is none.
-        Several workers may call it at once: each gets a response of its own, or None.
-
-        Raises:
-            ConflictError: on PostgreSQL, only if `start` or an in-progress `create` on the same
-                conversation committed at the same moment (never another claim); try again.
+        Several workers may call it at once: each gets a response of its own, or None. A
+        conversation on which a response started meanwhile (`start`, or `create` without
+        `background`) is passed over, never an error.
         """
         with self._scope.write() as raw:
-            rows = move_all(raw, _CLAIM, self._scope.now())
-            return load_response(raw, rows[0]) if rows else None
+            now = self._scope.now()
+            passed_over: list[str] = []  # conversations found taken meanwhile
+            while True:
+                skipped = {f"passed_{i}": conversation for i, conversation in enumerate(passed_over)}
+                row = raw.first(_CANDIDATES[len(passed_over)], skipped)
+                if row is None:
+                    return None
+                values, busy = _starting(raw, row)
+                if busy is None:
+                    moved = move(raw, responses, RESPONSE, "claim_next", row["id"], now, values=values)
+                    return load_response(raw, moved)
+                passed_over.append(row["conversation_id"])
 
     def start(self, response_id: str) -> Response:
         """queued → in_progress.
 
         Raises:
             NotFoundError: no such response. InvalidTransitionError: it is not queued.
-            ConflictError: its conversation has a response in progress, or another writer moved it first.
+            ConflictError: its conversation has a response in progress (a conversation has at most
+                one), or another writer moved it first.
         """
         with self._scope.write() as raw:
             row = STATE.get(raw, response_id, for_update=True)
-            values = {"sequence_number": row["sequence_number"] + 1, "context_position": None}
-            conversation_id = row["conversation_id"]
-            if conversation_id is not None and row["status"] == "queued":
-                start = take_positions(raw, conversation_id, 0)
-                values["context_position"] = None if start is None else start - 1
-                refuse_busy(raw, conversation_id)
+            values, busy = _starting(raw, row)
+            if busy is not None:
+                raise busy_conversation(row["conversation_id"], busy)
             moved = move(raw, responses, RESPONSE, "start", response_id, self._scope.now(), values=values)
             return load_response(raw, moved)
 
@@ -302,10 +325,13 @@ class ResponseVerbs:
             now = self._scope.now()
             sequence = _close_items(raw, row, items, target, now)
             values = {**values, "sequence_number": sequence + 1}
-            moved = move(raw, responses, RESPONSE, verb, response_id, now, values=values)
+            moved = move(raw, responses, RESPONSE, verb, response_id, now, values=values, announce=False)
+            output = [Item.from_row(item) for item in items if item["kind"] == "output"]
+            if raw.events:  # its event shows the output read here
+                announce_moved(raw, responses, [{**moved, "output": output}], now)
             if appends:
                 _append_to_conversation(raw, row["conversation_id"], items, now)
-            return Response.from_row(moved, [Item.from_row(item) for item in items if item["kind"] == "output"])
+            return Response.from_row(moved, output)
 
 
 def _close_items(raw: Raw, row: Row, items: list[dict[str, Any]], target: str, now: int) -> int:
