@@ -16,8 +16,8 @@ def runs_events(url: URL, runs: list[str]) -> dict[str, list[Event]]:
         return {run: store.events.list(run_id=run) for run in runs}
 
 
-def index_columns(engine: Engine) -> dict[str | None, list[str | None]]:
-    return {index["name"]: index["column_names"] for index in sa.inspect(engine).get_indexes("events")}
+def index_columns(engine: Engine, table: str) -> dict[str | None, list[str | None]]:
+    return {index["name"]: index["column_names"] for index in sa.inspect(engine).get_indexes(table)}
 
 
 def test_down_to_0007_and_up_again_keeps_each_runs_events(empty_url: URL, engine: Engine) -> None:
@@ -31,8 +31,13 @@ def test_down_to_0007_and_up_again_keeps_each_runs_events(empty_url: URL, engine
             runs.append(run)
     before = runs_events(empty_url, runs)
     migrate.downgrade(engine, "0007")
-    assert index_columns(engine) == {"ix_events_thread_id": ["thread_id", "id"], "ix_events_run_id": ["run_id", "id"]}
-    migrate.upgrade(engine)
-    assert index_columns(engine) == {"ix_events_thread_id": ["thread_id", "id", "run_id"]}
+    old = {"ix_events_thread_id": ["thread_id", "id"], "ix_events_run_id": ["run_id", "id"]}
+    assert index_columns(engine, "events") == old
+    migrate.upgrade(engine, "0009")
+    assert index_columns(engine, "events") == {"ix_events_thread_id": ["thread_id", "id", "run_id"]}
+    migrate.upgrade(engine)  # 0010 names the table and its index threadstore_
+    assert index_columns(engine, "threadstore_events") == {
+        "ix_threadstore_events_thread_id": ["thread_id", "id", "run_id"]
+    }
     assert runs_events(empty_url, runs) == before
     assert all(before[run] and {event.run_id for event in before[run]} == {run} for run in runs)
