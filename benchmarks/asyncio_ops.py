@@ -18,14 +18,18 @@ what counts, and `asyncio.to_thread` has only the default executor's min(32, cor
 Each table's title gives the median round trip of a SELECT 1 on that network.
 
 Meanwhile a probe task sleeps 1 ms in a loop and records how late it wakes: the event loop's lag.
+The tasks repeat their work with no pause, so the loop does all the work it can: its lag is then
+the queue of every task's steps in one turn, whoever's they are. A second table paces the same
+tasks to a share (`--pace`) of AsyncStore's rate, as a server's requests come, and gives the lag
+of a loop that is not saturated.
 The table also gives the CPU time the benchmark's process spent per iteration (all its threads):
 where every implementation gets the same share of a busy machine, throughput follows it.
 
-SQLite: the median latency of single operations, AsyncStore (a thread of its pool per call)
+SQLite: the median latency of single operations, AsyncStore (its worker thread, one hand-off per call)
 against the sync Store, then what a hand-off to a thread and back costs by itself.
 
     python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 20] [--iterations 20]
-        [--rounds 7] [--postgres URL] [--delay-ms 1 [5 ...]]
+        [--rounds 7] [--pace 0.5] [--paced-iterations 5] [--postgres URL] [--delay-ms 1 [5 ...]]
 
 PostgreSQL is measured in a schema of its own, dropped afterwards.
 """
@@ -54,7 +58,6 @@ import sqlalchemy as sa
 from benchmarks.floor import message_api, run_api
 from benchmarks.ops import postgres_schema
 from threadstore import AsyncStore, Store
-from threadstore.async_store import SQLITE_THREADS
 from threadstore.ids import new_id
 from threadstore.runners import ThreadRunner
 
@@ -62,16 +65,24 @@ PAGE_MESSAGES = 50  # messages in the paged thread: more than one page of 20
 
 # The statements threadstore sends on PostgreSQL for these calls (as psycopg receives them,
 # captured from a sync Store); the floor sends them unchanged, so the server does the same work.
-LOCK_THREAD = "SELECT threads.id \nFROM threads \nWHERE threads.id = %(id)s::VARCHAR FOR UPDATE"
+LOCK_THREAD = (
+    "SELECT threadstore_threads.id \nFROM threadstore_threads \nWHERE threadstore_threads.id = %(id)s::VARCHAR"
+    " FOR UPDATE"
+)
 ACTIVE_RUN = (
-    "SELECT runs.id \nFROM runs \nWHERE runs.thread_id = %(thread_id)s::VARCHAR AND runs.status IN "
+    "SELECT threadstore_runs.id \nFROM threadstore_runs \nWHERE threadstore_runs.thread_id = %(thread_id)s::VARCHAR"
+    " AND threadstore_runs.status IN "
     "('cancelling', 'in_progress', 'queued', 'requires_action')"
 )
 ASSISTANT = (
-    "SELECT assistants.id, assistants.created_at, assistants.name, assistants.description, assistants.model,"
-    " assistants.instructions, assistants.tools, assistants.tool_resources, assistants.metadata,"
-    " assistants.temperature, assistants.top_p, assistants.response_format, assistants.deleted_at \n"
-    "FROM assistants \nWHERE assistants.id = %(id)s::VARCHAR AND assistants.deleted_at IS NULL"
+    "SELECT threadstore_assistants.id, threadstore_assistants.created_at, threadstore_assistants.name,"
+    " threadstore_assistants.description, threadstore_assistants.model,"
+    " threadstore_assistants.instructions, threadstore_assistants.tools, threadstore_assistants.tool_resources,"
+    " threadstore_assistants.metadata,"
+    " threadstore_assistants.temperature, threadstore_assistants.top_p, threadstore_assistants.response_format,"
+    " threadstore_assistants.deleted_at \n"
+    "FROM threadstore_assistants \nWHERE threadstore_assistants.id = %(id)s::VARCHAR AND"
+    " threadstore_assistants.deleted_at IS NULL"
 )
 RUN_COLUMNS = (
     "id", "created_at", "thread_id", "assistant_id", "status", "required_action", "last_error_code",
@@ -94,32 +105,44 @@ def _placeholder(name: str) -> str:
 
 
 INSERT_RUN = (
-    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join(_placeholder(name) for name in RUN_COLUMNS)})"
+    f"INSERT INTO threadstore_runs ({', '.join(RUN_COLUMNS)})"
+    f" VALUES ({', '.join(_placeholder(name) for name in RUN_COLUMNS)})"
 )
-RETURNING_RUN = " RETURNING " + ", ".join(f"runs.{name}" for name in RUN_COLUMNS)
+RETURNING_RUN = " RETURNING " + ", ".join(f"threadstore_runs.{name}" for name in RUN_COLUMNS)
 CLAIM = (
-    "UPDATE runs SET status=%(status)s::VARCHAR, started_at=coalesce(runs.started_at, %(now)s::BIGINT)"
-    " WHERE runs.status IN ('queued') AND runs.id = (SELECT runs.id \nFROM runs \nWHERE runs.status ="
-    " %(status_1)s::VARCHAR AND runs.expires_at > %(now)s::BIGINT ORDER BY runs.created_at, runs.id \n"
+    "UPDATE threadstore_runs SET status=%(status)s::VARCHAR, started_at=coalesce(threadstore_runs.started_at,"
+    " %(now)s::BIGINT)"
+    " WHERE threadstore_runs.status IN ('queued') AND threadstore_runs.id = (SELECT threadstore_runs.id \nFROM"
+    " threadstore_runs \nWHERE threadstore_runs.status ="
+    " %(status_1)s::VARCHAR AND threadstore_runs.expires_at > %(now)s::BIGINT ORDER BY threadstore_runs.created_at,"
+    " threadstore_runs.id \n"
     " LIMIT %(param_1)s::INTEGER FOR UPDATE SKIP LOCKED)" + RETURNING_RUN
 )
 COMPLETE = (
-    "UPDATE runs SET status=%(status)s::VARCHAR, expires_at=%(expires_at)s::BIGINT, completed_at=%(now)s::BIGINT"
-    " WHERE runs.id = %(object_id)s::VARCHAR AND runs.status IN ('cancelling', 'in_progress')" + RETURNING_RUN
+    "UPDATE threadstore_runs SET status=%(status)s::VARCHAR, expires_at=%(expires_at)s::BIGINT,"
+    " completed_at=%(now)s::BIGINT"
+    " WHERE threadstore_runs.id = %(object_id)s::VARCHAR AND threadstore_runs.status IN ('cancelling', 'in_progress')"
+    + RETURNING_RUN
 )
 COMPLETE_STEPS = (
-    "UPDATE run_steps SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE run_steps.status IN"
-    " ('in_progress') AND run_steps.run_id = %(run_id)s::VARCHAR RETURNING run_steps.id"
+    "UPDATE threadstore_run_steps SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE"
+    " threadstore_run_steps.status IN"
+    " ('in_progress') AND threadstore_run_steps.run_id = %(run_id)s::VARCHAR RETURNING threadstore_run_steps.id"
 )
 COMPLETE_MESSAGES = (
-    "UPDATE messages SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE messages.status IN"
-    " ('in_progress') AND messages.run_id = %(run_id)s::VARCHAR RETURNING messages.id"
+    "UPDATE threadstore_messages SET status=%(status)s::VARCHAR, completed_at=%(now)s::BIGINT WHERE"
+    " threadstore_messages.status IN"
+    " ('in_progress') AND threadstore_messages.run_id = %(run_id)s::VARCHAR RETURNING threadstore_messages.id"
 )
 MESSAGE_PAGE = (
-    "SELECT messages.id, messages.created_at, messages.thread_id, messages.status, messages.incomplete_reason,"
-    " messages.completed_at, messages.incomplete_at, messages.role, messages.content, messages.assistant_id,"
-    " messages.run_id, messages.attachments, messages.metadata \nFROM messages \nWHERE messages.thread_id ="
-    " %(scope_thread_id)s::VARCHAR ORDER BY messages.created_at DESC, messages.id DESC \n LIMIT %(limit)s::INTEGER"
+    "SELECT threadstore_messages.id, threadstore_messages.created_at, threadstore_messages.thread_id,"
+    " threadstore_messages.status, threadstore_messages.incomplete_reason,"
+    " threadstore_messages.completed_at, threadstore_messages.incomplete_at, threadstore_messages.role,"
+    " threadstore_messages.content, threadstore_messages.assistant_id,"
+    " threadstore_messages.run_id, threadstore_messages.attachments, threadstore_messages.metadata \nFROM"
+    " threadstore_messages \nWHERE threadstore_messages.thread_id ="
+    " %(scope_thread_id)s::VARCHAR ORDER BY threadstore_messages.created_at DESC, threadstore_messages.id DESC \n"
+    " LIMIT %(limit)s::INTEGER"
 )
 
 
@@ -289,11 +312,15 @@ def insert_params(row: dict[str, Any]) -> dict[str, Any]:
 # --- PostgreSQL: throughput of concurrent tasks ---------------------------------------------------
 
 
-async def worker(implementation: Implementation, free: deque[str], paged: str, iterations: int) -> None:
-    """Repeat the workload: a run on a free thread, a claim, its completion, a page of messages.
+async def worker(
+    implementation: Implementation, free: deque[str], paged: str, iterations: int, period: float = 0.0
+) -> None:
+    """Repeat the workload: a run on a free thread, a claim, its completion, a page of messages;
+    with a `period`, start an iteration every `period` seconds (or at once when running late).
 
     The claimed run may be another task's: its thread is free again once that run is complete.
     """
+    due = time.perf_counter()
     for _ in range(iterations):
         await implementation.create_run(free.popleft())
         claimed = await implementation.claim()
@@ -301,6 +328,9 @@ async def worker(implementation: Implementation, free: deque[str], paged: str, i
             await implementation.complete(claimed["id"])
             free.append(claimed["thread_id"])
         await implementation.page(paged)
+        if period:
+            due += period
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
 
 async def lag_probe(stop: asyncio.Event, lags: list[float]) -> None:
@@ -312,14 +342,28 @@ async def lag_probe(stop: asyncio.Event, lags: list[float]) -> None:
 
 
 async def one_round(
-    implementation: Implementation, free: deque[str], paged: str, tasks: int, iterations: int, lags: list[float]
+    implementation: Implementation,
+    free: deque[str],
+    paged: str,
+    tasks: int,
+    iterations: int,
+    lags: list[float],
+    offered: float = 0.0,
 ) -> tuple[float, float]:
     """Iterations per second of `tasks` concurrent workers, with the lag probe running, and the
-    CPU time this process spent per iteration (every thread's) in microseconds."""
+    CPU time this process spent per iteration (every thread's) in microseconds. With `offered`
+    (iterations per second, all tasks together), the workers are paced to it, their starts spread
+    over one period: an open load below what the loop can carry, as a server's requests come."""
+    period = tasks / offered if offered else 0.0
+
+    async def paced(index: int) -> None:
+        await asyncio.sleep(period * index / tasks)
+        await worker(implementation, free, paged, iterations, period)
+
     stop = asyncio.Event()
     probe = asyncio.create_task(lag_probe(stop, lags))
     started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(worker(implementation, free, paged, iterations) for _ in range(tasks)))
+    await asyncio.gather(*(paced(index) for index in range(tasks)))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stop.set()
     await probe
@@ -361,10 +405,24 @@ async def postgres_throughput(url: str, args: argparse.Namespace, network: str) 
             rates[name].append(rate)
             cpus[name].append(cpu)
             drain(setup, free)
+    print_throughput(rates, cpus, lags, args, network)
+    if args.pace:
+        # The same load, paced to a share of what AsyncStore carried: is the loop's lag its own
+        # steps, or a saturated loop's queue (the table above)?
+        offered = args.pace * statistics.median(rates["AsyncStore"])
+        paced_lags: dict[str, list[float]] = {name: [] for name in implementations}
+        paced_rates: dict[str, list[float]] = {name: [] for name in implementations}
+        for _ in range(args.rounds):
+            for name, implementation in implementations.items():
+                rate, _cpu = await one_round(
+                    implementation, free, paged, args.tasks, args.paced_iterations, paced_lags[name], offered
+                )
+                paced_rates[name].append(rate)
+                drain(setup, free)
+        print_paced(paced_rates, paced_lags, offered, args)
     for implementation in implementations.values():
         await implementation.close()
     setup.close()
-    print_throughput(rates, cpus, lags, args, network)
 
 
 def print_throughput(
@@ -392,6 +450,21 @@ def print_throughput(
         print(f"| {name} | {mine / rate:.2f} | {rate:,.0f} | {cpu:,.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
     print(f"\nAsyncStore / floor: {mine / floor:.2f} (target ≥ 0.8); AsyncStore / to_thread: {mine / threads:.2f}"
           " (target ≥ 2)")  # fmt: skip
+
+
+def print_paced(
+    rates: dict[str, list[float]], lags: dict[str, list[float]], offered: float, args: argparse.Namespace
+) -> None:
+    """The loop's lag of each implementation with the load paced to `offered` iterations per second."""
+    print(
+        f"\nPaced: the same {args.tasks} tasks offered {offered:,.0f} iterations/s together ({args.pace:g} of"
+        f" AsyncStore's rate above); {args.rounds} rounds of {args.paced_iterations} iterations a task"
+    )
+    print("| implementation | iterations/s achieved | loop lag p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    for name, values in rates.items():
+        p50, p99 = percentiles(lags[name])
+        print(f"| {name} | {statistics.median(values):,.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -474,15 +547,29 @@ async def sqlite_latency(args: argparse.Namespace) -> None:
         mine, sync = medians[2 * index : 2 * index + 2]
         print(f"| {name} | {mine / sync:.2f} | {mine:.0f} | {sync:.0f} |", flush=True)
     await aio.close()
+    await print_hand_off(store, run_id, args.repeat)
     store.close()
-    await print_hand_off(args.repeat)
 
 
-async def print_hand_off(repeat: int) -> None:
+async def print_hand_off(store: Store, run_id: str, repeat: int) -> None:
     """What handing a call to another thread costs by itself: a call that does nothing, through
-    AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop)."""
-    runner = ThreadRunner(SQLITE_THREADS)
-    [through_runner] = await medians_us([lambda: runner(int)], repeat)
+    AsyncStore's SQLite runner, and two threads passing a token through queues (no event loop);
+    and where a get's time goes: the get on the loop's thread, the same get timed inside the
+    runner's worker, and awaited through the runner."""
+    runner = ThreadRunner()
+    inside: list[int] = []
+
+    def get() -> dict[str, Any]:
+        return store.runs.get(run_id).to_api()
+
+    def timed_get() -> None:
+        started = time.perf_counter_ns()
+        get()
+        inside.append(time.perf_counter_ns() - started)
+
+    through_runner, get_through_runner, get_here = await medians_us(
+        [lambda: runner(int), lambda: runner(timed_get), awaited(get)], repeat
+    )
     runner.close()
     there, back = SimpleQueue[int](), SimpleQueue[int]()
 
@@ -503,6 +590,10 @@ async def print_hand_off(repeat: int) -> None:
     print(
         f"A call that does nothing, through AsyncStore's runner: {through_runner:.0f} µs; two threads passing"
         f" a token there and back (no event loop): {statistics.median(times) / 1000:.0f} µs (medians)"
+    )
+    print(
+        f"A get run: {get_here:.0f} µs on the loop's thread; {statistics.median(inside) / 1000:.0f} µs timed inside"
+        f" the runner's worker thread; {get_through_runner:.0f} µs awaited through the runner (medians)"
     )
 
 
@@ -537,6 +628,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20, help="PostgreSQL: iterations of each task a round")
     parser.add_argument("--rounds", type=int, default=7, help="PostgreSQL: rounds of every implementation")
     parser.add_argument("--postgres", default=os.environ.get("THREADSTORE_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.5,
+        help="PostgreSQL: also pace the load to this share of AsyncStore's rate and report the lag (0: not)",
+    )
+    parser.add_argument("--paced-iterations", type=int, default=5, help="PostgreSQL: iterations a task when paced")
     parser.add_argument(
         "--delay-ms", type=float, nargs="*", default=[1.0], help="PostgreSQL: also through a proxy adding each delay"
     )

@@ -35,8 +35,8 @@ PROCESSES = (1, 2, 4, 8)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 NOW_SECONDS = int(NOW.timestamp())
 CLAIM_SQL = (
-    "UPDATE runs SET status = 'in_progress', started_at = coalesce(started_at, {p}) "
-    "WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND expires_at > {p} "
+    "UPDATE threadstore_runs SET status = 'in_progress', started_at = coalesce(started_at, {p}) "
+    "WHERE id = (SELECT id FROM threadstore_runs WHERE status = 'queued' AND expires_at > {p} "
     "ORDER BY created_at, id LIMIT 1{lock}) AND status = 'queued' RETURNING *"
 )
 
@@ -156,7 +156,7 @@ def postgres_case(base_url: str, runs: int) -> tuple[Callable[[], str], Callable
     def fresh() -> str:
         engine = create_engine(text)
         with engine.begin() as connection:
-            if sa.inspect(connection).has_table("runs"):
+            if sa.inspect(connection).has_table("threadstore_runs"):
                 connection.exec_driver_sql(f"TRUNCATE {tables} CASCADE")
         engine.dispose()
         fill(text, runs)

@@ -25,7 +25,7 @@ MESSAGE_COLUMNS = (
     "id, created_at, thread_id, status, incomplete_reason, completed_at, incomplete_at, role, content,"
     " assistant_id, run_id, attachments, metadata"
 )
-INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_MESSAGE = f"INSERT INTO threadstore_messages ({MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 # LangGraph: the statements threadstore sends (captured from it), with its bound constants
 # written as literals, as SQL written by hand has them.
@@ -34,24 +34,29 @@ LG_RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, kwargs, multitask_strategy,"
     " cancel_reason, attempt, lease_expires_at"
 )
-INSERT_LG_THREAD = f"INSERT INTO langgraph_threads ({LG_THREAD_COLUMNS}) VALUES (?,?,?,?,?,?)"
+INSERT_LG_THREAD = f"INSERT INTO threadstore_langgraph_threads ({LG_THREAD_COLUMNS}) VALUES (?,?,?,?,?,?)"
 # The run's place in the order (`seq`) is numbered by the database on create and again at the
 # end: Floor.NEXT_SEQ.
-INSERT_LG_RUN = f"INSERT INTO langgraph_runs ({LG_RUN_COLUMNS}, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,{{seq}})"
-INSERT_LG_METADATA = 'INSERT INTO langgraph_thread_metadata (thread_id, "key", value, created_at) VALUES (?,?,?,?)'
+INSERT_LG_RUN = (
+    f"INSERT INTO threadstore_langgraph_runs ({LG_RUN_COLUMNS}, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,{{seq}})"
+)
+INSERT_LG_METADATA = (
+    'INSERT INTO threadstore_langgraph_thread_metadata (thread_id, "key", value, created_at) VALUES (?,?,?,?)'
+)
 LG_THREAD_STATUS = (
-    "CASE WHEN EXISTS (SELECT * FROM langgraph_runs WHERE thread_id = ? AND status IN ('pending', 'running'))"
+    "CASE WHEN EXISTS (SELECT * FROM threadstore_langgraph_runs WHERE thread_id = ? AND status IN ('pending',"
+    " 'running'))"
     " THEN 'busy' ELSE coalesce((SELECT CASE WHEN status = 'success' THEN 'idle' WHEN status = 'error' THEN 'error'"
-    " WHEN status = 'timeout' THEN 'error' WHEN status = 'interrupted' THEN 'interrupted' END FROM langgraph_runs"
-    " WHERE thread_id = ? ORDER BY seq DESC, run_id DESC LIMIT 1), 'idle') END"
+    " WHEN status = 'timeout' THEN 'error' WHEN status = 'interrupted' THEN 'interrupted' END"
+    " FROM threadstore_langgraph_runs WHERE thread_id = ? ORDER BY seq DESC, run_id DESC LIMIT 1), 'idle') END"
 )
 # The derived thread status, written only when it changes (its parameters: now, then the thread 5 times).
 LG_REFRESH = (
-    f"UPDATE langgraph_threads SET updated_at = ?, status = {LG_THREAD_STATUS}"
+    f"UPDATE threadstore_langgraph_threads SET updated_at = ?, status = {LG_THREAD_STATUS}"
     f" WHERE thread_id = ? AND status != {LG_THREAD_STATUS}"
 )
 LG_NOT_RUNNING = (
-    "NOT EXISTS (SELECT * FROM langgraph_runs AS running WHERE running.thread_id = {thread}"
+    "NOT EXISTS (SELECT * FROM threadstore_langgraph_runs AS running WHERE running.thread_id = {thread}"
     " AND running.status = 'running')"
 )
 LG_LEASE = 300_000_000  # threadstore's default lease, in microseconds
@@ -208,8 +213,9 @@ def lg_run(row: Mapping[str, Any], loads: Loads) -> dict[str, Any]:
 
 STEP_SQL = (
     "SELECT s.*, d.message_id, d.tool_calls, e.code, e.message, u.prompt_tokens, u.completion_tokens,"
-    " u.total_tokens FROM run_steps s JOIN run_step_details d ON d.id = s.step_details"
-    " LEFT JOIN run_step_last_errors e ON e.id = s.last_error LEFT JOIN run_step_usages u ON u.id = s.usage"
+    " u.total_tokens FROM threadstore_run_steps s JOIN threadstore_run_step_details d ON d.id = s.step_details"
+    " LEFT JOIN threadstore_run_step_last_errors e ON e.id = s.last_error LEFT JOIN threadstore_run_step_usages u ON"
+    " u.id = s.usage"
     " WHERE s.id = ?"
 )
 
@@ -249,7 +255,7 @@ class Floor:
     LOCK = ""  # row locks: none on SQLite, whose write transaction is exclusive
     SKIP_LOCKED = ""
     THREAD_SKIP_LOCKED = ""  # a LangGraph claim locks the candidate's thread
-    NEXT_SEQ = "(SELECT coalesce(max(ordered.seq), 0) + 1 FROM langgraph_runs AS ordered)"
+    NEXT_SEQ = "(SELECT coalesce(max(ordered.seq), 0) + 1 FROM threadstore_langgraph_runs AS ordered)"
 
     def __init__(self, path: str) -> None:
         self.db: Any = connect(path)
@@ -274,9 +280,11 @@ class Floor:
     def create_message(self, thread_id: str, text: str, now: int) -> dict[str, Any]:
         execute = self.execute
         execute(self.BEGIN_WRITE)
-        if execute(f"SELECT id FROM threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone() is None:
+        if execute(f"SELECT id FROM threadstore_threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone() is None:
             raise LookupError(thread_id)
-        if execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone():
+        if execute(
+            f"SELECT id FROM threadstore_runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)
+        ).fetchone():
             raise RuntimeError("thread is busy")
         row = message_row(thread_id, text, now)
         execute(INSERT_MESSAGE, row)
@@ -286,20 +294,23 @@ class Floor:
     def get_run(self, run_id: str) -> dict[str, Any]:
         execute = self.execute
         execute("BEGIN")
-        row = execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = execute("SELECT * FROM threadstore_runs WHERE id = ?", (run_id,)).fetchone()
         execute("COMMIT")
         return run_api(row, self.loads)
 
     def run_lifecycle(self, thread_id: str, assistant: Mapping[str, Any], now: int) -> dict[str, Any]:
         execute = self.execute
         execute(self.BEGIN_WRITE)
-        execute(f"SELECT id FROM threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone()
-        execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
-        execute("SELECT * FROM assistants WHERE id = ? AND deleted_at IS NULL", (assistant["id"],)).fetchone()
+        execute(f"SELECT id FROM threadstore_threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone()
+        execute(f"SELECT id FROM threadstore_runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
+        execute(
+            "SELECT * FROM threadstore_assistants WHERE id = ? AND deleted_at IS NULL", (assistant["id"],)
+        ).fetchone()
         run_id = new_id("run")
         tools = assistant["tools"] if isinstance(assistant["tools"], str) else json.dumps(assistant["tools"])
         execute(
-            "INSERT INTO runs (id, created_at, thread_id, assistant_id, status, expires_at, model, instructions,"
+            "INSERT INTO threadstore_runs (id, created_at, thread_id, assistant_id, status, expires_at, model,"
+            " instructions,"
             " tools, metadata, truncation_strategy, response_format, tool_choice, parallel_tool_calls)"
             " VALUES (?,?,?,?,'queued',?,?,?,?,'{}',?,'\"auto\"','\"auto\"',TRUE)",
             (
@@ -314,12 +325,13 @@ class Floor:
                 '{"type": "auto", "last_messages": null}',
             ),
         )
-        run_api(execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone(), self.loads)
+        run_api(execute("SELECT * FROM threadstore_runs WHERE id = ?", (run_id,)).fetchone(), self.loads)
         execute("COMMIT")
         execute(self.BEGIN_WRITE)
         run_api(
             execute(
-                "UPDATE runs SET status = 'in_progress', started_at = coalesce(started_at, ?), required_action = NULL"
+                "UPDATE threadstore_runs SET status = 'in_progress', started_at = coalesce(started_at, ?),"
+                " required_action = NULL"
                 " WHERE id = ? AND status IN ('queued') RETURNING *",
                 (now, run_id),
             ).fetchone(),
@@ -328,17 +340,18 @@ class Floor:
         execute("COMMIT")
         execute(self.BEGIN_WRITE)
         row = execute(
-            "UPDATE runs SET status = 'completed', completed_at = ?, expires_at = NULL WHERE id = ?"
+            "UPDATE threadstore_runs SET status = 'completed', completed_at = ?, expires_at = NULL WHERE id = ?"
             " AND status IN ('cancelling', 'in_progress') RETURNING *",
             (now, run_id),
         ).fetchone()
         execute(
-            "UPDATE run_steps SET status = 'completed', completed_at = ? WHERE run_id = ? AND status = 'in_progress'"
+            "UPDATE threadstore_run_steps SET status = 'completed', completed_at = ? WHERE run_id = ? AND status ="
+            " 'in_progress'"
             " RETURNING id",
             (now, run_id),
         ).fetchall()
         execute(
-            "UPDATE messages SET status = 'completed', completed_at = ?, incomplete_reason = NULL"
+            "UPDATE threadstore_messages SET status = 'completed', completed_at = ?, incomplete_reason = NULL"
             " WHERE run_id = ? AND status = 'in_progress'",
             (now, run_id),
         )
@@ -349,10 +362,12 @@ class Floor:
         execute = self.execute
         execute("BEGIN")
         (created,) = self.values(
-            execute("SELECT created_at FROM messages WHERE id = ? AND thread_id = ?", (after, thread_id)).fetchone()
+            execute(
+                "SELECT created_at FROM threadstore_messages WHERE id = ? AND thread_id = ?", (after, thread_id)
+            ).fetchone()
         )
         rows = execute(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND (created_at, id) < (?, ?)"
+            f"SELECT {MESSAGE_COLUMNS} FROM threadstore_messages WHERE thread_id = ? AND (created_at, id) < (?, ?)"
             " ORDER BY created_at DESC, id DESC LIMIT ?",
             (thread_id, created, after, limit + 1),
         ).fetchall()
@@ -370,8 +385,9 @@ class Floor:
         execute = self.execute
         execute(self.BEGIN_WRITE)
         row = execute(
-            "UPDATE runs SET status = 'in_progress', started_at = coalesce(started_at, ?), required_action = NULL"
-            " WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND expires_at > ?"
+            "UPDATE threadstore_runs SET status = 'in_progress', started_at = coalesce(started_at, ?),"
+            " required_action = NULL"
+            " WHERE id = (SELECT id FROM threadstore_runs WHERE status = 'queued' AND expires_at > ?"
             f" ORDER BY created_at, id LIMIT 1{self.SKIP_LOCKED}) AND status = 'queued' RETURNING *",
             (now, now),
         ).fetchone()
@@ -381,16 +397,18 @@ class Floor:
     def step_lifecycle(self, run_id: str, now: int) -> dict[str, Any]:
         execute = self.execute
         execute(self.BEGIN_WRITE)
-        run = execute(f"SELECT * FROM runs WHERE id = ?{self.LOCK}", (run_id,)).fetchone()
+        run = execute(f"SELECT * FROM threadstore_runs WHERE id = ?{self.LOCK}", (run_id,)).fetchone()
         step_id = new_id("step")
         details = execute(
-            "INSERT INTO run_step_details (run_id, type, tool_calls) VALUES (?, 'tool_calls', ?) RETURNING id",
+            "INSERT INTO threadstore_run_step_details (run_id, type, tool_calls) VALUES (?, 'tool_calls', ?)"
+            " RETURNING id",
             (run_id, json.dumps([])),
         ).fetchone()
         step = {"id": step_id, "created_at": now, "run_id": run_id, "thread_id": run["thread_id"]}
         step.update(assistant_id=run["assistant_id"], type="tool_calls", status="in_progress", metadata="{}")
         execute(
-            "INSERT INTO run_steps (id, created_at, run_id, thread_id, assistant_id, type, status, metadata,"
+            "INSERT INTO threadstore_run_steps (id, created_at, run_id, thread_id, assistant_id, type, status,"
+            " metadata,"
             " step_details) VALUES (?,?,?,?,?,'tool_calls','in_progress','{}',?)",
             (step_id, now, run_id, run["thread_id"], run["assistant_id"], details["id"]),
         )
@@ -399,16 +417,17 @@ class Floor:
         step_api({**step, **ends, "tool_calls": "[]"}, json.loads)  # built from what was written, not read back
         execute(self.BEGIN_WRITE)
         execute(
-            "UPDATE run_steps SET status = 'completed', completed_at = ? WHERE id = ? AND status = 'in_progress'"
+            "UPDATE threadstore_run_steps SET status = 'completed', completed_at = ? WHERE id = ? AND status ="
+            " 'in_progress'"
             " RETURNING *",
             (now, step_id),
         ).fetchone()
         usage = execute(
-            "INSERT INTO run_step_usages (run_id, prompt_tokens, completion_tokens, total_tokens)"
+            "INSERT INTO threadstore_run_step_usages (run_id, prompt_tokens, completion_tokens, total_tokens)"
             " VALUES (?, 10, 5, 15) RETURNING id",
             (run_id,),
         ).fetchone()
-        execute("UPDATE run_steps SET usage = ?, last_error = ? WHERE id = ?", (usage["id"], None, step_id))
+        execute("UPDATE threadstore_run_steps SET usage = ?, last_error = ? WHERE id = ?", (usage["id"], None, step_id))
         row = execute(STEP_SQL, (step_id,)).fetchone()
         execute("COMMIT")
         return step_api(row, self.loads)
@@ -416,8 +435,8 @@ class Floor:
     def import_messages(self, thread_id: str, texts: list[str], now: int) -> list[dict[str, Any]]:
         execute = self.execute
         execute(self.BEGIN_WRITE)
-        execute(f"SELECT id FROM threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone()
-        execute(f"SELECT id FROM runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
+        execute(f"SELECT id FROM threadstore_threads WHERE id = ?{self.LOCK}", (thread_id,)).fetchone()
+        execute(f"SELECT id FROM threadstore_runs WHERE thread_id = ? AND status IN {ACTIVE}", (thread_id,)).fetchone()
         rows = [message_row(thread_id, text, now) for text in texts]
         self.execute_many(INSERT_MESSAGE, rows)
         execute("COMMIT")
@@ -427,7 +446,9 @@ class Floor:
         execute = self.execute
         thread_id = new_uuid()
         execute(self.BEGIN_WRITE)
-        if execute(f"SELECT {LG_THREAD_COLUMNS} FROM langgraph_threads WHERE thread_id = ?", (thread_id,)).fetchone():
+        if execute(
+            f"SELECT {LG_THREAD_COLUMNS} FROM threadstore_langgraph_threads WHERE thread_id = ?", (thread_id,)
+        ).fetchone():
             raise RuntimeError("thread exists")
         execute(INSERT_LG_THREAD, (thread_id, now, now, json.dumps(metadata), "idle", None))
         self.execute_many(INSERT_LG_METADATA, lg_metadata_rows(thread_id, metadata, now))
@@ -439,10 +460,12 @@ class Floor:
         execute = self.execute
         run_id = new_uuid()
         execute(self.BEGIN_WRITE)
-        locked = execute(f"SELECT thread_id FROM langgraph_threads WHERE thread_id = ?{self.LOCK}", (thread_id,))
+        locked = execute(
+            f"SELECT thread_id FROM threadstore_langgraph_threads WHERE thread_id = ?{self.LOCK}", (thread_id,)
+        )
         if locked.fetchone() is None:
             raise LookupError(thread_id)
-        if execute(f"SELECT {LG_RUN_COLUMNS} FROM langgraph_runs WHERE run_id = ?", (run_id,)).fetchone():
+        if execute(f"SELECT {LG_RUN_COLUMNS} FROM threadstore_langgraph_runs WHERE run_id = ?", (run_id,)).fetchone():
             raise RuntimeError("run exists")
         row = (run_id, thread_id, "agent", now, now, "pending", "{}", json.dumps(kwargs), "enqueue", None, 0, None)
         execute(self.insert_lg_run, row)
@@ -456,15 +479,17 @@ class Floor:
         execute = self.execute
         execute(self.BEGIN_WRITE)
         candidate = execute(
-            "SELECT langgraph_runs.run_id, langgraph_runs.thread_id FROM langgraph_runs JOIN langgraph_threads"
-            " ON langgraph_threads.thread_id = langgraph_runs.thread_id WHERE langgraph_runs.status = 'pending' AND "
-            + LG_NOT_RUNNING.format(thread="langgraph_runs.thread_id")
-            + f" ORDER BY langgraph_runs.seq LIMIT 1{self.THREAD_SKIP_LOCKED}"
+            "SELECT threadstore_langgraph_runs.run_id, threadstore_langgraph_runs.thread_id"
+            " FROM threadstore_langgraph_runs JOIN threadstore_langgraph_threads"
+            " ON threadstore_langgraph_threads.thread_id = threadstore_langgraph_runs.thread_id"
+            " WHERE threadstore_langgraph_runs.status = 'pending' AND "
+            + LG_NOT_RUNNING.format(thread="threadstore_langgraph_runs.thread_id")
+            + f" ORDER BY threadstore_langgraph_runs.seq LIMIT 1{self.THREAD_SKIP_LOCKED}"
         ).fetchone()
         row = None
         if candidate is not None:
             row = execute(
-                "UPDATE langgraph_runs SET updated_at = ?, status = 'running', attempt = attempt + 1,"
+                "UPDATE threadstore_langgraph_runs SET updated_at = ?, status = 'running', attempt = attempt + 1,"
                 " lease_expires_at = ? + ? WHERE status IN ('pending') AND run_id = ? AND "
                 + LG_NOT_RUNNING.format(thread="?")
                 + " RETURNING *",
@@ -479,13 +504,13 @@ class Floor:
         execute(self.BEGIN_WRITE)
         (thread_id,) = self.values(
             execute(
-                "SELECT thread_id FROM langgraph_threads WHERE thread_id ="
-                f" (SELECT thread_id FROM langgraph_runs WHERE run_id = ?){self.LOCK}",
+                "SELECT thread_id FROM threadstore_langgraph_threads WHERE thread_id ="
+                f" (SELECT thread_id FROM threadstore_langgraph_runs WHERE run_id = ?){self.LOCK}",
                 (run_id,),
             ).fetchone()
         )
         row = execute(
-            "UPDATE langgraph_runs SET updated_at = ?, status = 'success', lease_expires_at = NULL,"
+            "UPDATE threadstore_langgraph_runs SET updated_at = ?, status = 'success', lease_expires_at = NULL,"
             f" seq = {self.NEXT_SEQ} WHERE run_id = ? AND status IN ('running') AND attempt = ? RETURNING *",
             (now, run_id, attempt),
         ).fetchone()
@@ -502,7 +527,7 @@ class Floor:
         execute = self.execute
         execute(self.BEGIN_WRITE)
         row = execute(
-            "UPDATE langgraph_runs SET updated_at = ?, lease_expires_at = ? + ?"
+            "UPDATE threadstore_langgraph_runs SET updated_at = ?, lease_expires_at = ? + ?"
             " WHERE run_id = ? AND status = 'running' AND attempt = ? RETURNING *",
             (now, now, LG_LEASE, run_id, attempt),
         ).fetchone()
@@ -512,7 +537,7 @@ class Floor:
     def lg_get_run(self, run_id: str) -> dict[str, Any]:
         execute = self.execute
         execute("BEGIN")
-        row = execute(f"SELECT {LG_RUN_COLUMNS} FROM langgraph_runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = execute(f"SELECT {LG_RUN_COLUMNS} FROM threadstore_langgraph_runs WHERE run_id = ?", (run_id,)).fetchone()
         execute("COMMIT")
         return lg_run_api(row, self.loads)
 
@@ -521,9 +546,9 @@ class Floor:
         execute = self.execute
         execute("BEGIN")
         rows = execute(
-            "SELECT langgraph_threads.thread_id, langgraph_threads.created_at, langgraph_threads.updated_at,"
-            ' langgraph_threads.metadata, langgraph_threads.status, langgraph_threads."values" FROM langgraph_threads'
-            " JOIN langgraph_thread_metadata AS entry ON entry.thread_id = langgraph_threads.thread_id"
+            "SELECT thread.thread_id, thread.created_at, thread.updated_at, thread.metadata, thread.status,"
+            ' thread."values" FROM threadstore_langgraph_threads AS thread'
+            " JOIN threadstore_langgraph_thread_metadata AS entry ON entry.thread_id = thread.thread_id"
             ' AND entry."key" = ? AND entry.value = ? ORDER BY entry.created_at DESC, entry.thread_id DESC'
             " LIMIT ? OFFSET ?",
             (key, "s:" + value, limit, 0),
@@ -535,11 +560,16 @@ class Floor:
         execute = self.execute
         execute("BEGIN")
         rows = execute(
-            f"SELECT {LG_RUN_COLUMNS} FROM langgraph_runs WHERE thread_id = ?"
+            f"SELECT {LG_RUN_COLUMNS} FROM threadstore_langgraph_runs WHERE thread_id = ?"
             " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?",
             (thread_id, limit, 0),
         ).fetchall()
-        found = rows or execute("SELECT thread_id FROM langgraph_threads WHERE thread_id = ?", (thread_id,)).fetchone()
+        found = (
+            rows
+            or execute(
+                "SELECT thread_id FROM threadstore_langgraph_threads WHERE thread_id = ?", (thread_id,)
+            ).fetchone()
+        )
         if not found:  # a run of the list proves its thread exists
             raise LookupError(thread_id)
         execute("COMMIT")
@@ -552,8 +582,8 @@ class PostgresFloor(Floor):
     BEGIN_WRITE = "BEGIN"
     LOCK = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
-    THREAD_SKIP_LOCKED = " FOR UPDATE OF langgraph_threads SKIP LOCKED"
-    NEXT_SEQ = "nextval('langgraph_runs_seq')"
+    THREAD_SKIP_LOCKED = " FOR UPDATE OF threadstore_langgraph_threads SKIP LOCKED"
+    NEXT_SEQ = "nextval('threadstore_langgraph_runs_seq')"
 
     def __init__(self, url: str) -> None:
         from psycopg.rows import dict_row

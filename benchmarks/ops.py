@@ -174,7 +174,7 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
         for _ in range(claims):
             tx.runs.create(tx.threads.create().id, assistant_id=assistant.id)
     naive = Naive(url)
-    assistant_row = floor.execute("SELECT * FROM assistants WHERE id = ?", (assistant.id,)).fetchone()
+    assistant_row = floor.execute("SELECT * FROM threadstore_assistants WHERE id = ?", (assistant.id,)).fetchone()
 
     def page(ids: list[str]) -> str:
         return ids[len(ids) // 2]

@@ -32,45 +32,51 @@ COLUMNS = (
     " max_output_tokens, parallel_tool_calls, text, reasoning, truncation, store, user, input_count, output_count,"
     " context_position, sequence_number"
 ).replace(" user,", ' "user",')
-INSERT_RESPONSE = f"INSERT INTO responses ({COLUMNS}) VALUES ({', '.join('?' * 29)})"
-INSERT_ITEM = "INSERT INTO response_items (response_id, position, kind, id, type, data) VALUES (?,?,?,?,?,?)"
+INSERT_RESPONSE = f"INSERT INTO threadstore_responses ({COLUMNS}) VALUES ({', '.join('?' * 29)})"
+INSERT_ITEM = (
+    "INSERT INTO threadstore_response_items (response_id, position, kind, id, type, data) VALUES (?,?,?,?,?,?)"
+)
 INSERT_CONVERSATION_ITEM = (
-    "INSERT INTO conversation_items (conversation_id, position, id, type, created_at, data) VALUES (?,?,?,?,?,?)"
+    "INSERT INTO threadstore_conversation_items (conversation_id, position, id, type, created_at, data)"
+    " VALUES (?,?,?,?,?,?)"
 )
 # A claim picks (and on PostgreSQL locks) its candidate, then starts it; a candidate of a
 # conversation would have its conversation's row locked and rechecked in between (not here: the
 # lifecycle's response has no conversation).
 CANDIDATE = (
     "SELECT queued.id, queued.status, queued.background, queued.conversation_id, queued.input_count,"
-    " queued.output_count, queued.sequence_number FROM responses AS queued WHERE queued.status IN ('queued')"
-    " AND queued.background AND NOT (EXISTS (SELECT 1 FROM responses AS running"
+    " queued.output_count, queued.sequence_number FROM threadstore_responses AS queued"
+    " WHERE queued.status IN ('queued')"
+    " AND queued.background AND NOT (EXISTS (SELECT 1 FROM threadstore_responses AS running"
     " WHERE running.conversation_id = queued.conversation_id AND running.status = 'in_progress'))"
-    " AND NOT (EXISTS (SELECT 1 FROM responses AS earlier WHERE earlier.conversation_id = queued.conversation_id"
+    " AND NOT (EXISTS (SELECT 1 FROM threadstore_responses AS earlier WHERE earlier.conversation_id ="
+    " queued.conversation_id"
     " AND earlier.status IN ('queued') AND (earlier.created_at, earlier.id) < (queued.created_at, queued.id)))"
     " ORDER BY queued.created_at, queued.id LIMIT 1{skip}"
 )
 START = (
-    "UPDATE responses SET status = 'in_progress', context_position = ?, sequence_number = ?"
-    " WHERE responses.id = ? AND responses.status IN ('queued') RETURNING *"
+    "UPDATE threadstore_responses SET status = 'in_progress', context_position = ?, sequence_number = ?"
+    " WHERE threadstore_responses.id = ? AND threadstore_responses.status IN ('queued') RETURNING *"
 )
 CONTEXT = (
     "WITH RECURSIVE chain(id, previous_response_id, conversation_id, context_position, depth) AS"
-    " (SELECT id, previous_response_id, conversation_id, context_position, 0 FROM responses WHERE id = ?"
+    " (SELECT id, previous_response_id, conversation_id, context_position, 0 FROM threadstore_responses WHERE id = ?"
     " UNION ALL SELECT earlier.id, earlier.previous_response_id, earlier.conversation_id, earlier.context_position,"
-    " chain.depth + 1 FROM responses AS earlier JOIN chain ON earlier.id = chain.previous_response_id)"
+    " chain.depth + 1 FROM threadstore_responses AS earlier JOIN chain ON earlier.id = chain.previous_response_id)"
     " SELECT id, type, data FROM ("
-    " SELECT 0 AS part, 0 AS depth, i.position AS position, i.id, i.type, i.data FROM conversation_items AS i"
+    " SELECT 0 AS part, 0 AS depth, i.position AS position, i.id, i.type, i.data FROM threadstore_conversation_items"
+    " AS i"
     " JOIN chain ON i.conversation_id = chain.conversation_id AND i.position <= coalesce(chain.context_position,"
-    " (SELECT c.next_position - 1 FROM conversations AS c WHERE c.id = chain.conversation_id))"
-    " UNION ALL SELECT 1, -chain.depth, r.position, r.id, r.type, r.data FROM response_items AS r"
+    " (SELECT c.next_position - 1 FROM threadstore_conversations AS c WHERE c.id = chain.conversation_id))"
+    " UNION ALL SELECT 1, -chain.depth, r.position, r.id, r.type, r.data FROM threadstore_response_items AS r"
     " JOIN chain ON r.response_id = chain.id AND (chain.depth > 0 OR r.kind = 'input')"
     ") AS context ORDER BY part, depth, position"
 )
 STATE = (
     "SELECT id, status, background, conversation_id, input_count, output_count, sequence_number"
-    " FROM responses WHERE id = ?{lock}"
+    " FROM threadstore_responses WHERE id = ?{lock}"
 )
-PAGE = "SELECT * FROM conversation_items WHERE conversation_id = ? ORDER BY position DESC LIMIT 21"
+PAGE = "SELECT * FROM threadstore_conversation_items WHERE conversation_id = ? ORDER BY position DESC LIMIT 21"
 USAGE = {"input_tokens": 12, "output_tokens": 3}
 
 
@@ -165,19 +171,20 @@ class ResponseWork:
         position = row["input_count"] + row["output_count"]
         execute(INSERT_ITEM, (response_id, position, "output", reply["id"], "message", json.dumps(reply)))
         execute(
-            "UPDATE responses SET output_count = ?, sequence_number = ? WHERE responses.id = ?",
+            "UPDATE threadstore_responses SET output_count = ?, sequence_number = ? WHERE threadstore_responses.id = ?",
             (row["output_count"] + 1, row["sequence_number"] + 2, response_id),
         )
         execute("COMMIT")
         execute(self.BEGIN_WRITE)
         row = execute(STATE.format(lock=self.LOCK), (response_id,)).fetchone()
         rows = execute(
-            "SELECT * FROM response_items WHERE response_id = ? AND kind = 'output' ORDER BY position", (response_id,)
+            "SELECT * FROM threadstore_response_items WHERE response_id = ? AND kind = 'output' ORDER BY position",
+            (response_id,),
         )
         output = [loads(item["data"]) for item in rows.fetchall()]
         done = execute(
-            "UPDATE responses SET status = 'completed', completed_at = ?, usage = ?, sequence_number = ?"
-            " WHERE responses.id = ? AND responses.status IN ('in_progress') RETURNING *",
+            "UPDATE threadstore_responses SET status = 'completed', completed_at = ?, usage = ?, sequence_number = ?"
+            " WHERE threadstore_responses.id = ? AND threadstore_responses.status IN ('in_progress') RETURNING *",
             (now, json.dumps(USAGE), row["sequence_number"] + 1, response_id),
         ).fetchone()
         execute("COMMIT")
@@ -225,7 +232,7 @@ def fill(floor: Floor, conversation_id: str, count: int) -> None:
             item = message(f"m{position}")
             batch.append((conversation_id, position, item["id"], "message", SECONDS, json.dumps(item)))
         floor.execute_many(INSERT_CONVERSATION_ITEM, batch)
-    floor.execute("UPDATE conversations SET next_position = ? WHERE id = ?", (count, conversation_id))
+    floor.execute("UPDATE threadstore_conversations SET next_position = ? WHERE id = ?", (count, conversation_id))
     floor.execute("COMMIT")
 
 

@@ -34,7 +34,7 @@ SMALL = 1_000
 # At 1,000 threads, 100 users of 10 threads each: both searches return a full page of 10, so the
 # ratio shows what the table's size costs, not what 9 more threads in the answer cost.
 SMALL_USERS = 100
-GIN = "ix_langgraph_threads_metadata"
+GIN = "ix_threadstore_langgraph_threads_metadata"
 
 # Thread ids in creation order on both backends, as threadstore's own (UUID version 7) are: the
 # newest threads' ids then sit together at the end of the primary key, as in a real store. With
@@ -42,29 +42,30 @@ GIN = "ix_langgraph_threads_metadata"
 # from outside the database's cache at a million threads.
 SQLITE_LOAD = [
     f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :threads)
-    INSERT INTO langgraph_threads (thread_id, created_at, updated_at, metadata, status)
+    INSERT INTO threadstore_langgraph_threads (thread_id, created_at, updated_at, metadata, status)
     SELECT printf('%08x-0000-4000-8000-%012x', i, i), {MICROS} + i, {MICROS} + i,
            json_object('user_id', 'u' || (i % :users)), 'idle' FROM n""",
-    """INSERT INTO langgraph_thread_metadata (thread_id, key, value, created_at)
-    SELECT thread_id, 'user_id', 's:' || json_extract(metadata, '$.user_id'), created_at FROM langgraph_threads""",
+    """INSERT INTO threadstore_langgraph_thread_metadata (thread_id, key, value, created_at)
+    SELECT thread_id, 'user_id', 's:' || json_extract(metadata, '$.user_id'), created_at
+    FROM threadstore_langgraph_threads""",
     "ANALYZE",
 ]
 POSTGRES_LOAD = [
     f"DROP INDEX {GIN}",  # built once after the load, faster than row by row
-    f"""INSERT INTO langgraph_threads (thread_id, created_at, updated_at, metadata, status)
+    f"""INSERT INTO threadstore_langgraph_threads (thread_id, created_at, updated_at, metadata, status)
     SELECT lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'), {MICROS} + i, {MICROS} + i,
            jsonb_build_object('user_id', 'u' || mod(i, :users)), 'idle'
     FROM generate_series(1, :threads) AS i""",
-    f"CREATE INDEX {GIN} ON langgraph_threads USING gin (metadata jsonb_path_ops)",
-    """INSERT INTO langgraph_thread_metadata (thread_id, key, value, created_at)
-    SELECT thread_id, 'user_id', 's:' || (metadata->>'user_id'), created_at FROM langgraph_threads""",
+    f"CREATE INDEX {GIN} ON threadstore_langgraph_threads USING gin (metadata jsonb_path_ops)",
+    """INSERT INTO threadstore_langgraph_thread_metadata (thread_id, key, value, created_at)
+    SELECT thread_id, 'user_id', 's:' || (metadata->>'user_id'), created_at FROM threadstore_langgraph_threads""",
 ]
 # What autovacuum does to tables that have just received a million rows, which a bulk load in one
 # transaction leaves undone: without it the first search of each user (each measured search, as
 # they take the users in turn) sets the hint bits of the pages it reads, writing them, and its
 # index-only scan reads the table too, as the visibility map is still empty. Only these tables:
 # the database may be shared.
-POSTGRES_VACUUM = "VACUUM (ANALYZE) langgraph_threads, langgraph_thread_metadata"
+POSTGRES_VACUUM = "VACUUM (ANALYZE) threadstore_langgraph_threads, threadstore_langgraph_thread_metadata"
 
 
 def load(store: Store, threads_count: int, users: int) -> None:
@@ -109,7 +110,7 @@ def drop_index(store: Store) -> None:
     with store.engine.begin() as connection:
         if store.engine.dialect.name == "postgresql":
             connection.exec_driver_sql(f"DROP INDEX {GIN}")
-        connection.exec_driver_sql("DROP TABLE langgraph_thread_metadata")
+        connection.exec_driver_sql("DROP TABLE threadstore_langgraph_thread_metadata")
 
 
 def measure(new_database: Callable[[], str], args: argparse.Namespace) -> None:

@@ -17,13 +17,13 @@ from sqlalchemy.engine import URL, Connection
 from sqlmodel import Session, select
 
 import threadstore.alembic
-from tests.app_project.models import Project, Ticket
+from tests.app_project.models import ForumMessage, ForumThread, Project, Ticket
 from threadstore import SchemaOutOfDateError, Store, migrate, tables, versions
 from threadstore.db import create_engine
 from threadstore.versions import SHARED_VERSION_TABLE, VERSION_TABLE, revisions_in
 
 APP_MIGRATIONS = Path(__file__).parent / "app_project" / "migrations"
-APP_HEAD = "a1b2c3d4e5f6"
+APP_HEAD = "b2c3d4e5f6a7"
 
 
 def app_config(connection: Connection) -> Config:
@@ -134,6 +134,30 @@ def test_both_codes_run_and_a_ticket_goes_with_its_thread(empty_url: URL) -> Non
             assert [p.name for p in session.exec(select(Project)).all()] == ["support"]
 
 
+def test_the_applications_own_threads_and_messages_live_beside_threadstores(empty_url: URL) -> None:
+    """The application's `threads` and `messages` (and its index `ix_threads_created_at`) share the
+    database with threadstore's tables, whose names all start with `threadstore_`."""
+    threadstore_upgrade(empty_url)
+    app_upgrade(empty_url)
+    with Store(empty_url) as store:
+        thread = store.threads.create()
+        store.messages.create(thread.id, role="user", content="Hello")
+        with Session(store.engine) as session:
+            forum = ForumThread(title="Printers", created_at=1)
+            session.add(forum)
+            session.flush()
+            assert forum.id is not None
+            session.add(ForumMessage(thread_id=forum.id, body="Mine is on fire"))
+            session.commit()
+
+        (message,) = store.messages.list(thread.id).data
+        assert message.content[0]["text"]["value"] == "Hello"
+        with Session(store.engine) as session:
+            assert [message.body for message in session.exec(select(ForumMessage)).all()] == ["Mine is on fire"]
+        tables_now = set(sa.inspect(store.engine).get_table_names())
+    assert {"threads", "messages", tables.threads.name, tables.messages.name} <= tables_now
+
+
 def test_a_ticket_for_a_missing_thread_is_refused(empty_url: URL) -> None:
     threadstore_upgrade(empty_url)
     app_upgrade(empty_url)
@@ -198,7 +222,7 @@ def test_a_store_on_a_database_with_its_revision_in_alembic_version_asks_to_migr
 def test_include_object_leaves_out_threadstores_tables_and_what_is_on_them() -> None:
     threads = tables.threads
     index = next(iter(tables.runs.indexes))
-    assert not threadstore.alembic.include_object(threads, "threads", "table", False, None)
+    assert not threadstore.alembic.include_object(threads, threads.name, "table", False, None)
     assert not threadstore.alembic.include_object(threads.c.id, "id", "column", False, None)
     assert not threadstore.alembic.include_object(index, index.name, "index", False, None)
     assert threadstore.alembic.include_object(Ticket.__table__, "tickets", "table", False, None)  # type: ignore[attr-defined]

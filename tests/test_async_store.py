@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import multiprocessing
+import os
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,7 +183,7 @@ def test_a_call_cancelled_while_it_waits_for_a_lock_writes_all_or_nothing(
             if backend == "sqlite":
                 connection.cursor().execute("BEGIN IMMEDIATE")  # SQLite's one write lock
             else:
-                connection.cursor().execute("SELECT id FROM threads WHERE id = %s FOR UPDATE", (thread.id,))
+                connection.cursor().execute("SELECT id FROM threadstore_threads WHERE id = %s FOR UPDATE", (thread.id,))
             task = asyncio.create_task(store.threads.update(thread.id, metadata={"n": "1"}))
             await asyncio.sleep(0.3)  # the update now waits for the lock
             task.cancel()
@@ -269,3 +273,102 @@ def test_a_call_cancelled_as_a_connection_is_handed_to_it_passes_the_connection_
 
     created = run_on_one_connection(store_url, clock, body)
     assert created[0] is True and created[1].startswith("thread_") and created[2] == 0
+
+
+def test_a_call_of_the_store_waiting_for_a_transactions_lock_does_not_hold_the_transaction_up(
+    store_url: sa.URL, clock: FakeClock
+) -> None:
+    async def body(store: AsyncStore) -> tuple[str, str]:
+        thread = await store.threads.create(metadata={"n": "0"})
+        async with store.transaction() as tx:
+            await tx.threads.update(thread.id, metadata={"n": "1"})  # SQLite's write lock, a PostgreSQL row lock
+            waiting = asyncio.create_task(store.threads.update(thread.id, metadata={"n": "2"}))
+            await asyncio.sleep(0.2)  # the store's call now waits for the transaction's lock
+            seen = (await asyncio.wait_for(tx.threads.get(thread.id), 10)).metadata["n"]
+        await waiting
+        return seen, (await store.threads.get(thread.id)).metadata["n"]
+
+    assert run(store_url, clock, body) == ("1", "2")
+
+
+def test_a_transaction_cancelled_while_it_waits_to_begin_leaves_no_lock_behind(
+    store_url: sa.URL, clock: FakeClock, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("a PostgreSQL transaction takes no lock as it begins")
+    holder = create_engine(store_url)
+
+    async def body(store: AsyncStore) -> list[str]:
+        connection = holder.raw_connection()
+        try:
+            connection.cursor().execute("BEGIN IMMEDIATE")  # SQLite's one write lock
+
+            async def begin() -> None:
+                async with store.transaction() as tx:
+                    await tx.threads.create(metadata={"doomed": "yes"})
+
+            task = asyncio.create_task(begin())
+            await asyncio.sleep(0.3)  # the transaction's BEGIN IMMEDIATE now waits for the lock
+            task.cancel()
+        finally:
+            connection.rollback()
+            connection.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The BEGIN, already in its worker, takes the lock once it is free; the unit's end lets it go.
+        await asyncio.wait_for(store.threads.create(metadata={"after": "yes"}), 10)
+        return [dict(t.metadata).popitem()[0] for t in (await store.threads.list()).data]
+
+    try:
+        assert run(store_url, clock, body) == ["after"]
+    finally:
+        holder.dispose()
+
+
+def test_a_transaction_cancelled_again_while_it_rolls_back_still_rolls_back(
+    store_url: sa.URL, clock: FakeClock
+) -> None:
+    async def body(store: AsyncStore) -> list[str]:
+        entered = asyncio.Event()
+        busy: list[asyncio.Future[None]] = []
+
+        async def doomed() -> None:
+            async with store.transaction() as tx:
+                await tx.threads.create(metadata={"doomed": "yes"})
+                # Keeps the transaction's worker busy (SQLite), so that its rollback waits its turn.
+                busy.append(asyncio.ensure_future(tx.threads._run(time.sleep, 0.3)))
+                entered.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(doomed())
+        await entered.wait()
+        task.cancel()
+        await asyncio.sleep(0.05)  # the task now waits for its rollback
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await busy[0]
+        await asyncio.wait_for(store.threads.create(metadata={"after": "yes"}), 10)
+        return [dict(t.metadata).popitem()[0] for t in (await store.threads.list()).data]
+
+    assert run(store_url, clock, body) == ["after"]
+
+
+def _get_thread_in_a_loop_of_its_own(store: AsyncStore, thread_id: str) -> None:
+    found = asyncio.run(store.threads.get(thread_id))
+    os._exit(0 if found.id == thread_id else 1)
+
+
+def test_a_sqlite_async_store_used_before_a_fork_serves_the_forked_child(tmp_path: Path, clock: FakeClock) -> None:
+    store = AsyncStore(f"sqlite:///{tmp_path / 'fork.db'}", clock=clock)
+    thread_id = asyncio.run(store.threads.create()).id  # the parent's worker thread has started
+    child = multiprocessing.get_context("fork").Process(
+        target=_get_thread_in_a_loop_of_its_own, args=(store, thread_id)
+    )
+    child.start()
+    child.join(30)
+    if child.exitcode is None:  # waiting for a worker thread that the fork did not copy
+        child.kill()
+        child.join()
+    asyncio.run(store.close())
+    assert child.exitcode == 0

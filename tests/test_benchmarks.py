@@ -39,21 +39,29 @@ def test_the_operations_benchmark_prints_every_operation_with_its_ratios_on_each
 
 def test_the_asyncio_benchmark_prints_every_row_with_its_ratios() -> None:
     sizes = ["--repeat", "5", "--tasks", "10", "--pool", "3", "--iterations", "2", "--rounds", "1", "--delay-ms", "1"]
-    result = run_module("benchmarks.asyncio_ops", *sizes)
+    result = run_module("benchmarks.asyncio_ops", *sizes, "--pace", "0.5", "--paced-iterations", "1")
     lines = result.stdout.splitlines()
     headers = ("| operation", "| implementation")
     rows = [line.split("|") for line in lines if line.startswith("| ") and not line.startswith(headers)]
     sqlite = ["create message", "get run", "page of 20 messages", "run lifecycle (create, start, complete)"]
     postgres = ["AsyncStore", "floor (psycopg AsyncConnectionPool)", "Store via asyncio.to_thread"]
-    # PostgreSQL twice: the local server, then through the proxy adding 1 ms each way
-    expected = sqlite + (2 * postgres if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else [])
-    assert [row[1].strip() for row in rows] == expected
+    # PostgreSQL twice (the local server, then through the proxy adding 1 ms each way), each
+    # network's table followed by the paced one
+    networks = 2 if os.environ.get("THREADSTORE_TEST_POSTGRES_URL") else 0
+    assert [row[1].strip() for row in rows] == sqlite + networks * 2 * postgres
     assert all(float(row[2]) > 0 for row in rows[: len(sqlite)])  # AsyncStore / Store
+    throughput = [row for row in rows[len(sqlite) :] if len(row) == 8]
+    paced = [row for row in rows[len(sqlite) :] if len(row) == 6]
+    assert len(throughput) == len(paced) == networks * len(postgres)
     # the ratio, the rate, CPU per iteration, then lag p50 ≤ p99
-    assert all(float(row[2]) > 0 and float(row[3].replace(",", "")) > 0 for row in rows[len(sqlite) :])
-    assert all(float(row[6]) >= float(row[5]) for row in rows[len(sqlite) :])
-    assert sum(line.startswith("AsyncStore / floor:") for line in lines) == (len(expected) - len(sqlite)) // 3
+    assert all(float(row[2]) > 0 and float(row[3].replace(",", "")) > 0 for row in throughput)
+    assert all(float(row[6]) >= float(row[5]) for row in throughput)
+    # paced: the rate, then lag p50 ≤ p99
+    assert all(float(row[2].replace(",", "")) > 0 and float(row[4]) >= float(row[3]) for row in paced)
+    assert sum(line.startswith("AsyncStore / floor:") for line in lines) == networks
+    assert sum(line.startswith("Paced:") for line in lines) == networks
     assert sum(line.startswith("A call that does nothing, through AsyncStore's runner:") for line in lines) == 1
+    assert sum(line.startswith("A get run:") for line in lines) == 1
 
 
 def test_the_events_benchmark_prints_its_cost_latency_and_followers_on_each_backend() -> None:

@@ -149,7 +149,7 @@ def test_check_exits_1_listing_what_an_older_schema_lacks(sqlite_url: str, capsy
 
     out = capsys.readouterr().out
     assert "the database is at revision 0004" in out
-    assert "'add_table', Table('events'" in out
+    assert "'add_table', Table('threadstore_events'" in out
 
 
 def test_a_missing_postgres_driver_names_the_extra(

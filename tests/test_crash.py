@@ -55,15 +55,17 @@ def check_whole(url: str, committed: set[str]) -> None:
             assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
             threads = connection.exec_driver_sql(
                 "SELECT t.id, json_extract(t.metadata, '$.marker'),"
-                " (SELECT count(*) FROM messages m WHERE m.thread_id = t.id),"
-                " (SELECT count(*) FROM runs r WHERE r.thread_id = t.id AND r.status = 'completed'),"
-                " (SELECT count(*) FROM run_steps s JOIN run_step_details d ON d.id = s.step_details"
+                " (SELECT count(*) FROM threadstore_messages m WHERE m.thread_id = t.id),"
+                " (SELECT count(*) FROM threadstore_runs r WHERE r.thread_id = t.id AND r.status = 'completed'),"
+                " (SELECT count(*) FROM threadstore_run_steps s JOIN threadstore_run_step_details d ON d.id ="
+                " s.step_details"
                 "   WHERE s.thread_id = t.id AND s.status = 'completed'),"
-                " (SELECT count(*) FROM events e WHERE e.thread_id = t.id)"
-                " FROM threads t"
+                " (SELECT count(*) FROM threadstore_events e WHERE e.thread_id = t.id)"
+                " FROM threadstore_threads t"
             ).all()
             strays = connection.exec_driver_sql(
-                "SELECT count(*) FROM events e WHERE e.thread_id NOT IN (SELECT id FROM threads)"
+                "SELECT count(*) FROM threadstore_events e WHERE e.thread_id NOT IN (SELECT id FROM"
+                " threadstore_threads)"
             ).scalar()
     finally:
         engine.dispose()

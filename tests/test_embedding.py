@@ -51,7 +51,7 @@ def test_a_postgres_store_keeps_its_tables_in_the_schema_it_is_given(schema_name
         assert store.threads.get(thread.id).id == thread.id
 
     assert tables_in(schema_name) == names()
-    assert count_as_admin(f"SELECT count(*) FROM {schema_name}.threads") == 1
+    assert count_as_admin(f"SELECT count(*) FROM {schema_name}.threadstore_threads") == 1
 
 
 @SKIP_POSTGRES

@@ -131,6 +131,30 @@ def test_a_run_followed_by_its_id_has_its_own_events_only(store: Store) -> None:
     assert {event.run_id for event in events} == {run}
 
 
+def a_second_run_on(store: Store, thread: str) -> str:
+    """Another run on `thread` (whose first has ended), started and completed."""
+    run = store.runs.create(thread, assistant_id=assistant_id(store)).id
+    store.runs.start(run)
+    store.runs.complete(run)
+    return run
+
+
+def test_a_runs_events_are_read_apart_from_its_threads_other_runs(store: Store) -> None:
+    thread, first = a_run_that_completes(store)
+    second = a_second_run_on(store, thread)
+    every = store.events.list(thread_id=thread)
+    for run in (first, second):
+        own = [event for event in every if event.run_id == run]
+        assert store.events.list(run_id=run) == own
+        assert store.events.list(run_id=run, after=own[0].id) == own[1:]
+        assert store.events.list(thread_id=thread, run_id=run) == own
+
+
+def test_the_events_of_a_run_that_does_not_exist_are_none(store: Store) -> None:
+    a_run_that_completes(store)
+    assert store.events.list(run_id="run_none") == []
+
+
 def test_events_are_numbered_in_increasing_order(store: Store) -> None:
     thread, _ = a_run_that_completes(store)
     ids = [int(event.id) for event in store.events.list(thread_id=thread)]
@@ -186,6 +210,16 @@ def test_deleting_a_run_deletes_its_events_and_keeps_the_threads_own(store: Stor
     store.runs.delete(run)
     assert store.events.list(run_id=run) == []
     assert names(store.events.list(thread_id=thread)) == ["thread.created"]
+
+
+def test_deleting_a_run_keeps_the_events_of_its_threads_other_runs(store: Store) -> None:
+    thread, first = a_run_that_completes(store)
+    second = a_second_run_on(store, thread)
+    kept = store.events.list(run_id=second)
+    store.runs.delete(first)
+    assert store.events.list(run_id=first) == []
+    assert store.events.list(run_id=second) == kept
+    assert names(store.events.list(thread_id=thread)) == ["thread.created", *names(kept)]
 
 
 def test_an_event_is_an_sse_frame(store: Store) -> None:
@@ -592,8 +626,8 @@ def test_a_unit_writes_its_events_after_every_other_write(
         sql
         for unit in units
         for position, sql in enumerate(unit)
-        if any(earlier.startswith("INSERT INTO events") for earlier in unit[:position])
-        and not sql.startswith("INSERT INTO events")
+        if any(earlier.startswith("INSERT INTO threadstore_events") for earlier in unit[:position])
+        and not sql.startswith("INSERT INTO threadstore_events")
     ]
-    assert sum(sql.startswith("INSERT INTO events") for unit in units for sql in unit) > 10
+    assert sum(sql.startswith("INSERT INTO threadstore_events") for unit in units for sql in unit) > 10
     assert writes_after_events == []

@@ -277,7 +277,7 @@ def test_a_connection_let_go_as_broken_while_its_unit_lives_on_leaves_no_lock_he
     store.threads.create()
     unit = store._engine_scope.write()
     raw = unit.__enter__()  # BEGIN IMMEDIATE
-    raw.cursor().execute("SELECT id FROM threads").fetchone()  # a statement under way: one row of two read
+    raw.cursor().execute("SELECT id FROM threadstore_threads").fetchone()  # a statement under way: one row of two read
     unit._discard()  # as when its ROLLBACK is cut short: the connection is let go, its state unknown
     saved = [unit]  # kept alive, as by a saved traceback: its cursor with it
     no_write_lock_held(store.url)

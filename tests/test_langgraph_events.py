@@ -36,6 +36,20 @@ def test_a_runs_stream_is_metadata_then_the_workers_events_then_end(store: Store
     assert {e.thread_id for e in events} == {thread}
 
 
+def test_a_runs_events_are_read_apart_from_its_threads_other_runs(store: Store) -> None:
+    thread, first = claimed(store)
+    store.langgraph.runs.finish(first, attempt=1, status="success")
+    second = store.langgraph.runs.create(thread, assistant_id="agent").run_id
+    taken = store.langgraph.runs.claim_next()
+    assert taken is not None and taken.run_id == second
+    store.langgraph.runs.append_event(second, attempt=1, event="values", data={"n": 2})
+    assert [e.event for e in store.events.list(run_id=first)] == ["metadata", "end"]
+    assert [e.event for e in store.events.list(run_id=second)] == ["metadata", "values"]
+    store.langgraph.runs.delete(first)
+    assert store.events.list(run_id=first) == []
+    assert [e.event for e in store.events.list(thread_id=thread)] == ["metadata", "values"]
+
+
 def test_following_a_langgraph_run_ends_with_its_end(store: Store) -> None:
     _, run = claimed(store)
     store.langgraph.runs.append_event(run, attempt=1, event="custom", data={"progress": 0.5})

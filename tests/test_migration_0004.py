@@ -35,7 +35,7 @@ def steps_at_0003(engine: Engine) -> dict[str, Json]:
 
 def steps_at_head(url: URL) -> dict[str, Json]:
     with Store(url) as store, store.engine.connect() as connection:
-        ids = connection.execute(sa.text("SELECT id FROM run_steps")).scalars().all()
+        ids = connection.execute(sa.text("SELECT id FROM threadstore_run_steps")).scalars().all()
         return {step_id: store.run_steps.get(step_id).to_api() for step_id in ids}
 
 

@@ -40,5 +40,7 @@ def test_upgrade_numbers_runs_indexes_metadata_and_leaves_openai_runs_unclaimed(
         assert (upgraded.status, upgraded.attempt, upgraded.lease_expires_at) == ("in_progress", 0, None)
         assert upgraded.to_api() == openai_run.to_api()
     with engine.connect() as connection:
-        seqs = connection.execute(sa.text("SELECT count(DISTINCT seq) FROM langgraph_runs WHERE seq > 0")).scalar()
+        seqs = connection.execute(
+            sa.text("SELECT count(DISTINCT seq) FROM threadstore_langgraph_runs WHERE seq > 0")
+        ).scalar()
     assert seqs == 2

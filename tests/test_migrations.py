@@ -185,7 +185,7 @@ def test_partial_indexes_of_the_models_are_partial_in_the_migrated_schema(engine
 
     indexes = [index for table in metadata.sorted_tables for index in table.indexes]
     modelled = {index.name for index in indexes if index.kwargs.get(option) is not None}
-    assert "ix_messages_run_id" in modelled
+    assert "ix_threadstore_messages_run_id" in modelled
     assert migrated == modelled
 
 
@@ -438,7 +438,7 @@ WHEEL_SCRIPT = textwrap.dedent(
     engine = sa.create_engine("sqlite:///y.db")
     with engine.connect() as connection:
         assert migrate.current(connection) == head
-        assert "run_step_usages" in sa.inspect(connection).get_table_names()
+        assert "threadstore_run_step_usages" in sa.inspect(connection).get_table_names()
     print("wheel ok")
     """
 )

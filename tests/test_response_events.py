@@ -126,7 +126,7 @@ def test_an_end_reads_the_responses_output_items_once_for_its_result_and_its_eve
     real = fastsql.Raw._run
 
     def recording(self: fastsql.Raw, sql: str, params: Any) -> Any:
-        if sql.startswith("SELECT") and "FROM response_items" in sql:
+        if sql.startswith("SELECT") and "FROM threadstore_response_items" in sql:
             reads.append(sql)
         return real(self, sql, params)
 

@@ -85,7 +85,7 @@ def test_a_conversations_next_response_waits_while_another_claimer_holds_its_old
     holder = create_engine(store_url)
     connection = holder.raw_connection()
     try:  # as a claimer that has picked the oldest and not yet committed
-        connection.cursor().execute("SELECT id FROM responses WHERE id = %s FOR UPDATE", (oldest,))
+        connection.cursor().execute("SELECT id FROM threadstore_responses WHERE id = %s FOR UPDATE", (oldest,))
         claimed = store.responses.claim_next()
         assert claimed is not None and claimed.id == elsewhere
         assert store.responses.claim_next() is None

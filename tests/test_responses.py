@@ -335,7 +335,7 @@ def test_context_of_a_chain_of_a_hundred_responses_holds_every_turn_in_order(sto
     expected = [text for turn in range(100) for text in (f"q{turn}", f"a{turn}")] + ["last"]
     assert texts(store.responses.context(last.id)) == expected
     with store.engine.connect() as connection:  # stored by reference: each turn's items once
-        count = connection.execute(sa.text("SELECT count(*) FROM response_items")).scalar_one()
+        count = connection.execute(sa.text("SELECT count(*) FROM threadstore_response_items")).scalar_one()
     assert count == 201
 
 

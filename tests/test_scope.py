@@ -139,9 +139,9 @@ def test_a_unit_whose_commit_fails_writes_nothing_and_the_store_goes_on(sqlite_s
     with pytest.raises(ThreadStoreError), scope_of(sqlite_store).write() as raw:
         cursor = raw.connection.cursor()
         cursor.execute("PRAGMA defer_foreign_keys = ON")  # the broken foreign key fails the COMMIT
-        cursor.execute("INSERT INTO threads (id, created_at, metadata) VALUES ('thread_orphan', 1, '{}')")
+        cursor.execute("INSERT INTO threadstore_threads (id, created_at, metadata) VALUES ('thread_orphan', 1, '{}')")
         cursor.execute(
-            "INSERT INTO messages (id, created_at, thread_id, status, role, content, attachments, metadata)"
+            "INSERT INTO threadstore_messages (id, created_at, thread_id, status, role, content, attachments, metadata)"
             " VALUES ('msg_orphan', 1, 'thread_missing', 'completed', 'user', '[]', '[]', '{}')"
         )
 

@@ -31,7 +31,7 @@ from threadstore.langgraph import states as langgraph_states
 from threadstore.lifecycle import FieldRule, Machine
 from threadstore.openai import states as openai_states
 from threadstore.responses import states as responses_states
-from threadstore.schema import metadata, status_checks
+from threadstore.schema import TABLE_PREFIX, metadata, status_checks
 from threadstore.versions import VERSION_TABLE
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -430,7 +430,9 @@ def schemas(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def test_the_models_and_the_migrations_have_the_same_check_constraints(schemas: Schemas) -> None:
-    assert {("runs", "ck_runs_status"), ("langgraph_runs", "ck_langgraph_runs_status")} <= set(schemas.modelled)
+    assert {("threadstore_runs", "ck_runs_status"), ("threadstore_langgraph_runs", "ck_langgraph_runs_status")} <= set(
+        schemas.modelled
+    )
     only_in_models = sorted(set(schemas.modelled) - set(schemas.migrated))
     only_in_migrations = sorted(set(schemas.migrated) - set(schemas.modelled))
     assert (only_in_models, only_in_migrations) == ([], [])
@@ -452,15 +454,17 @@ def test_a_drifted_field_rule_is_caught_against_the_migrated_schema(tmp_path: Pa
     migrate.upgrade(engine)
     drifted = {**dict(openai_states.RUN.fields), "incomplete_reason": rule("incomplete", "failed")}
     check = status_checks(replace(openai_states.RUN, fields=drifted))[list(drifted).index("incomplete_reason")]
-    compiled = {("runs", "ck_runs_incomplete_reason_by_status"): compiled_sql(check, engine)}
+    compiled = {("threadstore_runs", "ck_runs_incomplete_reason_by_status"): compiled_sql(check, engine)}
     migrated = reflected_checks(engine)
     engine.dispose()
-    assert list(differing(compiled, migrated)) == [("runs", "ck_runs_incomplete_reason_by_status")]
+    assert list(differing(compiled, migrated)) == [("threadstore_runs", "ck_runs_incomplete_reason_by_status")]
 
 
 def test_every_specified_field_rule_is_a_check_constraint_of_the_migrated_schema(schemas: Schemas) -> None:
     expected = {
-        (table, f"ck_{table}_{column}_by_status") for table, spec in SPEC_TABLES.items() for column in spec.fields
+        (table, f"ck_{table.removeprefix(TABLE_PREFIX)}_{column}_by_status")
+        for table, spec in SPEC_TABLES.items()
+        for column in spec.fields
     }
     assert expected
     assert sorted(expected - set(schemas.migrated)) == []

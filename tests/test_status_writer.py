@@ -16,7 +16,7 @@ from tests.conftest import FakeClock
 from threadstore import Store, fastsql, transitions
 from threadstore.openai.models import messages
 
-STATUS_TABLES = "runs|messages|run_steps|langgraph_runs|langgraph_threads|responses"
+STATUS_TABLES = "threadstore_(?:runs|messages|run_steps|langgraph_runs|langgraph_threads|responses)"
 INSERT = rf"INSERT INTO ({STATUS_TABLES})\b"
 UPDATE = rf"UPDATE ({STATUS_TABLES}) SET (?:(?!\bWHERE\b).)*\bstatus\s*="  # status set, not tested
 STATUS_WRITE = re.compile(rf"^\s*({INSERT}|{UPDATE})", re.S)

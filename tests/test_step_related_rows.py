@@ -98,14 +98,14 @@ def test_no_delete_leaves_a_related_row_that_no_step_names(store: Store, path: s
     DELETES[path](store, thread, run)
     assert orphans(store) == {table.name: 0 for table in RELATED.values()}
     assert store.run_steps.list(kept).data  # the other thread's steps keep their rows
-    assert related_counts(store)["run_step_details"] >= len(store.run_steps.list(kept).data)
+    assert related_counts(store)[run_step_details.name] >= len(store.run_steps.list(kept).data)
 
 
 def test_deleting_a_run_deletes_its_steps_related_rows_in_the_database(store: Store) -> None:
     run = fill(store, thread_id(store))
     before = related_counts(store)
     store.runs.delete(run)
-    assert before == {"run_step_details": 3, "run_step_last_errors": 2, "run_step_usages": 2}
+    assert before == {run_step_details.name: 3, run_step_last_errors.name: 2, run_step_usages.name: 2}
     assert related_counts(store) == {table.name: 0 for table in RELATED.values()}
 
 

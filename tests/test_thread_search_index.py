@@ -164,14 +164,15 @@ def bulk_load(store: Store, threads: int, users: int) -> None:
     with store.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(
-                "INSERT INTO langgraph_threads (thread_id, created_at, updated_at, metadata, status)"
+                "INSERT INTO threadstore_langgraph_threads (thread_id, created_at, updated_at, metadata, status)"
                 " SELECT md5(i::text)::uuid::text, i, i, jsonb_build_object('user_id', 'u' || (i %% %(users)s)), 'idle'"
                 " FROM generate_series(1, %(threads)s) AS i",
                 {"users": users, "threads": threads},
             )
             connection.exec_driver_sql(
-                "INSERT INTO langgraph_thread_metadata (thread_id, key, value, created_at)"
-                " SELECT thread_id, 'user_id', 's:' || (metadata->>'user_id'), created_at FROM langgraph_threads"
+                "INSERT INTO threadstore_langgraph_thread_metadata (thread_id, key, value, created_at)"
+                " SELECT thread_id, 'user_id', 's:' || (metadata->>'user_id'), created_at FROM"
+                " threadstore_langgraph_threads"
             )
             connection.exec_driver_sql("ANALYZE")
             return
@@ -191,8 +192,8 @@ def test_search_by_metadata_reads_the_index_not_every_thread(store: Store, searc
     assert len(found) == 10 and all(t.metadata["user_id"] == "u7" for t in found)
     (sql, params), *_ = searches
     plan = explain(store, sql, params)
-    assert "ix_langgraph_thread_metadata_key" in plan, plan
-    assert "SCAN langgraph_threads" not in plan and "Seq Scan" not in plan, plan
+    assert "ix_threadstore_langgraph_thread_metadata_key" in plan, plan
+    assert "SCAN threadstore_langgraph_threads" not in plan and "Seq Scan" not in plan, plan
 
 
 @pytest.mark.parametrize(("backend", "store_kind"), [("postgres", "sync")])
@@ -202,12 +203,12 @@ def test_a_filter_without_a_scalar_entry_reads_the_gin_index_on_postgresql(
     bulk_load(store, 20_000, 1000)
     with store.engine.begin() as connection:
         connection.exec_driver_sql(
-            "UPDATE langgraph_threads"
+            "UPDATE threadstore_langgraph_threads"
             " SET metadata = metadata || jsonb_build_object('tags', jsonb_build_array(created_at))"
         )
-        connection.exec_driver_sql("ANALYZE langgraph_threads")
+        connection.exec_driver_sql("ANALYZE threadstore_langgraph_threads")
     searches.clear()
     assert len(store.langgraph.threads.search(metadata={"tags": [7]}, limit=10)) == 1
     (sql, params), *_ = searches
     plan = explain(store, sql, params)
-    assert "ix_langgraph_threads_metadata" in plan and "Seq Scan" not in plan, plan
+    assert "ix_threadstore_langgraph_threads_metadata" in plan and "Seq Scan" not in plan, plan

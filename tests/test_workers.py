@@ -75,7 +75,7 @@ def test_eight_workers_claim_two_thousand_runs_each_exactly_once(
     assert len(claimed) == len(set(claimed)) == 2000
     assert set(claimed) == set(made)
     with store.engine.connect() as connection:
-        statuses = connection.exec_driver_sql("SELECT status, count(*) FROM runs GROUP BY status").all()
+        statuses = connection.exec_driver_sql("SELECT status, count(*) FROM threadstore_runs GROUP BY status").all()
     assert dict(statuses) == {"in_progress": 2000}
 
 

@@ -1,14 +1,15 @@
 """AsyncStore: the Store's repositories as coroutines, running the Store's own code.
 
 Every call runs the sync repository method, unchanged, through a runner (runners.py): in a
-greenlet over psycopg's async connections on PostgreSQL, in a thread of the store's pool on
-SQLite. Nothing of a repository is written twice; see README.md, "AsyncStore".
+greenlet over psycopg's async connections on PostgreSQL, in the store's worker thread on SQLite
+(a transaction's calls in a worker of their own). Nothing of a repository is written twice; see README.md, "AsyncStore".
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -44,10 +45,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-# Threads of a SQLite AsyncStore: enough that calls waiting for the write lock, which SQLite
-# grants one writer at a time, leave threads for the calls that will let it go.
-SQLITE_THREADS = 8
 
 
 class AsyncRepositories:
@@ -129,7 +126,7 @@ class AsyncStore(AsyncRepositories):
                 events=events,
                 read_only=read_only,
             )
-            self._run = ThreadRunner(SQLITE_THREADS)
+            self._run = ThreadRunner()
         self.clock = self._store.clock
         super().__init__(self._store, _OutsideTransactions(self._run, self._store._engine_scope))
 
@@ -152,15 +149,23 @@ class AsyncStore(AsyncRepositories):
         scope = self._store._engine_scope
         refuse_inside_transaction(scope)
         unit = self._store._transaction()
-        tx = await self._run(unit.__enter__)
-        try:
-            with held_open(scope):
-                yield AsyncTransaction(tx, self._run)
-        except BaseException as error:
-            if not await self._run(unit.__exit__, type(error), error, error.__traceback__):
+        with self._run.apart() as run:
+            try:
+                tx = await run(unit.__enter__)
+            except asyncio.CancelledError as error:
+                # Cancelled while the unit began: it may have begun (SQLite: in its worker, with the
+                # write lock taken) after all. Its end, queued behind its beginning, lets it go.
+                await asyncio.shield(run(unit.__exit__, type(error), error, error.__traceback__))
                 raise
-        else:
-            await self._run(unit.__exit__, None, None, None)
+            try:
+                with held_open(scope):
+                    yield AsyncTransaction(tx, run)
+            except BaseException as error:
+                # Shielded: a second cancellation must not keep the unit from ending.
+                if not await asyncio.shield(run(unit.__exit__, type(error), error, error.__traceback__)):
+                    raise
+            else:
+                await asyncio.shield(run(unit.__exit__, None, None, None))
 
     async def close(self) -> None:
         """Close every pooled connection, after the calls under way."""
@@ -180,15 +185,23 @@ class AsyncStore(AsyncRepositories):
 
 class _OutsideTransactions:
     """The runner of the store's own repositories: it refuses a call from a task that holds this
-    store's transaction open (the call would wait for it), before handing the call to a thread."""
+    store's transaction open (the call would wait for it), before handing the call on."""
 
     def __init__(self, run: Runner, scope: Scope) -> None:
         self._run = run
         self._scope = scope
 
-    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
+        """Hand the call on (a plain function: one coroutine frame fewer on every call).
+
+        Raises:
+            UsageError: this task holds the store's transaction open.
+        """
         refuse_inside_transaction(self._scope)
-        return await self._run(function, *args, **kwargs)
+        return self._run(function, *args, **kwargs)
+
+    def apart(self) -> AbstractContextManager[Runner]:
+        return self._run.apart()
 
     def close(self) -> None:
         self._run.close()

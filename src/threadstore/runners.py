@@ -5,19 +5,21 @@ built on) over psycopg's async connections. The repository code calls the execut
 each DBAPI call of SQLAlchemy's async adapter awaits psycopg's coroutine by switching back to the
 event loop, so the loop runs other tasks while a statement is on the network. No thread per call.
 
-SQLite: in a thread of the store's own pool, the whole call at once. sqlite3 does its I/O in
-the calling thread, and one hop per call costs less than one per statement (as aiosqlite does).
-A write waits for SQLite's lock in its thread, never on the loop.
+SQLite: in a worker thread of the store's own, the whole call (its whole unit of work) in one
+hand-off. sqlite3 does its I/O in the calling thread, and one hand-off per call costs less than
+one per statement (which is what aiosqlite does). A write waits for SQLite's lock in the worker,
+never on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
-from collections import deque
-from collections.abc import Callable
-from contextlib import suppress
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from queue import SimpleQueue
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -30,8 +32,12 @@ T = TypeVar("T")
 class Runner(Protocol):
     """Runs one synchronous call of the store's code without blocking the event loop."""
 
-    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `function(*args, **kwargs)` and return what it returns (or raise what it raises)."""
+    def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
+        """Start `function(*args, **kwargs)`; awaited, it returns what that returns (or raises what it raises)."""
+        ...
+
+    def apart(self) -> AbstractContextManager[Runner]:
+        """A runner for one transaction's calls, which must never wait behind the store's other calls."""
         ...
 
     def close(self) -> None:
@@ -42,110 +48,136 @@ class Runner(Protocol):
 class GreenletRunner:
     """Runs calls in greenlets whose database calls await the async driver (PostgreSQL)."""
 
-    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        from sqlalchemy.util import greenlet_spawn
+    def __init__(self) -> None:
+        from sqlalchemy.util import greenlet_spawn  # greenlet is loaded for PostgreSQL stores only
 
+        self._spawn = greenlet_spawn
+
+    def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
         # A partial: greenlet_spawn's own keyword (_require_await) must not meet the call's.
-        result: T = await greenlet_spawn(functools.partial(function, *args, **kwargs))
-        return result
+        spawned: Awaitable[T] = self._spawn(functools.partial(function, *args, **kwargs))
+        return spawned
+
+    @contextmanager
+    def apart(self) -> Iterator[GreenletRunner]:
+        """Itself: each call is a greenlet of its own, and none waits behind another."""
+        yield self
 
     def close(self) -> None:
         """Nothing to let go of."""
 
 
 class ThreadRunner:
-    """Runs calls in a pool of threads of the store's own (SQLite).
+    """Runs calls in one worker thread of its own, one after another, in the order they come (SQLite).
 
-    Several threads, so that a call waiting for SQLite's write lock (held by an open
-    transaction of another task) does not hold up the calls that would let it go. A call goes
-    to the thread that finished last (its caches, and the core it ran on, are still warm):
-    measured on SQLite, that costs about half the overhead of `run_in_executor`, which hands
-    each call to whichever thread the OS wakes and wraps a concurrent future in an asyncio one.
+    The hand-off is kept to what crossing threads needs: the call goes into a `SimpleQueue` the
+    worker waits on; its outcome comes back to the loop with one `call_soon_threadsafe`, settling
+    the asyncio future the caller awaits (no `concurrent.futures` future, no executor, no lock:
+    the one worker serialises the calls). SQLite takes one writer at a time, so a single worker
+    loses nothing to a pool of them, except while a write waits for the lock that another
+    connection holds: the calls behind it wait too. A transaction's calls run on a worker of its
+    own (`apart`), or a call of the store waiting for the transaction's lock would keep the
+    transaction from ever reaching its end.
     """
 
-    def __init__(self, threads: int) -> None:
-        self._most = threads
-        self._lock = threading.Lock()  # held only to move a job or a worker between the lists
-        self._idle: list[_Worker] = []  # last in, first out: the warmest thread on top
-        self._backlog: deque[_Job] = deque()
-        self._workers: list[_Worker] = []
+    def __init__(self) -> None:
+        self._inbox: SimpleQueue[_Job | None] | None = None  # with its worker, on the first call
+        self._thread: threading.Thread | None = None
+        self._spares: list[ThreadRunner] = []  # transactions' workers, idle, kept for the next ones
         self._closed = False
+        _runners.add(self)
 
-    async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._submit((loop, future, functools.partial(function, *args, **kwargs)))
-        return await future
+    def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        """Hand `function(*args, **kwargs)` to the worker; the future settles with its outcome.
 
-    def _submit(self, job: _Job) -> None:
-        with self._lock:
+        Raises:
+            StorageError: the store is closed.
+        """
+        if self._closed:
+            raise StorageError("The store is closed.")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        inbox = self._inbox if self._inbox is not None else self._start()
+        inbox.put((future, function, args, kwargs))
+        return future
+
+    def _start(self) -> SimpleQueue[_Job | None]:
+        """Start the worker, at the first call: a store opened before a fork starts its own in the child."""
+        inbox = self._inbox = SimpleQueue()
+        self._thread = threading.Thread(target=_work, args=(inbox,), name="threadstore", daemon=True)
+        self._thread.start()
+        return inbox
+
+    def forget(self) -> None:
+        """In a forked child: the parent's workers do not run here; the next call starts one."""
+        self._inbox = self._thread = None
+        self._spares = []
+
+    @contextmanager
+    def apart(self) -> Iterator[ThreadRunner]:
+        """A worker of its own for one transaction: an idle one kept from an earlier transaction, or a new one.
+
+        Raises:
+            StorageError: the store is closed.
+        """
+        if self._closed:
+            raise StorageError("The store is closed.")
+        try:
+            runner = self._spares.pop()
+        except IndexError:
+            runner = ThreadRunner()
+        try:
+            yield runner
+        finally:
             if self._closed:
-                raise StorageError("The store is closed.")
-            if self._idle:
-                self._idle.pop().inbox.put(job)
-            elif len(self._workers) < self._most:
-                self._workers.append(_Worker(self, job))
+                runner.close()
             else:
-                self._backlog.append(job)
-
-    def _next(self, worker: _Worker) -> _Job | None:
-        """The job for `worker`, which has finished one: from the backlog, or the next given it."""
-        with self._lock:
-            if self._backlog:
-                return self._backlog.popleft()
-            if self._closed:
-                return None
-            self._idle.append(worker)
-        return worker.inbox.get()
+                self._spares.append(runner)
 
     def close(self) -> None:
-        """Wait for the calls under way, then end the threads."""
-        with self._lock:
-            self._closed = True
-            for worker in self._idle:
-                worker.inbox.put(None)
-            self._idle.clear()
-        for worker in self._workers:
-            worker.thread.join()
+        """Let the worker finish the calls handed to it, then end it (and the transactions' idle workers)."""
+        self._closed = True
+        if self._inbox is not None and self._thread is not None:
+            self._inbox.put(None)
+            self._thread.join()
+        while self._spares:
+            self._spares.pop().close()
 
 
-# A call for a worker thread: the loop to answer on, the future it awaits, the call itself.
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+_runners: weakref.WeakSet[ThreadRunner] = weakref.WeakSet()
 
 
-class _Worker:
-    """One thread of a ThreadRunner, given its jobs one at a time through its inbox."""
+def _forget_parents_workers() -> None:
+    for runner in list(_runners):
+        runner.forget()
 
-    def __init__(self, runner: ThreadRunner, first: _Job) -> None:
-        self.inbox: SimpleQueue[_Job | None] = SimpleQueue()
-        self.inbox.put(first)
-        self._runner = runner
-        self.thread = threading.Thread(target=self._work, name="threadstore", daemon=True)
-        self.thread.start()
 
-    def _work(self) -> None:
-        job = self.inbox.get()
-        while job is not None:
-            _run(job)
-            job = self._runner._next(self)
+os.register_at_fork(after_in_child=_forget_parents_workers)
+
+
+# A call for a worker: the future its caller awaits, the function, its arguments.
+_Job = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+def _work(inbox: SimpleQueue[_Job | None]) -> None:
+    """A worker thread: run each job handed to it, in turn, until told to stop (None)."""
+    while (job := inbox.get()) is not None:
+        _run(job)
 
 
 def _run(job: _Job) -> None:
-    """Run the call of `job` and hand its outcome to the awaiting future, on its loop."""
-    loop, future, call = job
-    if future.cancelled():  # cancelled while it waited for a thread: never started, as in an executor
+    """Run the call of `job` and hand its outcome to the awaiting future, on the future's loop."""
+    future, function, args, kwargs = job
+    if future.cancelled():  # cancelled while it waited its turn: never started, as in an executor
         return
+    settle: Callable[[asyncio.Future[Any], Any], None]
     try:
-        result = call()
+        outcome = function(*args, **kwargs)
     except BaseException as error:
-        _answer(loop, _fail, future, error)
+        settle, outcome = _fail, error
     else:
-        _answer(loop, _succeed, future, result)
-
-
-def _answer(loop: asyncio.AbstractEventLoop, settle: Callable[[Any, Any], None], future: Any, value: Any) -> None:
+        settle = _succeed
     with suppress(RuntimeError):  # the loop has closed: no one is waiting any more
-        loop.call_soon_threadsafe(settle, future, value)
+        future.get_loop().call_soon_threadsafe(settle, future, outcome)
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:

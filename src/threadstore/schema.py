@@ -14,12 +14,35 @@ from sqlmodel import Field, SQLModel
 
 from threadstore.lifecycle import Machine
 
-NAMING_CONVENTION = {
+# Every table's name starts with this, so that an application's own tables (a `threads`, a
+# `messages`) and threadstore's can share one database. Fixed, not configurable: the migrations
+# name the tables, and one set of names keeps one schema to migrate and check.
+TABLE_PREFIX = "threadstore_"
+
+
+def _unprefixed_table_name(constraint: Any, table: Table) -> str:
+    return table.name.removeprefix(TABLE_PREFIX)
+
+
+def _unprefixed_referred_table_name(constraint: Any, table: Table) -> str:
+    referred: str = constraint.elements[0].target_fullname.split(".")[-2]
+    return referred.removeprefix(TABLE_PREFIX)
+
+
+# Indexes, which share one namespace with the tables, are named by the table's whole name, and so
+# are primary keys, whose names PostgreSQL gives their indexes. The other constraints keep the
+# names they had before the tables took the prefix (migration 0010): SQLite keeps a constraint's
+# name inside its table, where no other table's names are, and renames one only by rebuilding the
+# table, which would fire the ON DELETE actions of every table that references it (an
+# application's included). (A primary key's old name left there is read by nothing.)
+NAMING_CONVENTION: dict[str, Any] = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "uq": "uq_%(unprefixed_table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(unprefixed_table_name)s_%(constraint_name)s",
+    "fk": "fk_%(unprefixed_table_name)s_%(column_0_name)s_%(unprefixed_referred_table_name)s",
     "pk": "pk_%(table_name)s",
+    "unprefixed_table_name": _unprefixed_table_name,
+    "unprefixed_referred_table_name": _unprefixed_referred_table_name,
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -70,8 +70,7 @@ class EngineScope(Scope):
         self._read_only = read_only
 
     def read(self) -> RawUnit:
-        if _OPEN:
-            refuse_inside_transaction(self)
+        refuse_inside_transaction(self)
         self._ready()
         return RawUnit(self._engine, self._kept, "BEGIN", self._events, self._reconnect)
 
@@ -84,8 +83,7 @@ class EngineScope(Scope):
         """
         if self._read_only:
             raise ReadOnlyError("This store was opened with read_only=True: it writes nothing.")
-        if _OPEN:
-            refuse_inside_transaction(self)
+        refuse_inside_transaction(self)
         self._ready()
         return RawUnit(self._engine, self._kept, "BEGIN IMMEDIATE", self._events, self._reconnect, spans_calls)
 
@@ -273,7 +271,7 @@ def refuse_inside_transaction(scope: Scope) -> None:
     Raises:
         UsageError: it does.
     """
-    if (scope, _holder()) in _OPEN:
+    if _OPEN and (scope, _holder()) in _OPEN:  # most calls find no transaction open at all
         raise UsageError(
             "This thread (or task) has a transaction of this store open: a call on the store itself, or a "
             "nested store.transaction(), would wait for that transaction. Use the transaction's repositories "

@@ -1,7 +1,7 @@
 """threadstore's tables as SQLAlchemy Core objects, for an application that shares its database.
 
 A table of the application can hold a foreign key to one of threadstore's by naming the column
-object (a string such as ``"threads.id"`` resolves only within one MetaData, and threadstore's
+object (a string such as ``"threadstore_threads.id"`` resolves only within one MetaData, and threadstore's
 tables live in a MetaData of their own, `metadata`)::
 
     from sqlalchemy import Column, ForeignKey, String

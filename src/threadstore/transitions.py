@@ -35,16 +35,18 @@ def create(
     machine: Machine | None = None,
     *,
     announce: bool = True,
+    built: log.ApiObject | None = None,
 ) -> None:
     """Write a new object (`row`, every column) with `insert`, and its events at `now` (the
     family's clock); with a `machine`, its status must be one the machine creates objects in.
     Not to `announce` yet is for a caller that then calls `announce_created` with a row that
-    holds more than the table's columns (a step's details)."""
+    holds more than the table's columns (a step's details). `built`: the object's API object,
+    if the caller has built it from `row` already (its events' data is its `to_api()`)."""
     if machine is not None and row["status"] not in machine.creatable:
         raise ValueError(f"a {machine.kind} is not created {row['status']}")
     raw.execute(insert, row)
     if announce and raw.events:  # checked here too: a store without events pays no call for them
-        log.created(raw, insert.table, (row,), now)
+        log.created(raw, insert.table, (row,), now, None if built is None else (built,))
 
 
 def create_many(
@@ -229,14 +231,20 @@ def move_all(
     return rows
 
 
-def announce_created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
-    """Write the events of objects created with `announce=False`."""
-    log.created(raw, table, rows, now)
+def announce_created(
+    raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, built: Sequence[log.ApiObject] | None = None
+) -> None:
+    """Write the events of objects created with `announce=False` (`built`: their API objects, if
+    the caller has built them from `rows` already)."""
+    log.created(raw, table, rows, now, built)
 
 
-def announce_moved(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
-    """Write the events of moves made with `announce=False`, once the rest of each object is written."""
-    log.moved(raw, table, rows, now)
+def announce_moved(
+    raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, built: Sequence[log.ApiObject] | None = None
+) -> None:
+    """Write the events of moves made with `announce=False`, once the rest of each object is
+    written (`built` as for `announce_created`)."""
+    log.moved(raw, table, rows, now, built)
 
 
 # LangGraph: a thread is busy while a run is pending or running, else it shows what the run that

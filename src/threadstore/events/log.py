@@ -29,12 +29,20 @@ from sqlalchemy.dialects import postgresql
 
 from threadstore.events.models import events
 from threadstore.events.wakeups import CHANNEL
-from threadstore.fastsql import Raw, Statement
+from threadstore.fastsql import Raw, Statement, dumps
 from threadstore.records import Json
 
 Row = Mapping[str, Any]
 
 ORDER_LOCK = 0x74687264736576  # "thrdsev": an advisory lock key of threadstore's own
+
+
+class ApiObject(Protocol):
+    """An API value object (openai.api): a Named stream's events carry its `to_api()`."""
+
+    def to_api(self) -> Json:
+        """The object as the API shows it."""
+        ...
 
 
 class Stream(Protocol):
@@ -55,12 +63,13 @@ class Stream(Protocol):
         """How many ticks of the family's clock make a second (1, or 1,000,000 for microseconds)."""
         ...
 
-    def on_create(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
-        """The events (name, data) of an object just created as `row`."""
+    def on_create(self, raw: Raw, row: Row, built: ApiObject | None) -> list[tuple[str, Json]]:
+        """The events (name, data) of an object just created as `row`; `built` is its API object
+        when the caller has built it already (for its answer), or None."""
         ...
 
-    def on_move(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
-        """The events (name, data) of an object just moved to `row`."""
+    def on_move(self, raw: Raw, row: Row, built: ApiObject | None) -> list[tuple[str, Json]]:
+        """The events (name, data) of an object just moved to `row` (`built` as for on_create)."""
         ...
 
 
@@ -71,7 +80,8 @@ class Named:
     Attributes:
         prefix: the events' names before the status: `thread.run` gives `thread.run.created`,
             `thread.run.queued`, ...
-        data: the event's data from the unit's executor and the object's row: its `to_api()`.
+        build: the API object from the unit's executor and its row; the event's data is its
+            `to_api()`. A caller that has built it already passes it instead (`built`).
         thread: the row's column that holds the thread id.
         run: the row's column that holds the run id, if the object belongs to one.
         announced: the statuses whose event follows `<prefix>.created` when an object is created
@@ -80,20 +90,23 @@ class Named:
     """
 
     prefix: str
-    data: Callable[[Raw, Row], Json]
+    build: Callable[[Raw, Row], ApiObject]
     thread: str
     run: str | None = None
     announced: frozenset[str] = field(default_factory=frozenset)
     statuses: bool = True
     unit: int = 1
 
-    def on_create(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
-        data = self.data(raw, row)
+    def on_create(self, raw: Raw, row: Row, built: ApiObject | None) -> list[tuple[str, Json]]:
+        data = self._data(raw, row, built)
         announce = self.statuses and row["status"] in self.announced
         return [(f"{self.prefix}.created", data), *([(f"{self.prefix}.{row['status']}", data)] if announce else [])]
 
-    def on_move(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
-        return [(f"{self.prefix}.{row['status']}", self.data(raw, row))] if self.statuses else []
+    def on_move(self, raw: Raw, row: Row, built: ApiObject | None) -> list[tuple[str, Json]]:
+        return [(f"{self.prefix}.{row['status']}", self._data(raw, row, built))] if self.statuses else []
+
+    def _data(self, raw: Raw, row: Row, built: ApiObject | None) -> Json:
+        return (self.build(raw, row) if built is None else built).to_api()
 
 
 STREAMS: dict[str, Stream] = {}
@@ -105,9 +118,9 @@ def register(table: sa.Table, stream: Stream) -> None:
 
 
 def _insert(dialect: str) -> Statement:
-    params = {
+    params: dict[str, sa.BindParameter[Any]] = {
         "event": sa.bindparam("event", type_=sa.String),
-        "data": sa.bindparam("data", type_=events.c.data.type),
+        "data": sa.bindparam("data", type_=sa.String),  # JSON text, encoded when the event was added
         "thread_id": sa.bindparam("thread_id", type_=sa.String),
         "run_id": sa.bindparam("run_id", type_=sa.String),
         "created_at": sa.bindparam("created_at", type_=sa.BigInteger),
@@ -132,9 +145,14 @@ _INSERTS = {dialect: _insert(dialect) for dialect in ("sqlite", "postgresql")}
 
 def append(raw: Raw, name: str, data: Json, thread_id: str, run_id: str | None, now: int) -> None:
     """Add one event to the unit of `raw` (nothing when the store writes no events). Its data is
-    taken now; the row is written by `flush`, when the unit commits."""
+    taken (encoded) now; the row is written by `flush`, when the unit commits."""
     if raw.events:
-        raw.pending.append({"event": name, "data": data, "thread_id": thread_id, "run_id": run_id, "created_at": now})
+        # None stays SQL NULL, as a JSON column writes it (the column refuses it, as before)
+        _add(raw, name, None if data is None else dumps(data), thread_id, run_id, now)
+
+
+def _add(raw: Raw, name: str, text: str | None, thread_id: str, run_id: str | None, now: int) -> None:
+    raw.pending.append({"event": name, "data": text, "thread_id": thread_id, "run_id": run_id, "created_at": now})
 
 
 def flush(raw: Raw) -> None:
@@ -148,39 +166,47 @@ def flush(raw: Raw) -> None:
         raw.execute_many(_INSERTS[raw.dialect.name], events)
 
 
-def created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
-    """The events of objects just created in `table`, at `now` (the family's clock)."""
-    _write(raw, table, rows, now, created=True)
+def created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, built: Sequence[ApiObject] | None = None) -> None:
+    """The events of objects just created in `table`, at `now` (the family's clock). `built`: the
+    API objects of `rows`, one each, when the caller has built them already (built once, not twice)."""
+    _write(raw, table, rows, now, built, created=True)
 
 
-def moved(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int) -> None:
-    """The events of objects just moved in `table`, at `now` (the family's clock)."""
-    _write(raw, table, rows, now, created=False)
+def moved(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, built: Sequence[ApiObject] | None = None) -> None:
+    """The events of objects just moved in `table`, at `now` (the family's clock); `built` as for `created`."""
+    _write(raw, table, rows, now, built, created=False)
 
 
-def _write(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, *, created: bool) -> None:
+def _write(
+    raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, built: Sequence[ApiObject] | None, *, created: bool
+) -> None:
     stream = STREAMS.get(table.name)
     if stream is None or not raw.events:
         return
-    for row in rows:
+    for row, api in zip(rows, [None] * len(rows) if built is None else built, strict=True):
         thread_id, run_id = row[stream.thread], None if stream.run is None else row[stream.run]
-        for name, data in stream.on_create(raw, row) if created else stream.on_move(raw, row):
-            append(raw, name, data, thread_id, run_id, now // stream.unit)
+        encoded: tuple[Json, str] | None = None
+        for name, data in stream.on_create(raw, row, api) if created else stream.on_move(raw, row, api):
+            if encoded is None or encoded[0] is not data:  # an object created in a status it announces
+                encoded = (data, dumps(data))  # gives both events one data object: encoded once
+            _add(raw, name, encoded[1], thread_id, run_id, now // stream.unit)
 
 
-_FORGET = {
-    column: Statement(sa.delete(events).where(events.c[column] == sa.bindparam("id")))
-    for column in ("thread_id", "run_id")
-}
+_FORGET_THREAD = Statement(sa.delete(events).where(events.c.thread_id == sa.bindparam("thread_id")))
+# Through the thread's index: events have none by run (events.models).
+_FORGET_RUN = Statement(
+    sa.delete(events).where(events.c.thread_id == sa.bindparam("thread_id"), events.c.run_id == sa.bindparam("run_id"))
+)
 
 
 def forget_thread(raw: Raw, thread_id: str) -> None:
     """Delete a thread's events, with the thread, in its unit of work (those not yet written too)."""
     raw.pending = [event for event in raw.pending if event["thread_id"] != thread_id]
-    raw.execute(_FORGET["thread_id"], {"id": thread_id})
+    raw.execute(_FORGET_THREAD, {"thread_id": thread_id})
 
 
-def forget_run(raw: Raw, run_id: str) -> None:
-    """Delete a run's events, with the run, in its unit of work (those not yet written too)."""
+def forget_run(raw: Raw, thread_id: str, run_id: str) -> None:
+    """Delete the events of a run of `thread_id`, with the run, in its unit of work (those not yet
+    written too)."""
     raw.pending = [event for event in raw.pending if event["run_id"] != run_id]
-    raw.execute(_FORGET["run_id"], {"id": run_id})
+    raw.execute(_FORGET_RUN, {"thread_id": thread_id, "run_id": run_id})

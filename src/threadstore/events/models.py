@@ -13,10 +13,14 @@ class EventRow(Base, table=True):
 
     `thread_id` is not a foreign key: the two families keep their threads in tables of their
     own. A thread's or run's delete deletes its events in the same unit of work.
+
+    One index: a run's events are read through its thread's, which carries `run_id` so that the
+    other runs' events are passed over without a visit to their rows. An index of their own
+    would cost every unit that writes events one more page in its commit.
     """
 
-    __tablename__ = "events"
-    __table_args__ = (Index(None, "thread_id", "id"), Index(None, "run_id", "id"))
+    __tablename__ = "threadstore_events"
+    __table_args__ = (Index(None, "thread_id", "id", "run_id"),)
 
     id: int | None = row_id()
     event: str

@@ -28,10 +28,25 @@ from threadstore.validation import check_int, check_optional_string
 MAX_LIMIT = 1000
 
 
+def _thread_of_run() -> sa.ScalarSelect[Any]:
+    """The thread of the run in parameter `run_id`, whichever family's: events have no index of
+    their own by run (events.models), so a run's are read through its thread's."""
+    run_id: sa.BindParameter[str] = sa.bindparam("run_id", type_=sa.String)
+    threads = sa.union_all(
+        sa.select(openai_runs.c.thread_id).where(openai_runs.c.id == run_id),
+        sa.select(langgraph_runs.c.thread_id).where(langgraph_runs.c.run_id == run_id),
+        sa.select(responses.c.id).where(responses.c.id == run_id),  # a response is its own thread
+    )
+    return sa.select(threads.subquery().c.thread_id).limit(ONE).scalar_subquery()
+
+
 def _build(shape: tuple[bool, bool, bool, bool]) -> Any:
     by_thread, by_run, after, upto = shape
+    thread: sa.ColumnElement[Any] | None = (
+        sa.bindparam("thread_id", type_=sa.String) if by_thread else _thread_of_run() if by_run else None
+    )
     conditions = [
-        *([events.c.thread_id == sa.bindparam("thread_id")] if by_thread else []),
+        *([events.c.thread_id == thread] if thread is not None else []),
         *([events.c.run_id == sa.bindparam("run_id")] if by_run else []),
         *([events.c.id > sa.bindparam("after", type_=sa.BigInteger)] if after else []),
         *([events.c.id <= sa.bindparam("upto", type_=sa.BigInteger)] if upto else []),

@@ -18,14 +18,14 @@ def _micros() -> Any:
 class LangGraphThreadRow(Base, table=True):
     """A LangGraph thread. Its status is derived from its runs in the transaction that changes them."""
 
-    __tablename__ = "langgraph_threads"
+    __tablename__ = "threadstore_langgraph_threads"
     __table_args__ = (
         Index(None, "created_at", "thread_id"),
         Index(None, "status", "created_at"),
         # Search by metadata (`@>`) on PostgreSQL, for filters without a scalar entry (those go
         # through LangGraphThreadMetadataRow, on both backends).
         Index(
-            "ix_langgraph_threads_metadata",
+            "ix_threadstore_langgraph_threads_metadata",
             "metadata",
             postgresql_using="gin",
             postgresql_ops={"metadata": "jsonb_path_ops"},
@@ -47,12 +47,15 @@ class LangGraphThreadMetadataRow(Base, table=True):
     the thread's creation time so that a user's newest threads are read in index order. Written
     with the thread, in its transaction; deleted with it."""
 
-    __tablename__ = "langgraph_thread_metadata"
+    __tablename__ = "threadstore_langgraph_thread_metadata"
     __table_args__ = (Index(None, "key", "value", "created_at", "thread_id"),)
 
     thread_id: str = Field(
         sa_column=Column(
-            String, ForeignKey("langgraph_threads.thread_id", ondelete="CASCADE"), primary_key=True, nullable=False
+            String,
+            ForeignKey("threadstore_langgraph_threads.thread_id", ondelete="CASCADE"),
+            primary_key=True,
+            nullable=False,
         )
     )
     key: str = Field(primary_key=True)
@@ -64,13 +67,13 @@ class LangGraphRunRow(Base, table=True):
     """A LangGraph run. At most one running run per thread (partial unique index). A claim sets
     `lease_expires_at` and raises `attempt`; a worker proves it still owns the run by its attempt."""
 
-    __tablename__ = "langgraph_runs"
+    __tablename__ = "threadstore_langgraph_runs"
     __table_args__ = (
         Index(None, "thread_id", "created_at"),
         Index(None, "status", "seq"),  # claims: the oldest pending run
         Index(None, "seq"),  # SQLite's next number (ordering.next_in_order)
         Index(
-            "uq_langgraph_runs_one_running_per_thread",
+            "uq_threadstore_langgraph_runs_one_running_per_thread",
             "thread_id",
             unique=True,
             sqlite_where=text("status = 'running'"),
@@ -83,7 +86,9 @@ class LangGraphRunRow(Base, table=True):
 
     run_id: str = Field(primary_key=True)
     thread_id: str = Field(
-        sa_column=Column(String, ForeignKey("langgraph_threads.thread_id", ondelete="CASCADE"), nullable=False)
+        sa_column=Column(
+            String, ForeignKey("threadstore_langgraph_threads.thread_id", ondelete="CASCADE"), nullable=False
+        )
     )
     assistant_id: str
     created_at: int = _micros()

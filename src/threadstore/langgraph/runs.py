@@ -223,7 +223,7 @@ class LangGraphRuns:
             return
         if strategy == "rollback":
             for row in raw.rows(_ROLLBACK, {"thread_id": thread_id}):
-                log.forget_run(raw, row["run_id"])  # a deleted run's events go with it
+                log.forget_run(raw, thread_id, row["run_id"])  # a deleted run's events go with it
             return
         busy = [row["run_id"] for row in raw.rows(_BUSY_RUNS, {"thread_id": thread_id})]
         if busy:
@@ -300,7 +300,7 @@ class LangGraphRuns:
         with self._scope.write() as raw:
             thread_id = _lock_thread_of(raw, run_id)
             ROWS.delete(raw, run_id)
-            log.forget_run(raw, run_id)
+            log.forget_run(raw, thread_id, run_id)
             refresh_thread_status(raw, [thread_id], self._scope.now_micros())
 
     def claim_next(self, *, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> LangGraphRun | None:
@@ -431,7 +431,7 @@ class LangGraphRuns:
             row = move(raw, runs, RUN, "cancel", run_id, now, values={"cancel_reason": how})
             if how == "rollback":
                 ROWS.delete(raw, run_id)
-                log.forget_run(raw, run_id)
+                log.forget_run(raw, thread_id, run_id)
             refresh_thread_status(raw, [thread_id], now)
             return LangGraphRun.from_row(row) if how == "interrupt" else None
 

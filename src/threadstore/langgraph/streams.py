@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from threadstore.events.log import Row, register
+from threadstore.events.log import ApiObject, Row, register
 from threadstore.fastsql import Raw
 from threadstore.langgraph.models import runs
 from threadstore.langgraph.states import RUN
@@ -24,10 +24,10 @@ class RunStream:
     run: str | None = "run_id"
     unit: int = 1_000_000  # LangGraph times are Unix microseconds
 
-    def on_create(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
+    def on_create(self, raw: Raw, row: Row, built: ApiObject | None) -> list[tuple[str, Json]]:
         return []
 
-    def on_move(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
+    def on_move(self, raw: Raw, row: Row, built: ApiObject | None) -> list[tuple[str, Json]]:
         if row["status"] == "running":
             return [("metadata", {"run_id": row["run_id"], "attempt": row["attempt"]})]
         if row["status"] in RUN.terminal:

@@ -42,7 +42,7 @@ class AssistantRow(Base, table=True):
     """An assistant. Deleting one keeps a tombstone (`deleted_at`) so that the runs, steps and
     messages that name it keep a valid `assistant_id`."""
 
-    __tablename__ = "assistants"
+    __tablename__ = "threadstore_assistants"
     __table_args__ = (Index(None, "created_at", "id"),)
 
     id: str = Field(primary_key=True)
@@ -63,7 +63,7 @@ class AssistantRow(Base, table=True):
 class ThreadRow(Base, table=True):
     """A conversation thread; deleting it deletes its messages, runs and run steps."""
 
-    __tablename__ = "threads"
+    __tablename__ = "threadstore_threads"
     __table_args__ = (Index(None, "created_at", "id"),)
 
     id: str = Field(primary_key=True)
@@ -75,12 +75,12 @@ class ThreadRow(Base, table=True):
 class RunRow(Base, table=True):
     """A run of an assistant on a thread. At most one active run per thread (partial unique index)."""
 
-    __tablename__ = "runs"
+    __tablename__ = "threadstore_runs"
     __table_args__ = (
         Index(None, "thread_id", "created_at", "id"),
         Index(None, "status", "created_at", "id"),
         Index(
-            "uq_runs_one_active_per_thread",
+            "uq_threadstore_runs_one_active_per_thread",
             "thread_id",
             unique=True,
             sqlite_where=text(f"status IN ({ACTIVE_RUN_STATUSES})"),
@@ -95,8 +95,8 @@ class RunRow(Base, table=True):
 
     id: str = Field(primary_key=True)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
-    thread_id: str = _fk("threads.id", ondelete="CASCADE")
-    assistant_id: str = _fk("assistants.id")
+    thread_id: str = _fk("threadstore_threads.id", ondelete="CASCADE")
+    assistant_id: str = _fk("threadstore_assistants.id")
     status: str
     required_action: dict[str, Any] | None = Field(
         default=None, sa_column=json_column("required_action", nullable=True)
@@ -136,7 +136,7 @@ class RunRow(Base, table=True):
 class MessageRow(Base, table=True):
     """A message in a thread, written by a user or by an assistant during a run."""
 
-    __tablename__ = "messages"
+    __tablename__ = "threadstore_messages"
     __table_args__ = (
         Index(None, "thread_id", "created_at", "id"),
         # Only messages written by runs: most messages are the user's, and an entry for each of
@@ -157,15 +157,15 @@ class MessageRow(Base, table=True):
 
     id: str = Field(primary_key=True)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
-    thread_id: str = _fk("threads.id", ondelete="CASCADE")
+    thread_id: str = _fk("threadstore_threads.id", ondelete="CASCADE")
     status: str
     incomplete_reason: str | None = Field(default=None)
     completed_at: int | None = _seconds()
     incomplete_at: int | None = _seconds()
     role: str
     content: list[Any] = Field(sa_column=json_column("content", nullable=False))
-    assistant_id: str | None = _fk("assistants.id", nullable=True)
-    run_id: str | None = _fk("runs.id", ondelete="SET NULL", nullable=True)
+    assistant_id: str | None = _fk("threadstore_assistants.id", nullable=True)
+    run_id: str | None = _fk("threadstore_runs.id", ondelete="SET NULL", nullable=True)
     attachments: list[Any] = Field(sa_column=json_column("attachments", nullable=False))
     metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
 
@@ -176,7 +176,7 @@ class RunStepRow(Base, table=True):
     related row belongs to one step (unique) and to the step's run, so deleting the run or the
     thread deletes it too; deleting a step alone deletes its related rows in the same unit."""
 
-    __tablename__ = "run_steps"
+    __tablename__ = "threadstore_run_steps"
     __table_args__ = (
         Index(None, "run_id", "created_at", "id"),
         Index(None, "thread_id"),
@@ -187,9 +187,9 @@ class RunStepRow(Base, table=True):
 
     id: str = Field(primary_key=True)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
-    run_id: str = _fk("runs.id", ondelete="CASCADE")
-    thread_id: str = _fk("threads.id", ondelete="CASCADE")
-    assistant_id: str = _fk("assistants.id")
+    run_id: str = _fk("threadstore_runs.id", ondelete="CASCADE")
+    thread_id: str = _fk("threadstore_threads.id", ondelete="CASCADE")
+    assistant_id: str = _fk("threadstore_assistants.id")
     type: str
     status: str
     expired_at: int | None = _seconds()
@@ -197,15 +197,15 @@ class RunStepRow(Base, table=True):
     failed_at: int | None = _seconds()
     completed_at: int | None = _seconds()
     metadata_: dict[str, str] = Field(sa_column=json_column("metadata", nullable=False))
-    step_details: int = _related("run_step_details.id", nullable=False)
-    last_error: int | None = _related("run_step_last_errors.id")
-    usage: int | None = _related("run_step_usages.id")
+    step_details: int = _related("threadstore_run_step_details.id", nullable=False)
+    last_error: int | None = _related("threadstore_run_step_last_errors.id")
+    usage: int | None = _related("threadstore_run_step_usages.id")
 
 
 class RunStepDetailsRow(Base, table=True):
     """The `step_details` of a run step: the message it created, or its tool calls."""
 
-    __tablename__ = "run_step_details"
+    __tablename__ = "threadstore_run_step_details"
     __table_args__ = (
         Index(None, "run_id"),
         one_of("type", STEP_TYPES, "type"),
@@ -217,7 +217,7 @@ class RunStepDetailsRow(Base, table=True):
     )
 
     id: int | None = row_id()
-    run_id: str = _fk("runs.id", ondelete="CASCADE")
+    run_id: str = _fk("threadstore_runs.id", ondelete="CASCADE")
     type: str
     message_id: str | None = Field(default=None)
     tool_calls: list[Any] | None = Field(default=None, sa_column=json_column("tool_calls", nullable=True))
@@ -226,11 +226,11 @@ class RunStepDetailsRow(Base, table=True):
 class RunStepLastErrorRow(Base, table=True):
     """The `last_error` of a failed run step."""
 
-    __tablename__ = "run_step_last_errors"
+    __tablename__ = "threadstore_run_step_last_errors"
     __table_args__ = (Index(None, "run_id"), one_of("code", STEP_ERROR_CODES, "code"))
 
     id: int | None = row_id()
-    run_id: str = _fk("runs.id", ondelete="CASCADE")
+    run_id: str = _fk("threadstore_runs.id", ondelete="CASCADE")
     code: str
     message: str
 
@@ -238,11 +238,11 @@ class RunStepLastErrorRow(Base, table=True):
 class RunStepUsageRow(Base, table=True):
     """The token `usage` of a run step that has ended."""
 
-    __tablename__ = "run_step_usages"
+    __tablename__ = "threadstore_run_step_usages"
     __table_args__ = (Index(None, "run_id"),)
 
     id: int | None = row_id()
-    run_id: str = _fk("runs.id", ondelete="CASCADE")
+    run_id: str = _fk("threadstore_runs.id", ondelete="CASCADE")
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int

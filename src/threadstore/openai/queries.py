@@ -131,9 +131,9 @@ def _inserted_id(raw: Raw, statement: Statement, values: Mapping[str, Any]) -> i
 
 def insert_step(
     raw: Raw, now: int, run: Mapping[str, Any], details: dict[str, Any], metadata: dict[str, str]
-) -> dict[str, Any]:
+) -> RunStep:
     """Write an in-progress step of `run` (its `id`, `thread_id` and `assistant_id`) with checked
-    `details`; return its row as `step_row` would read it back."""
+    `details`; return it."""
     values = details_values(details)
     step = {
         **_EMPTY_STEP,
@@ -149,8 +149,9 @@ def insert_step(
     }
     create(raw, _INSERT_STEP, step, now, RUN_STEP, announce=False)
     row = {**step, **_JOINED, "message_id": values["message_id"], "tool_calls": values["tool_calls"]}
-    announce_created(raw, run_steps, [row], now)  # its events show its details
-    return row
+    created = RunStep.from_row(row)  # the row as step_row would read it back
+    announce_created(raw, run_steps, [row], now, [created])  # its events show its details
+    return created
 
 
 # What adding a step needs of its run: its status, and the ids the step copies.

@@ -97,7 +97,7 @@ class RunSteps:
                 message_id = details["message_creation"]["message_id"]
                 if raw.first(MESSAGE_IN_THREAD, {"id": message_id, "thread_id": run["thread_id"]}) is None:
                     raise NotFoundError("message", message_id)
-            return RunStep.from_row(insert_step(raw, self._scope.now(), run, details, meta))
+            return insert_step(raw, self._scope.now(), run, details, meta)
 
     def get(self, step_id: str, *, run_id: str | None = None) -> RunStep:
         """The step with this id (of this run, if `run_id` is given).
@@ -279,8 +279,9 @@ class RunSteps:
             step = move(raw, run_steps, RUN_STEP, verb, step_id, now, announce=False)
             record_step_end(raw, step["run_id"], step_id, usage=checked_usage, error=error)
             ended = step_row(raw, step_id)
-            announce_moved(raw, run_steps, [ended], now)  # its event shows its usage and error
-            return RunStep.from_row(ended)
+            answer = RunStep.from_row(ended)
+            announce_moved(raw, run_steps, [ended], now, [answer])  # its event shows its usage and error
+            return answer
 
     def delete(self, step_id: str) -> Deleted:
         """Delete a step with its details, last error and usage.

@@ -68,7 +68,7 @@ def move_run(
     run = Run.from_row(row)
     if run.status in RUN.terminal:
         end_children(raw, run, now)
-    announce_moved(raw, runs, [row], now)  # as the API streams: the steps and messages end first
+    announce_moved(raw, runs, [row], now, [run])  # as the API streams: the steps and messages end first
     return run
 
 

@@ -176,8 +176,9 @@ class Runs(RunVerbs):
                 attempt=0,
             )
             row = {**_EMPTY_RUN, **values}
-            create(raw, _INSERT, row, now, RUN)
-            return Run.from_row(row)
+            run = Run.from_row(row)
+            create(raw, _INSERT, row, now, RUN, built=run)
+            return run
 
     def get(self, run_id: str, *, thread_id: str | None = None, for_update: bool = False) -> Run:
         """The run with this id (in this thread, if `thread_id` is given). In a transaction,
@@ -245,8 +246,9 @@ class Runs(RunVerbs):
             NotFoundError: there is no such run.
         """
         with self._scope.write() as raw:
+            thread_id = RUNS.get(raw, run_id)["thread_id"]
             RUNS.delete(raw, run_id)
-            log.forget_run(raw, run_id)
+            log.forget_run(raw, thread_id, run_id)
         return Deleted(run_id, "thread.run.deleted")
 
 

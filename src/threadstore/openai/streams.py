@@ -1,5 +1,6 @@
 """How the OpenAI objects stream: the API's event names and each event's data, the object's
-`to_api()` at that moment (events.log writes them, called by transitions.py)."""
+`to_api()` at that moment (events.log writes them, called by transitions.py): each stream builds
+the object from its row, unless the writer has built it already."""
 
 from __future__ import annotations
 
@@ -11,22 +12,22 @@ from threadstore.openai.queries import step_row
 from threadstore.records import Json
 
 
-def _thread(raw: Raw, row: Row) -> Json:
-    return Thread.from_row(row).to_api()
+def _thread(raw: Raw, row: Row) -> Thread:
+    return Thread.from_row(row)
 
 
-def _run(raw: Raw, row: Row) -> Json:
-    return Run.from_row(row).to_api()
+def _run(raw: Raw, row: Row) -> Run:
+    return Run.from_row(row)
 
 
-def _message(raw: Raw, row: Row) -> Json:
-    return Message.from_row(row).to_api()
+def _message(raw: Raw, row: Row) -> Message:
+    return Message.from_row(row)
 
 
-def _step(raw: Raw, row: Row) -> Json:
+def _step(raw: Raw, row: Row) -> RunStep:
     # With its details, error and usage: a step's writers pass its joined row (queries.step_row)
     # where they hold it; the rows of a bulk move are read again.
-    return RunStep.from_row(row if "tool_calls" in row else step_row(raw, row["id"])).to_api()
+    return RunStep.from_row(row if "tool_calls" in row else step_row(raw, row["id"]))
 
 
 register(threads, Named("thread", _thread, thread="id", statuses=False))

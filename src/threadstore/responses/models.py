@@ -34,7 +34,7 @@ def _count() -> Any:
 class ConversationRow(Base, table=True):
     """A conversation (`conv_…`). `next_position` is the position its next item takes."""
 
-    __tablename__ = "conversations"
+    __tablename__ = "threadstore_conversations"
 
     id: str = Field(primary_key=True)
     created_at: int = _seconds(nullable=False)
@@ -45,14 +45,14 @@ class ConversationRow(Base, table=True):
 class ConversationItemRow(Base, table=True):
     """An item of a conversation, at its position; `data` is the item's whole JSON."""
 
-    __tablename__ = "conversation_items"
+    __tablename__ = "threadstore_conversation_items"
     __table_args__ = (
         PrimaryKeyConstraint("conversation_id", "position"),
         Index(None, "conversation_id", "id", unique=True),
     )
 
     conversation_id: str = Field(
-        sa_column=Column(String, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False)
+        sa_column=Column(String, ForeignKey("threadstore_conversations.id", ondelete="CASCADE"), nullable=False)
     )
     position: int = _count()
     id: str
@@ -69,13 +69,13 @@ class ResponseRow(Base, table=True):
     unique index). `sequence_number` counts the events it has streamed; `context_position` is the
     last position of its conversation that it sees (set when it starts)."""
 
-    __tablename__ = "responses"
+    __tablename__ = "threadstore_responses"
     __table_args__ = (
         Index(None, "status", "created_at", "id"),
         Index(None, "previous_response_id"),
         Index(None, "conversation_id"),
         Index(
-            "uq_responses_one_in_progress_per_conversation",
+            "uq_threadstore_responses_one_in_progress_per_conversation",
             "conversation_id",
             unique=True,
             sqlite_where=text(_APPENDING),
@@ -95,10 +95,12 @@ class ResponseRow(Base, table=True):
     model: str
     instructions: str | None = Field(default=None)
     previous_response_id: str | None = Field(
-        default=None, sa_column=Column(String, ForeignKey("responses.id", ondelete="SET NULL"), nullable=True)
+        default=None,
+        sa_column=Column(String, ForeignKey("threadstore_responses.id", ondelete="SET NULL"), nullable=True),
     )
     conversation_id: str | None = Field(
-        default=None, sa_column=Column(String, ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True)
+        default=None,
+        sa_column=Column(String, ForeignKey("threadstore_conversations.id", ondelete="SET NULL"), nullable=True),
     )
     background: bool
     usage: dict[str, Any] | None = Field(default=None, sa_column=json_column("usage", nullable=True))
@@ -126,14 +128,16 @@ class ResponseRow(Base, table=True):
 class ResponseItemRow(Base, table=True):
     """An item of a response: its input (positions 0 to input_count - 1), then its output."""
 
-    __tablename__ = "response_items"
+    __tablename__ = "threadstore_response_items"
     __table_args__ = (
         PrimaryKeyConstraint("response_id", "position"),
         Index(None, "response_id", "id", unique=True),
         one_of("kind", ITEM_KINDS, "kind"),
     )
 
-    response_id: str = Field(sa_column=Column(String, ForeignKey("responses.id", ondelete="CASCADE"), nullable=False))
+    response_id: str = Field(
+        sa_column=Column(String, ForeignKey("threadstore_responses.id", ondelete="CASCADE"), nullable=False)
+    )
     position: int = Field(sa_column=Column(Integer, nullable=False))
     kind: str
     id: str

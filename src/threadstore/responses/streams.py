@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from threadstore.events.log import Row, append, register
+from threadstore.events.log import ApiObject, Row, append, register
 from threadstore.fastsql import Raw
 from threadstore.records import Json
 from threadstore.responses.models import responses
@@ -50,14 +50,14 @@ class ResponseStream:
     run: str | None = "id"
     unit: int = 1
 
-    def on_create(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
+    def on_create(self, raw: Raw, row: Row, built: ApiObject | None) -> list[tuple[str, Json]]:
         data = load_response(raw, row).to_api()
         return [
             ("response.created", response_event("created", 0, data)),
             (f"response.{row['status']}", response_event(row["status"], 1, data)),
         ]
 
-    def on_move(self, raw: Raw, row: Row) -> list[tuple[str, Json]]:
+    def on_move(self, raw: Raw, row: Row, built: ApiObject | None) -> list[tuple[str, Json]]:
         data = load_response(raw, row).to_api()
         return [(f"response.{row['status']}", response_event(row["status"], row["sequence_number"] - 1, data))]
 

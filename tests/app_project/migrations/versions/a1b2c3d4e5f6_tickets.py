@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("thread_id", sa.String(), nullable=False),
         sa.ForeignKeyConstraint(["project_id"], ["projects.id"]),
-        sa.ForeignKeyConstraint(["thread_id"], ["threads.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["thread_id"], ["threadstore_threads.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
 
