@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from threadstore.db import create_engine
 from threadstore.ids import new_id, new_uuid
 from threadstore.langgraph.api import LangGraphRun, LangGraphThread
-from threadstore.langgraph.models import LangGraphRunRow, LangGraphThreadRow
+from threadstore.langgraph.models import ORDER, LangGraphRunRow, LangGraphThreadRow
 from threadstore.langgraph.states import BUSY_RUN_STATUSES, THREAD_STATUS_AFTER_RUN
 from threadstore.openai.api import Message, Run, RunStep
 from threadstore.openai.models import (
@@ -23,6 +23,7 @@ from threadstore.openai.models import (
     ThreadRow,
 )
 from threadstore.openai.states import RUN
+from threadstore.ordering import next_in_order
 
 
 def _shape(row: Any) -> dict[str, Any]:
@@ -245,6 +246,9 @@ class Naive:
                 metadata_={},
                 kwargs_=kwargs,
                 multitask_strategy="enqueue",
+                # numbered in the database's order as threadstore numbers its runs: a run left at
+                # the column's default 0 would jump every claim's queue, the others' included
+                seq=next_in_order(ORDER),
             )
             session.add(run)
             _derive_thread_status(session, thread_id, now)
