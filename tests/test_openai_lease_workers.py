@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tests.conftest import FakeClock
 from tests.factories import USAGE, assistant_id, reply_in_progress, thread_id
-from tests.test_workers import _worker
+from tests.test_workers import _worker, stalled_after_its_claim
 from threadstore import ConflictError, Run, Store
 
 LEASE = 1
@@ -95,12 +95,7 @@ def test_a_stale_worker_in_another_process_cannot_overwrite_its_successor(
     store: Store, store_url: sa.URL, clock: FakeClock
 ) -> None:
     run = store.runs.create(thread_id(store), assistant_id=assistant_id(store))
-    context = multiprocessing.get_context("fork")
-    results, claimed, resume = context.Queue(), context.Event(), context.Event()
-    text = store_url.render_as_string(hide_password=False)
-    stale = context.Process(target=_worker, args=(_stalled_worker, text, clock.now, (0, claimed, resume), results))
-    stale.start()
-    assert claimed.wait(timeout=60)
+    stale, results, resume = stalled_after_its_claim(_stalled_worker, store_url, clock)
     clock.advance(LEASE)
     assert [r.id for r in store.runs.requeue_stale()] == [run.id]
     successor = store.runs.claim_next(lease_seconds=LEASE)

@@ -32,6 +32,18 @@ def _worker(target: Callable[..., Any], url: str, now: datetime | None, args: tu
         results.put(("error", repr(error)))
 
 
+def stalled_after_its_claim(target: Callable[..., Any], url: sa.URL, clock: FakeClock) -> tuple[Any, Any, Any]:
+    """Start `target(store, 0, claimed, resume)` in a forked process and return, once it has set
+    `claimed`, the process, its results queue and the `resume` event it waits for."""
+    context = multiprocessing.get_context("fork")
+    results, claimed, resume = context.Queue(), context.Event(), context.Event()
+    text = url.render_as_string(hide_password=False)
+    process = context.Process(target=_worker, args=(target, text, clock.now, (0, claimed, resume), results))
+    process.start()
+    assert claimed.wait(timeout=60)
+    return process, results, resume
+
+
 def in_processes(count: int, target: Callable[..., Any], url: sa.URL, clock: FakeClock, *args: Any) -> list[Any]:
     """Run `target(store, index, *args)` in `count` forked processes, each with a store whose
     clock reads the test clock's time; return their results."""
@@ -285,12 +297,7 @@ def test_a_stale_worker_in_another_process_cannot_overwrite_its_successor(
     # test does not depend on how fast the machine is.
     thread = store.langgraph.threads.create().thread_id
     run = store.langgraph.runs.create(thread, assistant_id="agent")
-    context = multiprocessing.get_context("fork")
-    results, claimed, resume = context.Queue(), context.Event(), context.Event()
-    text = store_url.render_as_string(hide_password=False)
-    stale = context.Process(target=_worker, args=(_stalled_worker, text, clock.now, (0, claimed, resume), results))
-    stale.start()
-    assert claimed.wait(timeout=60)
+    stale, results, resume = stalled_after_its_claim(_stalled_worker, store_url, clock)
     clock.advance(2)  # past the worker's one-second lease
     assert [r.run_id for r in store.langgraph.runs.requeue_stale()] == [run.run_id]
     successor = store.langgraph.runs.claim_next()
