@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar, cast
 
 from threadstore.errors import ValidationError, shown
@@ -106,33 +106,42 @@ def _plain(text: str) -> bool:
     return text.isascii() and "\x00" not in text
 
 
-def _json(value: object, path: Path, depth: int) -> Any:
+def _json(value: Any, path: Path, depth: int) -> Any:
     """check_json at `path`, `depth` levels deep (the argument itself is at 1). Building every
     element's name up front cost more than checking it, and so did a call per string: a dict's
-    plain string keys and values are checked in place."""
+    plain string keys and values, and a list's plain strings, are checked in place. Dicts and
+    lists, the values this is called for most, are tested for first."""
     kind = type(value)
-    if kind is str:
-        text = cast(str, value)
-        return text if _plain(text) else check_string(_name(path), text)
-    if value is None or kind is bool:
-        return value
-    if kind is int:
-        if not MIN_INT64 <= cast(int, value) <= MAX_INT64:
-            raise ValidationError(f"{_name(path)} must be an integer within 64 bits (±2**63).")
-        return value
-    if depth > MAX_JSON_DEPTH and (kind in (dict, list, tuple) or isinstance(value, Mapping)):
-        raise ValidationError(f"{_name(path, root=True)} must nest at most {MAX_JSON_DEPTH} levels deep.")
-    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+    if kind is dict:
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationError(f"{_name(path, root=True)} must nest at most {MAX_JSON_DEPTH} levels deep.")
         return {
             (key if type(key) is str and key.isascii() and "\x00" not in key else _json_key(key, path)): (
                 item
                 if type(item) is str and item.isascii() and "\x00" not in item
                 else _json(item, (path, key), depth + 1)
             )
-            for key, item in cast(Mapping[object, object], value).items()
+            for key, item in value.items()
         }
     if kind is list or kind is tuple:
-        return [_json(item, (path, index), depth + 1) for index, item in enumerate(cast(Sequence[object], value))]
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationError(f"{_name(path, root=True)} must nest at most {MAX_JSON_DEPTH} levels deep.")
+        return [
+            item
+            if type(item) is str and item.isascii() and "\x00" not in item
+            else _json(item, (path, index), depth + 1)
+            for index, item in enumerate(value)
+        ]
+    if kind is str:
+        return value if _plain(value) else check_string(_name(path), value)
+    if value is None or kind is bool:
+        return value
+    if kind is int:
+        if not MIN_INT64 <= value <= MAX_INT64:
+            raise ValidationError(f"{_name(path)} must be an integer within 64 bits (±2**63).")
+        return value
+    if isinstance(value, Mapping):  # another kind of mapping: checked as the dict it is copied to
+        return _json(dict(value.items()), path, depth)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(f"{_name(path)} must not contain NaN or infinity.")
@@ -167,9 +176,9 @@ def check_mapping(name: str, value: object) -> dict[str, Any]:
     Raises:
         ValidationError: it is not a mapping of JSON data.
     """
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # a dict spares the ABC's check
         raise ValidationError(f"{name} must be an object, not {type(value).__name__}.")
-    checked: dict[str, Any] = check_json(name, value)
+    checked: dict[str, Any] = _json(value, name, 1)
     return checked
 
 

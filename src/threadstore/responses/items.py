@@ -9,7 +9,7 @@ part; an item given without an id gets a new one with its type's prefix.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from threadstore.errors import ValidationError
@@ -31,6 +31,10 @@ class ItemType:
     prefix: str
     required: tuple[str, ...]
     statuses: frozenset[str] | None
+    required_set: frozenset[str] = field(init=False)  # `required`, for one subset test per item
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "required_set", frozenset(self.required))
 
 
 ITEM_TYPES: Mapping[str, ItemType] = {
@@ -127,8 +131,8 @@ def check_item(name: str, item: object, *, default_status: str = "completed") ->
     if not isinstance(kind, str) or kind not in ITEM_TYPES:
         raise ValidationError(f"{name}.type must be one of {sorted(ITEM_TYPES)}, got {kind!r}.")
     spec = ITEM_TYPES[kind]
-    missing = [field for field in spec.required if field not in data]
-    if missing:
+    if not data.keys() >= spec.required_set:
+        missing = [required for required in spec.required if required not in data]
         raise ValidationError(f"{name} ({kind}) lacks {', '.join(missing)}.")
     # The JSON's strings are checked already: what is left is their types and choices, each check
     # called only for its error (its name is spelled out only then).
@@ -169,9 +173,8 @@ def content(name: str, value: object, role: str) -> list[Json]:
         ValidationError: a part of an unknown type or with a malformed text.
     """
     output = role == "assistant"
-    if isinstance(value, str):
-        text = check_string(name, value)
-        return [{"type": "output_text", "text": text, "annotations": []} if output else _input_text(text)]
+    if type(value) is str:  # a plain, checked string (check_json copied any subclass to one)
+        return [{"type": "output_text", "text": value, "annotations": []} if output else _input_text(value)]
     allowed = _OUTPUT_PARTS if output else _INPUT_PARTS
     parts = value if type(value) is list else check_list(name, value)  # a list: check_json's own copy
     for index, part in enumerate(parts):
@@ -205,8 +208,8 @@ def _input_text(text: str) -> Json:
 
 def _strings(*fields: str) -> Any:
     def check(name: str, data: Json) -> None:
-        for field in fields:
-            check_string(f"{name}.{field}", data[field])
+        for key in fields:
+            check_string(f"{name}.{key}", data[key])
 
     return check
 
