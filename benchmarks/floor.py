@@ -77,7 +77,8 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 def connect_postgres(url: str, **options: Any) -> Any:
-    """A psycopg connection to the database (and search path) of a SQLAlchemy URL."""
+    """A psycopg connection to the database (and search path, and application name) of a
+    SQLAlchemy URL."""
     import psycopg
 
     parsed = sa.make_url(url)
@@ -88,6 +89,7 @@ def connect_postgres(url: str, **options: Any) -> Any:
         password=parsed.password,
         dbname=parsed.database,
         options=parsed.query.get("options"),
+        application_name=parsed.query.get("application_name"),
         **options,
     )
 
