@@ -206,7 +206,11 @@ class RawUnit:
             self._discard()
             raise
         if self._kept is None or not self._kept.give_back(self, broken=False):
-            connection.close()
+            # Back to the engine's pool (AsyncStore's, in-memory SQLite's) without the pool's
+            # rollback-on-return: the transaction has just ended, and that rollback (a call
+            # into the driver, on AsyncStore a switch to the event loop and back) cost 4-5% of
+            # a read. What SQLAlchemy's own Connection does when it has ended its transaction.
+            connection._close_special(transaction_reset=True)
 
     def _discard(self) -> None:
         """Let the connection go closed, its state unknown; what was given back already is left alone."""
