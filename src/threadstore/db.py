@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine
@@ -117,6 +118,12 @@ def _forget_parent_connections() -> None:
 os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
+# psycopg decodes JSON and JSONB columns with threadstore's one JSON decoder, orjson's (as
+# fastsql decodes SQLite's JSON text), not the standard library's: 0.3 µs a small document
+# against 2 µs, 60 of them in a page of 20 messages.
+POSTGRES_ENGINE_OPTIONS: dict[str, Any] = {"json_deserializer": orjson.loads}
+
+
 def create_engine(
     url: str | URL,
     *,
@@ -143,7 +150,7 @@ def create_engine(
     require_driver(parsed)
     if parsed.get_backend_name() == "postgresql":
         # No pre-ping: a unit of work replaces a connection its first statement finds lost (scope.RawUnit).
-        engine = sa.create_engine(parsed, **(engine_options or {}))
+        engine = sa.create_engine(parsed, **{**POSTGRES_ENGINE_OPTIONS, **(engine_options or {})})
         _refuse_busy_connections(engine)
         _engines.add(engine)
         return engine
@@ -200,7 +207,7 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
     require_driver(url, "greenlet")
     from threadstore.fair_pool import FairAsyncPool
 
-    options = {"poolclass": FairAsyncPool, **(engine_options or {})}
+    options = {"poolclass": FairAsyncPool, **POSTGRES_ENGINE_OPTIONS, **(engine_options or {})}
     engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **options)
     _refuse_busy_connections(engine.sync_engine)
     _engines.add(engine.sync_engine)
