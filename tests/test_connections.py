@@ -3,6 +3,7 @@ pool is replaced by the unit's first statement, never in the middle of a unit.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,8 @@ import sqlalchemy as sa
 from tests.blocking import BlockingStore
 from tests.conftest import POSTGRES_URL, SKIP_POSTGRES, count_as_admin
 from threadstore import StorageError, Store, ValidationError
-from threadstore.db import is_busy
+from threadstore.db import create_async_postgres_engine, create_engine, is_busy
+from threadstore.fastsql import _decode_json
 
 pytestmark = SKIP_POSTGRES
 
@@ -91,3 +93,34 @@ def test_a_first_statement_refused_for_another_reason_is_not_repeated(named_stor
     with pytest.raises(ValidationError):
         store.threads.get("thread_\x00")  # PostgreSQL refuses NUL in text, on a live connection
     assert store.threads.create().id
+
+
+BEYOND_64_BITS = "18446744073709551616"  # 2**64: json.loads reads an int, orjson (fastsql's decoder) a float
+
+
+def test_a_postgresql_engine_reads_json_with_the_decoder_sqlite_values_get() -> None:
+    assert POSTGRES_URL
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            value = connection.exec_driver_sql(f"SELECT '{BEYOND_64_BITS}'::jsonb").scalar()
+    finally:
+        engine.dispose()
+
+    assert value == _decode_json(BEYOND_64_BITS) and isinstance(value, float)
+
+
+def test_an_async_postgresql_engine_reads_json_with_the_decoder_sqlite_values_get() -> None:
+    assert POSTGRES_URL
+    engine = create_async_postgres_engine(sa.make_url(POSTGRES_URL))
+
+    async def read() -> Any:
+        try:
+            async with engine.connect() as connection:
+                return (await connection.exec_driver_sql(f"SELECT '{BEYOND_64_BITS}'::jsonb")).scalar()
+        finally:
+            await engine.dispose()
+
+    value = asyncio.run(read())
+
+    assert value == _decode_json(BEYOND_64_BITS) and isinstance(value, float)
