@@ -17,6 +17,7 @@ from typing import Any, cast
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -361,6 +362,38 @@ def word(identifier: str) -> sa.ColumnElement[str]:
 ONE: sa.ColumnElement[int] = sa.literal_column(
     "1", sa.Integer
 )  # LIMIT 1, written: a generic plan on PostgreSQL then knows one row is wanted
+
+
+def unplanned(name: str, type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
+    """The bound parameter `name`, which PostgreSQL's planner does not see: `(SELECT $1)`, a one-row
+    subquery it leaves unevaluated, on PostgreSQL; the parameter itself elsewhere.
+
+    PostgreSQL plans a prepared statement anew on every call (a custom plan) while that plan, made
+    knowing the values, is estimated cheaper than the one made without them (the generic plan,
+    which it would keep after five calls); and an unknown LIMIT or OFFSET makes the generic plan
+    guess that a tenth of the rows are read, so that a statement paged by parameters is planned
+    again on every call (about 130 µs). Where every value the estimate depends on is hidden this
+    way, both plans cost the same and PostgreSQL keeps the generic one: only for a statement whose
+    best plan is the same whatever the values."""
+    return _Unplanned(sa.bindparam(name, type_=type_))
+
+
+class _Unplanned(sa.ColumnElement[Any]):
+    inherit_cache = True
+
+    def __init__(self, bind: sa.BindParameter[Any]) -> None:
+        self.bind = bind
+        self.type = bind.type
+
+
+@compiles(_Unplanned)
+def _unplanned(element: _Unplanned, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.bind, **kw)
+
+
+@compiles(_Unplanned, "postgresql")
+def _unplanned_postgresql(element: _Unplanned, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(SELECT {compiler.process(element.bind, **kw)})"
 
 
 def exists(table: sa.Table) -> Statement:
