@@ -20,6 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 Decoder = Callable[[Any], Any] | None
 
@@ -380,6 +381,8 @@ def unplanned(name: str, type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[An
 
 class _Unplanned(sa.ColumnElement[Any]):
     inherit_cache = True
+    # SQLAlchemy's cache key of the element: its parameter (SQLAlchemy's own elements declare it so).
+    _traverse_internals = [("bind", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
 
     def __init__(self, bind: sa.BindParameter[Any]) -> None:
         self.bind = bind
