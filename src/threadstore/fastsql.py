@@ -208,7 +208,7 @@ class Raw:
         self.dialect = dialect
         self._reconnect = reconnect
         self.events = events  # whether this unit's changes write their events (Store(events=...))
-        self.pending: list[dict[str, Any]] = []  # the unit's events, written just before it commits
+        self.pending: list[tuple[Any, ...]] = []  # the unit's events (events.log), written just before it commits
         self._cursor: Any = None
 
     def cursor(self) -> Any:
@@ -240,6 +240,11 @@ class Raw:
         """Run `statement`; return the DBAPI cursor."""
         prepared = statement.prepare(self.dialect)
         return self._run(prepared.sql, statement.bind(prepared, params or {}))
+
+    def execute_values(self, statement: Statement, values: Sequence[Any]) -> Any:
+        """Run `statement` with `values`: its parameters already in the order its SQL takes them
+        (a positional paramstyle) and already encoded; return the DBAPI cursor."""
+        return self._run(statement.prepare(self.dialect).sql, values)
 
     def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run `statement` once for each of `rows` (an `Insert` batches them; see there)."""
