@@ -77,7 +77,8 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 def connect_postgres(url: str, **options: Any) -> Any:
-    """A psycopg connection to the database (and search path) of a SQLAlchemy URL."""
+    """A psycopg connection to the database (and search path, and application name) of a
+    SQLAlchemy URL."""
     import psycopg
 
     parsed = sa.make_url(url)
@@ -88,6 +89,7 @@ def connect_postgres(url: str, **options: Any) -> Any:
         password=parsed.password,
         dbname=parsed.database,
         options=parsed.query.get("options"),
+        application_name=parsed.query.get("application_name"),
         **options,
     )
 
@@ -256,6 +258,7 @@ class Floor:
     SKIP_LOCKED = ""
     THREAD_SKIP_LOCKED = ""  # a LangGraph claim locks the candidate's thread
     NEXT_SEQ = "(SELECT coalesce(max(ordered.seq), 0) + 1 FROM threadstore_langgraph_runs AS ordered)"
+    GREATEST = "max"  # SQLite's max() of several arguments
 
     def __init__(self, path: str) -> None:
         self.db: Any = connect(path)
@@ -384,12 +387,15 @@ class Floor:
     def claim_next(self, now: int) -> dict[str, Any] | None:
         execute = self.execute
         execute(self.BEGIN_WRITE)
+        # As threadstore claims: a start time no earlier than the run's creation, the claim counted
+        # in `attempt`, and the lease (none here: the benchmark claims without one).
         row = execute(
-            "UPDATE threadstore_runs SET status = 'in_progress', started_at = coalesce(started_at, ?),"
-            " required_action = NULL"
-            " WHERE id = (SELECT id FROM threadstore_runs WHERE status = 'queued' AND expires_at > ?"
-            f" ORDER BY created_at, id LIMIT 1{self.SKIP_LOCKED}) AND status = 'queued' RETURNING *",
-            (now, now),
+            "UPDATE threadstore_runs SET status = 'in_progress',"
+            f" started_at = coalesce(started_at, {self.GREATEST}(?, coalesce(created_at, ?), coalesce(started_at, ?))),"
+            " attempt = attempt + 1, lease_expires_at = ? WHERE status = 'queued'"
+            " AND id = (SELECT id FROM threadstore_runs WHERE status = 'queued' AND expires_at > ?"
+            f" ORDER BY created_at, id LIMIT 1{self.SKIP_LOCKED}) RETURNING *",
+            (now, now, now, None, now),
         ).fetchone()
         execute("COMMIT")
         return None if row is None else run_api(row, self.loads)
@@ -584,6 +590,7 @@ class PostgresFloor(Floor):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     THREAD_SKIP_LOCKED = " FOR UPDATE OF threadstore_langgraph_threads SKIP LOCKED"
     NEXT_SEQ = "nextval('threadstore_langgraph_runs_seq')"
+    GREATEST = "greatest"
 
     def __init__(self, url: str) -> None:
         from psycopg.rows import dict_row

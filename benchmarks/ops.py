@@ -3,11 +3,18 @@ same API dicts) and against a naive SQLModel implementation (a session per call,
 one run: on SQLite (raw sqlite3, same pragmas and durability), then on PostgreSQL (psycopg) when
 --postgres (or THREADSTORE_TEST_POSTGRES_URL) names a database.
 
-    python -m benchmarks.ops [--repeat 2000] [--big 1000000] [--postgres URL]
+    python -m benchmarks.ops [--repeat 2000] [--big 1000000] [--postgres URL] [--pin CPU]
 
 Prints, for each backend and operation, the median time of each implementation and the ratios
 threadstore/floor and naive/threadstore. PostgreSQL is measured in a schema of its own, dropped
 afterwards.
+
+--pin CPU (PostgreSQL on this machine; root, or the server's user): this process and every server
+process serving its connections run on that one CPU while measured. Otherwise the scheduler
+places each connection's server process on the client's CPU or on another, and on a virtual
+machine a round trip across CPUs costs about 70 µs more (a wake-up across vCPUs), on the client's
+CPU time too: a read of three round trips took 100 µs or 300 µs by where its server process
+happened to run, 3x between two implementations sending the same statements.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from benchmarks.floor import (
     INSERT_MESSAGE,
     Floor,
     PostgresFloor,
+    connect_postgres,
     lg_metadata_rows,
 )
 from benchmarks.naive import Naive
@@ -128,6 +136,9 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=1_000_000, help="messages in the big thread")
     parser.add_argument("--postgres", default=os.environ.get("THREADSTORE_TEST_POSTGRES_URL"))
     parser.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL alone")
+    parser.add_argument(
+        "--pin", type=int, metavar="CPU", help="PostgreSQL: run this process and its server processes on this CPU"
+    )
     args = parser.parse_args()
     path = str(Path(tempfile.mkdtemp()) / "bench.db")
     print(f"{os.cpu_count()} cores; median of {args.repeat} calls each, microseconds")
@@ -142,18 +153,46 @@ def main() -> None:
 
 @contextmanager
 def postgres_schema(base_url: str) -> Iterator[str]:
-    """A URL whose connections work in a new schema, dropped on the way out."""
+    """A URL whose connections work in a new schema, dropped on the way out; they carry the
+    schema's name as their application name (what `pin` finds them by)."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base_url)
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     try:
-        url = sa.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        url = sa.make_url(base_url).update_query_dict(
+            {"options": f"-csearch_path={schema}", "application_name": schema}
+        )
         yield url.render_as_string(hide_password=False)
     finally:
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+def pin(url: str, cpu: int) -> None:
+    """Run this process (every thread of it) and the server processes of its connections to
+    `url` (found by their application name, see postgres_schema) on `cpu` alone; a connection
+    opened later is not pinned.
+
+    Raises:
+        SystemExit: the server is not on this machine, or this user may not move its processes.
+    """
+    name = sa.make_url(url).query["application_name"]
+    with connect_postgres(url, autocommit=True) as connection:
+        backends = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid != pg_backend_pid()", (name,)
+        ).fetchall()
+    try:
+        for (pid,) in backends:
+            os.sched_setaffinity(pid, {cpu})
+        for thread in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(thread), {cpu})
+    except (PermissionError, ProcessLookupError) as error:
+        raise SystemExit(
+            f"--pin: cannot move the server's processes ({error}): run as root on the server's machine"
+        ) from error
+    print(f"(this process and its {len(backends)} server processes on CPU {cpu})")
 
 
 def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace) -> None:
@@ -229,6 +268,10 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
         *langgraph_cases(store, floor, naive, claims),
     ]
     floor.analyze()
+    pinned = args.pin is not None and url.startswith("postgresql")
+    if pinned:
+        naive.engine.connect().close()  # its pool's connection, opened now to be pinned
+        pin(url, args.pin)
     print("| operation | threadstore / floor | naive / threadstore | threadstore | floor | naive SQLModel |")
     print("|---|---|---|---|---|---|")
     pages = {}
@@ -239,6 +282,8 @@ def measure(url: str, make_floor: Callable[[], Floor], args: argparse.Namespace)
         mine, low, slow = medians[3 * index : 3 * index + 3]
         pages[name] = mine
         print(f"| {name} | {mine / low:.2f} | {slow / mine:.1f} | {mine:.0f} | {low:.0f} | {slow:.0f} |", flush=True)
+    if pinned:  # the naive implementation's pool may have opened a connection since
+        pin(url, args.pin)
     bulk(store, floor, naive, imports)
     small_page, big_page = (
         pages["page of 20 messages, thread of 1,000"],

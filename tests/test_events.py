@@ -243,6 +243,14 @@ def test_importing_messages_streams_each_of_them(store: Store) -> None:
     assert [e.data["content"][0]["text"]["value"] for e in created] == [f"m{i}" for i in range(5)]
 
 
+def test_a_unit_with_more_events_than_one_insert_takes_writes_them_all_in_order(store: Store) -> None:
+    thread = thread_id(store)
+    count = 450  # SQLite's INSERTs take at most 199 events each: three statements
+    store.messages.create_many(thread, [{"role": "user", "content": f"m{i}"} for i in range(count)])
+    created = [e for e in store.events.list(thread_id=thread, limit=1000) if e.event == "thread.message.created"]
+    assert [e.data["content"][0]["text"]["value"] for e in created] == [f"m{i}" for i in range(count)]
+
+
 # --- following ---------------------------------------------------------------------------------
 
 

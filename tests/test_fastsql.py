@@ -11,11 +11,13 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
 
 from threadstore.errors import ValidationError
-from threadstore.fastsql import _decode_json, _json_text, dumps
+from threadstore.fastsql import Raw, Statement, _decode_json, _json_text, dumps
 from threadstore.validation import MAX_INT64, MAX_JSON_DEPTH, MIN_INT64, check_json
 
 
@@ -145,3 +147,43 @@ def test_text_that_is_not_json_is_refused_as_json_decode_error(text: str) -> Non
 
 def test_json_stored_as_bytes_reads_back_as_json_loads_reads_it() -> None:
     assert _decode_json(b'{"a": [1, 2]}') == {"a": [1, 2]}
+
+
+class _PipelineCutShort:
+    """A DBAPI cursor whose executemany fails as psycopg's does when an interrupt cuts its pipeline
+    short: with an error of its own, raised while it handles the interrupt."""
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise AssertionError("pipeline.level == 0")  # noqa: B904  (as psycopg's: context, no cause)
+
+
+class _Failing:
+    """A DBAPI cursor whose executemany fails on its own (the caller may be handling an interrupt)."""
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        raise AssertionError("its own failure")
+
+
+def _raw_on(cursor: Any) -> Raw:
+    raw = Raw(connection=None, dialect=sqlite.dialect())
+    raw._cursor = cursor
+    return raw
+
+
+_ANY_INSERT = Statement(sa.insert(sa.table("t", sa.column("a"))).values(a=sa.bindparam("a")))
+
+
+def test_an_interrupt_behind_a_drivers_failure_in_executemany_reaches_the_caller() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        _raw_on(_PipelineCutShort()).execute_many(_ANY_INSERT, [{"a": 1}])
+
+
+def test_a_failure_in_executemany_while_the_caller_handles_an_interrupt_stays_that_failure() -> None:
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        with pytest.raises(AssertionError, match="its own failure"):
+            _raw_on(_Failing()).execute_many(_ANY_INSERT, [{"a": 1}])

@@ -189,6 +189,22 @@ def test_partial_indexes_of_the_models_are_partial_in_the_migrated_schema(engine
     assert migrated == modelled
 
 
+@pytest.mark.parametrize("empty_url", ["sqlite"], indirect=True)
+def test_tables_the_models_make_without_rowid_are_without_rowid_in_the_migrated_schema(engine: Engine) -> None:
+    # compare_metadata does not compare a table's kind either.
+    migrate.upgrade(engine)
+
+    with engine.connect() as connection:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+        created: dict[str, str] = dict(connection.exec_driver_sql(query).all())
+    migrated = {name for name in TABLES if created[name].endswith(" WITHOUT ROWID")}
+
+    tables = metadata.sorted_tables
+    modelled = {table.name for table in tables if table.dialect_options["sqlite"]["with_rowid"] is False}
+    assert "threadstore_langgraph_thread_metadata" in modelled
+    assert migrated == modelled
+
+
 def test_every_downgrade_runs_one_revision_at_a_time_down_to_base(engine: Engine) -> None:
     migrate.upgrade(engine)
     walked = []

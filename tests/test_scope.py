@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.pool import PoolResetState
 
 from threadstore import Store, ThreadStoreError
 from threadstore.scope import EngineScope
@@ -171,3 +173,16 @@ def test_a_forked_child_opens_its_own_hot_connection(sqlite_store: Store) -> Non
     assert os.waitstatus_to_exitcode(status) == 0
     assert driver_connection_of_a_unit(sqlite_store) is parents
     assert len(sqlite_store.threads.list()) == 1
+
+
+def test_a_unit_gives_its_connection_back_to_the_engines_pool_without_a_second_rollback() -> None:
+    with Store("sqlite://") as store:  # in memory: every unit takes the engine's one connection
+        resets: list[bool] = []
+
+        @event.listens_for(store.engine, "reset")
+        def _on_reset(_dbapi: object, _record: object, state: PoolResetState) -> None:
+            resets.append(state.transaction_was_reset)
+
+        store.threads.create()
+
+    assert resets == [True]  # the pool was told the unit had ended its transaction, and rolled back nothing

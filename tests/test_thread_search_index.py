@@ -212,3 +212,21 @@ def test_a_filter_without_a_scalar_entry_reads_the_gin_index_on_postgresql(
     (sql, params), *_ = searches
     plan = explain(store, sql, params)
     assert "ix_threadstore_langgraph_threads_metadata" in plan and "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize(("backend", "store_kind"), [("postgres", "sync")])
+def test_a_search_by_one_entry_keeps_one_plan_on_postgresql(store: Store, searches: list[tuple[str, Any]]) -> None:
+    """Not planned anew on every call: with 200 threads a user, PostgreSQL's plan made knowing the
+    page (10 rows) would look cheaper than the one it keeps, which guesses a tenth of them."""
+    bulk_load(store, 20_000, 100)
+    store.langgraph.threads.search(metadata={"user_id": "u7"}, limit=10)
+    (sql, params), *_ = searches
+    connection = store.engine.raw_connection()
+    try:
+        cursor: Any = connection.cursor()
+        for user in range(10):  # as psycopg does after five calls: a prepared statement
+            cursor.execute(sql, {**params, "narrow_value": f"s:u{user}"}, prepare=True)
+        cursor.execute("SELECT generic_plans FROM pg_prepared_statements WHERE statement LIKE '%thread_metadata%'")
+        assert cursor.fetchall() == [(5,)]  # its first five plans are custom, by PostgreSQL's rule
+    finally:
+        connection.close()

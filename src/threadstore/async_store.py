@@ -162,8 +162,8 @@ class AsyncStore(AsyncRepositories):
                     yield AsyncTransaction(tx, run)
             except BaseException as error:
                 # Shielded: a second cancellation must not keep the unit from ending.
-                if not await asyncio.shield(run(unit.__exit__, type(error), error, error.__traceback__)):
-                    raise
+                await asyncio.shield(run(unit.__exit__, type(error), error, error.__traceback__))
+                raise
             else:
                 await asyncio.shield(run(unit.__exit__, None, None, None))
 

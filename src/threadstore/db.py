@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine
@@ -117,6 +118,12 @@ def _forget_parent_connections() -> None:
 os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
+# psycopg decodes JSON and JSONB columns with threadstore's one JSON decoder, orjson's (as
+# fastsql decodes SQLite's JSON text), not the standard library's: 0.3 µs a small document
+# against 2 µs, 60 of them in a page of 20 messages.
+POSTGRES_ENGINE_OPTIONS: dict[str, Any] = {"json_deserializer": orjson.loads}
+
+
 def create_engine(
     url: str | URL,
     *,
@@ -143,7 +150,7 @@ def create_engine(
     require_driver(parsed)
     if parsed.get_backend_name() == "postgresql":
         # No pre-ping: a unit of work replaces a connection its first statement finds lost (scope.RawUnit).
-        engine = sa.create_engine(parsed, **(engine_options or {}))
+        engine = sa.create_engine(parsed, **{**POSTGRES_ENGINE_OPTIONS, **(engine_options or {})})
         _refuse_busy_connections(engine)
         _engines.add(engine)
         return engine
@@ -200,7 +207,7 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
     require_driver(url, "greenlet")
     from threadstore.fair_pool import FairAsyncPool
 
-    options = {"poolclass": FairAsyncPool, **(engine_options or {})}
+    options = {"poolclass": FairAsyncPool, **POSTGRES_ENGINE_OPTIONS, **(engine_options or {})}
     engine = create_async_engine(url.set(drivername="postgresql+psycopg_async"), **options)
     _refuse_busy_connections(engine.sync_engine)
     _engines.add(engine.sync_engine)
@@ -209,11 +216,19 @@ def create_async_postgres_engine(url: URL, *, engine_options: Mapping[str, Any] 
 
 def is_busy(dbapi_connection: Any) -> bool:
     """Whether a PostgreSQL connection is not at rest: a call cut short left it inside a
-    transaction, a command or a pipeline. psycopg knows the state without a round trip."""
-    from psycopg import pq
+    transaction, a command or a pipeline. psycopg knows the state without a round trip.
 
-    info = getattr(dbapi_connection, "driver_connection", dbapi_connection).info  # async: the adapted one's
-    return bool(info.transaction_status != pq.TransactionStatus.IDLE or info.pipeline_status != pq.PipelineStatus.OFF)
+    Asked on every unit of work: read from psycopg's libpq connection as plain integers, where
+    `connection.info` builds an object and an enum member for each state (3.4 µs a call, a third
+    of an empty unit's bookkeeping, against 0.3 µs)."""
+    pgconn = getattr(dbapi_connection, "driver_connection", dbapi_connection).pgconn  # async: the adapted one's
+    return bool(pgconn.transaction_status != PQTRANS_IDLE or pgconn.pipeline_status != PQ_PIPELINE_OFF)
+
+
+# libpq's states at rest (psycopg.pq.TransactionStatus.IDLE, psycopg.pq.PipelineStatus.OFF),
+# written here so that a SQLite store need not import psycopg.
+PQTRANS_IDLE = 0
+PQ_PIPELINE_OFF = 0
 
 
 def _refuse_busy_connections(engine: Engine) -> None:

@@ -9,6 +9,7 @@ connection of that unit.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -17,8 +18,10 @@ from typing import Any, cast
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 Decoder = Callable[[Any], Any] | None
 
@@ -208,7 +211,7 @@ class Raw:
         self.dialect = dialect
         self._reconnect = reconnect
         self.events = events  # whether this unit's changes write their events (Store(events=...))
-        self.pending: list[dict[str, Any]] = []  # the unit's events, written just before it commits
+        self.pending: list[tuple[Any, ...]] = []  # the unit's events (events.log), written just before it commits
         self._cursor: Any = None
 
     def cursor(self) -> Any:
@@ -218,6 +221,15 @@ class Raw:
         if self._cursor is None:
             self._cursor = self.connection.cursor()
         return self._cursor
+
+    def close_cursor(self) -> None:
+        """Close the unit's cursor, and with it a statement still under way on it (an UPDATE ...
+        RETURNING read in part when an error or an interrupt cut the unit short). Kept alive by a
+        saved traceback, such a statement would outlive its unit on the connection, and SQLite
+        refuses every later COMMIT of the connection while a writing statement is under way."""
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()
 
     def _run(self, sql: str, params: Any) -> Any:
         cursor = self.cursor()
@@ -241,10 +253,30 @@ class Raw:
         prepared = statement.prepare(self.dialect)
         return self._run(prepared.sql, statement.bind(prepared, params or {}))
 
+    def execute_values(self, statement: Statement, values: Sequence[Any]) -> Any:
+        """Run `statement` with `values`: its parameters already in the order its SQL takes them
+        (a positional paramstyle) and already encoded; return the DBAPI cursor."""
+        return self._run(statement.prepare(self.dialect).sql, values)
+
     def execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run `statement` once for each of `rows` (an `Insert` batches them; see there)."""
+        """Run `statement` once for each of `rows` (an `Insert` batches them; see there).
+
+        psycopg runs them in a pipeline; cut short there by an interrupt, it may report its own
+        failure to leave the pipeline (an AssertionError, a psycopg error) with the interrupt as
+        its context. The interrupt is what the caller gets, as from any other statement.
+        """
         if not rows:
             return
+        handled = sys.exception()  # an interrupt being handled as the call began is not the call's
+        try:
+            self._execute_many(statement, rows)
+        except Exception as error:
+            interrupt = interrupt_behind(error)
+            if interrupt is None or interrupt is handled:
+                raise
+            raise interrupt from None
+
+    def _execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
         if self._reconnect is not None:  # the first statement of the unit: let `_run` send it
             self.execute(statement, rows[0])
             rows = rows[1:]
@@ -270,6 +302,16 @@ class Raw:
     def rowcount(self, statement: Statement, params: Mapping[str, Any] | None = None) -> int:
         """Run `statement` (an UPDATE or DELETE) and return how many rows it changed."""
         return int(self.execute(statement, params).rowcount)
+
+
+def interrupt_behind(error: BaseException | None) -> BaseException | None:
+    """The interrupt (a BaseException that is not an Exception, as KeyboardInterrupt) that `error`
+    is, or was raised while handling; None if there is none."""
+    while error is not None:
+        if not isinstance(error, Exception):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _row(prepared: Prepared, values: Sequence[Any]) -> dict[str, Any]:
@@ -361,6 +403,40 @@ def word(identifier: str) -> sa.ColumnElement[str]:
 ONE: sa.ColumnElement[int] = sa.literal_column(
     "1", sa.Integer
 )  # LIMIT 1, written: a generic plan on PostgreSQL then knows one row is wanted
+
+
+def unplanned(name: str, type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
+    """The bound parameter `name`, which PostgreSQL's planner does not see: `(SELECT $1)`, a one-row
+    subquery it leaves unevaluated, on PostgreSQL; the parameter itself elsewhere.
+
+    PostgreSQL plans a prepared statement anew on every call (a custom plan) while that plan, made
+    knowing the values, is estimated cheaper than the one made without them (the generic plan,
+    which it would keep after five calls); and an unknown LIMIT or OFFSET makes the generic plan
+    guess that a tenth of the rows are read, so that a statement paged by parameters is planned
+    again on every call (about 130 µs). Where every value the estimate depends on is hidden this
+    way, both plans cost the same and PostgreSQL keeps the generic one: only for a statement whose
+    best plan is the same whatever the values."""
+    return _Unplanned(sa.bindparam(name, type_=type_))
+
+
+class _Unplanned(sa.ColumnElement[Any]):
+    inherit_cache = True
+    # SQLAlchemy's cache key of the element: its parameter (SQLAlchemy's own elements declare it so).
+    _traverse_internals = [("bind", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, bind: sa.BindParameter[Any]) -> None:
+        self.bind = bind
+        self.type = bind.type
+
+
+@compiles(_Unplanned)
+def _unplanned(element: _Unplanned, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.bind, **kw)
+
+
+@compiles(_Unplanned, "postgresql")
+def _unplanned_postgresql(element: _Unplanned, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(SELECT {compiler.process(element.bind, **kw)})"
 
 
 def exists(table: sa.Table) -> Statement:

@@ -8,10 +8,12 @@ transaction alone commits or rolls back.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from types import FrameType
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -22,7 +24,7 @@ from threadstore.db import database_errors, is_busy, map_error, translated_error
 from threadstore.errors import ReadOnlyError, UsageError
 from threadstore.events import log
 from threadstore.events.wakeups import Wakeups
-from threadstore.fastsql import Raw
+from threadstore.fastsql import Raw, interrupt_behind
 from threadstore.kept import KeptConnections, kept_connections, let_go
 
 
@@ -117,9 +119,9 @@ class RawUnit:
     interrupt that lands as `__exit__` is called) lets its connection go when it is collected:
     SQLAlchemy's pool takes back a pooled one, rolled back, and the kept connections (kept.py)
     close one they lent, or sooner, when its thread makes its next call: a unit of one call never
-    outlives its call, unlike a transaction's, which `spans_calls` (AsyncStore's worker threads
-    make other calls while one is open). Written as a class rather than a generator because it
-    runs on every call.
+    outlives its call, nor does a sync transaction's (its thread's calls on the store are refused
+    while it is open), unlike an AsyncStore transaction's, which `spans_calls`. Written as a class
+    rather than a generator because it runs on every call.
     """
 
     __slots__ = ("__weakref__", "_begin", "_engine", "_events", "_kept", "_raw", "_reconnect", "_spans_calls")
@@ -193,6 +195,7 @@ class RawUnit:
         connection = raw.connection
         try:
             if not commit:
+                raw.close_cursor()
                 connection.rollback()
             elif self._begin is None:  # PostgreSQL
                 connection.commit()
@@ -206,7 +209,11 @@ class RawUnit:
             self._discard()
             raise
         if self._kept is None or not self._kept.give_back(self, broken=False):
-            connection.close()
+            # Back to the engine's pool (AsyncStore's, in-memory SQLite's) without the pool's
+            # rollback-on-return: the transaction has just ended, and that rollback (a call
+            # into the driver, on AsyncStore a switch to the event loop and back) cost 4-5% of
+            # a read. What SQLAlchemy's own Connection does when it has ended its transaction.
+            connection._close_special(transaction_reset=True)
 
     def _discard(self) -> None:
         """Let the connection go closed, its state unknown; what was given back already is left alone."""
@@ -220,11 +227,7 @@ def _interrupted(error: BaseException | None) -> bool:
     """Whether `error` is an interrupt (a BaseException that is not an Exception) or was raised
     while one was handled: psycopg cut short inside a pipeline (executemany) reports its own
     failure to leave it, with the interrupt as its context, and leaves the connection unfit."""
-    while error is not None:
-        if not isinstance(error, Exception):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return interrupt_behind(error) is not None
 
 
 def reconnect_on(engine: Engine, kept: KeptConnections | None) -> Callable[[BaseException, Any, Any], Any]:
@@ -248,11 +251,12 @@ def reconnect_on(engine: Engine, kept: KeptConnections | None) -> Callable[[Base
 
 # The store scopes whose transaction() a thread (sync) or task (async) holds open, each with that
 # holder: a call on such a store from its holder would wait for its own transaction (SQLite's
-# write lock, a PostgreSQL row lock), so it is refused at once instead. One set for the process,
+# write lock, a PostgreSQL row lock), so it is refused at once instead. One dict for the process,
 # keyed by the holder, rather than a context variable: a task created inside the block inherits
-# its creator's context but is another task, and a mark is added and removed by one call each, so
-# an interrupt cannot leave one behind.
-_OPEN: set[tuple[Scope, object]] = set()
+# its creator's context but is another task. The value is the frame whose `with` block holds a
+# sync transaction open (None for a task's): see refuse_inside_transaction.
+_OPEN: dict[tuple[Scope, object], FrameType | None] = {}
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
 def _holder() -> object:
@@ -268,26 +272,61 @@ def _holder() -> object:
 def refuse_inside_transaction(scope: Scope) -> None:
     """Refuse a call on `scope`'s store if this thread or task holds its transaction open.
 
+    A mark whose block is over is let go instead: an interrupt that lands as a block's `__exit__`
+    is called (where Python handles a signal that arrived while an exception unwound the block)
+    keeps the end from running at all. A plain function's frame that is no longer on this thread's
+    stack has returned or raised out of its `with` block; a generator's may be suspended inside
+    it, and its mark stands.
+
     Raises:
         UsageError: it does.
     """
-    if _OPEN and (scope, _holder()) in _OPEN:  # most calls find no transaction open at all
-        raise UsageError(
-            "This thread (or task) has a transaction of this store open: a call on the store itself, or a "
-            "nested store.transaction(), would wait for that transaction. Use the transaction's repositories "
-            "inside transaction() (tx.threads, tx.messages, ...), or call the store after the block."
-        )
+    if not _OPEN:  # most calls find no transaction open at all
+        return
+    held = (scope, _holder())
+    if held not in _OPEN:
+        return
+    frame = _OPEN[held]
+    if frame is not None and not frame.f_code.co_flags & _SUSPENDABLE and not _on_stack(frame):
+        _OPEN.pop(held, None)
+        return
+    raise UsageError(
+        "This thread (or task) has a transaction of this store open: a call on the store itself, or a "
+        "nested store.transaction(), would wait for that transaction. Use the transaction's repositories "
+        "inside transaction() (tx.threads, tx.messages, ...), or call the store after the block."
+    )
+
+
+def _on_stack(frame: FrameType) -> bool:
+    caller: FrameType | None = sys._getframe()
+    while caller is not None:
+        if caller is frame:
+            return True
+        caller = caller.f_back
+    return False
+
+
+def hold_open(scope: Scope, frame: FrameType | None = None) -> tuple[Scope, object]:
+    """Mark `scope`'s transaction as held open by this thread or task (by the `with` block of
+    `frame`, for a thread); return the mark, for `let_go_open`."""
+    held = (scope, _holder())
+    _OPEN[held] = frame
+    return held
+
+
+def let_go_open(held: tuple[Scope, object]) -> None:
+    """Unmark a transaction marked by `hold_open`."""
+    _OPEN.pop(held, None)
 
 
 @contextmanager
 def held_open(scope: Scope) -> Iterator[None]:
     """Mark `scope`'s transaction as held open by this thread or task for the block."""
-    held = (scope, _holder())
+    held = hold_open(scope)
     try:
-        _OPEN.add(held)
         yield
     finally:
-        _OPEN.discard(held)
+        let_go_open(held)
 
 
 class TransactionScope(Scope):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import sys
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
@@ -34,7 +35,49 @@ from threadstore.openai.runs import Runs
 from threadstore.openai.threads import Threads
 from threadstore.responses.conversations import Conversations
 from threadstore.responses.responses import Responses
-from threadstore.scope import EngineScope, Scope, TransactionScope, held_open
+from threadstore.scope import EngineScope, RawUnit, Scope, TransactionScope, hold_open, let_go_open
+
+
+class TransactionBlock:
+    """The block of a transaction: enters its unit of work, and ends it.
+
+    A class rather than generators under contextlib: an interrupt that landed in contextlib's code
+    between two generators would leave the thread marked as holding the transaction, and its unit
+    open, for as long as a saved traceback kept the suspended generators alive. Here the end first
+    unmarks the thread, then ends the unit; an interrupt that cuts the end short from there leaves
+    a unit that the thread's next call takes back (kept.KeptConnections.take).
+    """
+
+    __slots__ = ("_clock", "_held", "_marks", "_scope", "_spans_calls", "_tx", "_unit")
+
+    def __init__(self, scope: EngineScope, clock: Clock, *, spans_calls: bool, marks: bool) -> None:
+        self._scope = scope
+        self._clock = clock
+        self._spans_calls = spans_calls
+        self._marks = marks  # mark the thread as holding the transaction open while it is
+        self._unit: RawUnit | None = None
+        self._tx: Transaction | None = None
+        self._held: tuple[Scope, object] | None = None
+
+    def __enter__(self) -> Transaction:
+        unit = self._unit = self._scope.write(spans_calls=self._spans_calls)  # checks the schema first
+        raw = unit.__enter__()
+        try:
+            tx = self._tx = Transaction(raw, self._clock)
+            if self._marks:
+                self._held = hold_open(self._scope, sys._getframe(1))  # the frame of the `with`
+            return tx
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if self._held is not None:
+            let_go_open(self._held)
+        if self._tx is not None:
+            self._tx._scope.end()
+        if self._unit is not None:
+            self._unit.__exit__(kind, error, trace)
 
 
 class Repositories:
@@ -188,8 +231,7 @@ class Store(Repositories):
             )
         self._schema_current = True
 
-    @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self) -> AbstractContextManager[Transaction]:
         """One unit of work: commits when the block ends, rolls back if it raises. Inside the
         block, use the transaction's repositories (``tx.threads``): a call on the store itself
         from the same thread would wait for this transaction, and is refused.
@@ -201,19 +243,16 @@ class Store(Repositories):
             SchemaOutOfDateError: the database schema is behind.
             ConflictError, StorageError: the database refused the work.
         """
-        with self._transaction() as tx, held_open(self._engine_scope):
-            yield tx
+        # Its unit does not span calls: this thread's calls on the store are refused while it is
+        # open, so a later call of this thread finds it over, and takes back its connection if an
+        # interrupt kept it from ending (see kept.KeptConnections.take).
+        return TransactionBlock(self._engine_scope, self.clock, spans_calls=False, marks=True)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
-        """The unit of work of `transaction()`, not marked as held by this thread (AsyncStore
-        marks its task instead: its unit is entered in a worker thread)."""
-        with self._engine_scope.write(spans_calls=True) as raw:  # checks the schema first
-            tx = Transaction(raw, self.clock)
-            try:
-                yield tx
-            finally:
-                tx._scope.end()
+    def _transaction(self) -> TransactionBlock:
+        """The unit of work of an AsyncStore transaction: not marked as held by this thread
+        (AsyncStore marks its task instead), entered and ended in a worker thread, where it
+        `spans_calls`."""
+        return TransactionBlock(self._engine_scope, self.clock, spans_calls=True, marks=False)
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from threadstore.events.models import events
 from threadstore.events.wakeups import CHANNEL
-from threadstore.fastsql import Raw, Statement, dumps
+from threadstore.fastsql import Raw, Shapes, Statement, dumps
 from threadstore.records import Json
 
 Row = Mapping[str, Any]
@@ -117,7 +117,13 @@ def register(table: sa.Table, stream: Stream) -> None:
     STREAMS[table.name] = stream
 
 
-def _insert(dialect: str) -> Statement:
+# A pending event (Raw.pending) is a tuple of its column values in this order, the INSERTs' order.
+_COLUMNS = ("event", "data", "thread_id", "run_id", "created_at")
+# SQLite's smallest limit on one statement's parameters (before 3.32) over the values of an event.
+_MOST = 999 // len(_COLUMNS)
+
+
+def _postgres_insert() -> Statement:
     params: dict[str, sa.BindParameter[Any]] = {
         "event": sa.bindparam("event", type_=sa.String),
         "data": sa.bindparam("data", type_=sa.String),  # JSON text, encoded when the event was added
@@ -125,8 +131,6 @@ def _insert(dialect: str) -> Statement:
         "run_id": sa.bindparam("run_id", type_=sa.String),
         "created_at": sa.bindparam("created_at", type_=sa.BigInteger),
     }
-    if dialect != "postgresql":
-        return Statement(sa.insert(events).values(params))
     # The locks are taken in the FROM clause, so before the sequence gives the row its id, the
     # shared one first (a writer that held a thread's lock while it queued for the shared one behind a
     # reader of every thread would close a cycle); the
@@ -140,7 +144,22 @@ def _insert(dialect: str) -> Statement:
     return Statement(sa.insert(events).from_select(list(params), sa.select(*values).select_from(lock)))
 
 
-_INSERTS = {dialect: _insert(dialect) for dialect in ("sqlite", "postgresql")}
+_POSTGRES_INSERT = _postgres_insert()
+
+
+def _sqlite_insert(count: int) -> sa.Insert:
+    """One INSERT of `count` events, their values event after event (one statement: sqlite3 steps
+    a statement once per row of an executemany, which costs a third of an event's own insert)."""
+    types = {name: sa.String() if name == "data" else events.c[name].type for name in _COLUMNS}  # data: JSON text
+    rows = [{name: sa.bindparam(f"{name}_{row}", type_=types[name]) for name in _COLUMNS} for row in range(count)]
+    statement = sa.insert(events).values(rows)
+    expected = [f"{name}_{row}" for row in range(count) for name in _COLUMNS]
+    if list(statement.compile(dialect=sqlite.dialect()).positiontup or ()) != expected:
+        raise AssertionError("SQLite orders the parameters of a multi-row INSERT otherwise")
+    return statement
+
+
+_SQLITE_INSERTS = Shapes(_sqlite_insert)
 
 
 def append(raw: Raw, name: str, data: Json, thread_id: str, run_id: str | None, now: int) -> None:
@@ -152,7 +171,7 @@ def append(raw: Raw, name: str, data: Json, thread_id: str, run_id: str | None, 
 
 
 def _add(raw: Raw, name: str, text: str | None, thread_id: str, run_id: str | None, now: int) -> None:
-    raw.pending.append({"event": name, "data": text, "thread_id": thread_id, "run_id": run_id, "created_at": now})
+    raw.pending.append((name, text, thread_id, run_id, now))
 
 
 def flush(raw: Raw) -> None:
@@ -161,9 +180,15 @@ def flush(raw: Raw) -> None:
     Last, so that on PostgreSQL a unit takes its threads' event locks after every row lock it
     needs, and holds them only while it commits: no two units wait for each other through them.
     """
-    if raw.pending:
-        events, raw.pending = raw.pending, []
-        raw.execute_many(_INSERTS[raw.dialect.name], events)
+    if not raw.pending:
+        return
+    pending, raw.pending = raw.pending, []
+    if raw.dialect.name == "postgresql":
+        raw.execute_many(_POSTGRES_INSERT, [dict(zip(_COLUMNS, event, strict=True)) for event in pending])
+        return
+    for start in range(0, len(pending), _MOST):
+        batch = pending[start : start + _MOST]
+        raw.execute_values(_SQLITE_INSERTS[len(batch)], [value for event in batch for value in event])
 
 
 def created(raw: Raw, table: sa.Table, rows: Sequence[Row], now: int, built: Sequence[ApiObject] | None = None) -> None:
@@ -183,13 +208,17 @@ def _write(
     stream = STREAMS.get(table.name)
     if stream is None or not raw.events:
         return
-    for row, api in zip(rows, [None] * len(rows) if built is None else built, strict=True):
-        thread_id, run_id = row[stream.thread], None if stream.run is None else row[stream.run]
-        encoded: tuple[Json, str] | None = None
-        for name, data in stream.on_create(raw, row, api) if created else stream.on_move(raw, row, api):
-            if encoded is None or encoded[0] is not data:  # an object created in a status it announces
-                encoded = (data, dumps(data))  # gives both events one data object: encoded once
-            _add(raw, name, encoded[1], thread_id, run_id, now // stream.unit)
+    events, at, run = stream.on_create if created else stream.on_move, now // stream.unit, stream.run
+    for index, row in enumerate(rows):
+        thread_id, run_id = row[stream.thread], None if run is None else row[run]
+        last: object = _NOTHING
+        for name, data in events(raw, row, None if built is None else built[index]):
+            if data is not last:  # an object created in a status it announces: one data, encoded once
+                last, text = data, dumps(data)
+            raw.pending.append((name, text, thread_id, run_id, at))
+
+
+_NOTHING = object()
 
 
 _FORGET_THREAD = Statement(sa.delete(events).where(events.c.thread_id == sa.bindparam("thread_id")))
@@ -201,12 +230,12 @@ _FORGET_RUN = Statement(
 
 def forget_thread(raw: Raw, thread_id: str) -> None:
     """Delete a thread's events, with the thread, in its unit of work (those not yet written too)."""
-    raw.pending = [event for event in raw.pending if event["thread_id"] != thread_id]
+    raw.pending = [event for event in raw.pending if event[2] != thread_id]
     raw.execute(_FORGET_THREAD, {"thread_id": thread_id})
 
 
 def forget_run(raw: Raw, thread_id: str, run_id: str) -> None:
     """Delete the events of a run of `thread_id`, with the run, in its unit of work (those not yet
     written too)."""
-    raw.pending = [event for event in raw.pending if event["run_id"] != run_id]
+    raw.pending = [event for event in raw.pending if event[3] != run_id]
     raw.execute(_FORGET_RUN, {"thread_id": thread_id, "run_id": run_id})

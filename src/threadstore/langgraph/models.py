@@ -45,10 +45,14 @@ class LangGraphThreadMetadataRow(Base, table=True):
     """The index of thread metadata (langgraph/metadata_index.py): one row for each top-level key
     of a thread whose value is a scalar, the value as a token that equal JSON values share, with
     the thread's creation time so that a user's newest threads are read in index order. Written
-    with the thread, in its transaction; deleted with it."""
+    with the thread, in its transaction; deleted with it.
+
+    On SQLite the table is WITHOUT ROWID: its rows live in its primary key's B-tree, so that a
+    thread create writes two B-trees here (the key and the index) instead of three (a rowid table
+    beside both)."""
 
     __tablename__ = "threadstore_langgraph_thread_metadata"
-    __table_args__ = (Index(None, "key", "value", "created_at", "thread_id"),)
+    __table_args__ = (Index(None, "key", "value", "created_at", "thread_id"), {"sqlite_with_rowid": False})
 
     thread_id: str = Field(
         sa_column=Column(
