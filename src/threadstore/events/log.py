@@ -184,7 +184,11 @@ def flush(raw: Raw) -> None:
         return
     pending, raw.pending = raw.pending, []
     if raw.dialect.name == "postgresql":
-        raw.execute_many(_POSTGRES_INSERT, [dict(zip(_COLUMNS, event, strict=True)) for event in pending])
+        rows = [dict(zip(_COLUMNS, event, strict=True)) for event in pending]
+        if len(rows) == 1:  # most units write one event: a statement, without executemany's pipeline
+            raw.execute(_POSTGRES_INSERT, rows[0])
+        else:
+            raw.execute_many(_POSTGRES_INSERT, rows)
         return
     for start in range(0, len(pending), _MOST):
         batch = pending[start : start + _MOST]
