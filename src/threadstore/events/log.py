@@ -185,10 +185,13 @@ def flush(raw: Raw) -> None:
     pending, raw.pending = raw.pending, []
     if raw.dialect.name == "postgresql":
         rows = [dict(zip(_COLUMNS, event, strict=True)) for event in pending]
-        if len(rows) == 1:  # most units write one event: a statement, without executemany's pipeline
+        if len(rows) == 1:  # most units write one event: one statement, without executemany's pipeline
             raw.execute(_POSTGRES_INSERT, rows[0])
         else:
             raw.execute_many(_POSTGRES_INSERT, rows)
+        return
+    if len(pending) == 1:
+        raw.execute_values(_SQLITE_INSERTS[1], pending[0])
         return
     for start in range(0, len(pending), _MOST):
         batch = pending[start : start + _MOST]
