@@ -24,7 +24,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -33,8 +33,9 @@ import sqlalchemy as sa
 
 import threadstore
 from tests.conftest import count_as_admin
-from threadstore import Store, ThreadStoreError, UsageError
+from threadstore import Store, ThreadStoreError, Transaction, UsageError
 from threadstore import db as threadstore_db
+from threadstore.store import TransactionBlock
 
 CALLS = 3000
 
@@ -382,18 +383,29 @@ def test_close_is_prompt_when_its_thread_kept_alive_a_unit_whose_end_was_skipped
     assert saved and interrupted_store._engine_scope.lent() == 0
 
 
-def test_a_transaction_block_left_without_its_end_is_over_for_its_thread(interrupted_store: Store) -> None:
+def test_a_transaction_block_whose_end_an_interrupt_kept_from_running_is_over_for_its_thread(
+    interrupted_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = interrupted_store
     thread = store.threads.create().id
-    saved: list[object] = []
+    end = TransactionBlock.__exit__
 
-    def enter_and_leave() -> None:
-        block = store.transaction()
-        tx = block.__enter__()  # its __exit__ never runs (an interrupt as it was called)
-        tx.messages.create(thread, role="user", content="never committed")
-        saved.append(block)  # kept alive, as by a saved traceback
+    def cut_short(self: TransactionBlock, *args: object) -> None:
+        # an interrupt handled as __exit__ is called (where Python handles a signal that arrived
+        # while the block unwound), before any of it runs
+        monkeypatch.setattr(TransactionBlock, "__exit__", end)
+        raise Interrupted
 
-    enter_and_leave()
+    def write_inside() -> None:
+        with store.transaction() as tx:
+            tx.messages.create(thread, role="user", content="never committed")
+
+    monkeypatch.setattr(TransactionBlock, "__exit__", cut_short)
+    saved: list[BaseException] = []
+    try:
+        write_inside()
+    except Interrupted as interrupt:
+        saved.append(interrupt)  # kept, with its frames and so the block, as an error reporter keeps them
     store.messages.create(thread, role="user", content="after")  # not refused, not held up
     assert [m.content[0]["text"]["value"] for m in store.messages.list(thread)] == ["after"]
     assert saved
@@ -414,4 +426,21 @@ def test_a_generator_suspended_inside_its_transaction_block_still_holds_it_open(
         store.messages.list(thread)
     with pytest.raises(StopIteration):
         next(suspended)
+    assert [m.content[0]["text"]["value"] for m in store.messages.list(thread)] == ["inside"]
+
+
+def test_a_transaction_entered_through_an_exit_stack_still_holds_it_open_after_its_entering_frame_returned(
+    interrupted_store: Store,
+) -> None:
+    store = interrupted_store
+    thread = store.threads.create().id
+    with ExitStack() as stack:
+
+        def enter() -> Transaction:
+            return stack.enter_context(store.transaction())
+
+        tx = enter()
+        tx.messages.create(thread, role="user", content="inside")
+        with pytest.raises(UsageError):
+            store.messages.list(thread)
     assert [m.content[0]["text"]["value"] for m in store.messages.list(thread)] == ["inside"]

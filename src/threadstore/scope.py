@@ -9,6 +9,7 @@ transaction alone commits or rolls back.
 from __future__ import annotations
 
 import inspect
+import opcode
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -257,6 +258,7 @@ def reconnect_on(engine: Engine, kept: KeptConnections | None) -> Callable[[Base
 # sync transaction open (None for a task's): see refuse_inside_transaction.
 _OPEN: dict[tuple[Scope, object], FrameType | None] = {}
 _SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_BEFORE_WITH = opcode.opmap.get("BEFORE_WITH", -1)  # the instruction a `with` statement enters by
 
 
 def _holder() -> object:
@@ -307,10 +309,12 @@ def _on_stack(frame: FrameType) -> bool:
 
 
 def hold_open(scope: Scope, frame: FrameType | None = None) -> tuple[Scope, object]:
-    """Mark `scope`'s transaction as held open by this thread or task (by the `with` block of
-    `frame`, for a thread); return the mark, for `let_go_open`."""
+    """Mark `scope`'s transaction as held open by this thread or task; return the mark, for
+    `let_go_open`. `frame`: the caller of the transaction's `__enter__`, kept only if a `with`
+    statement of its own entered it: a block entered otherwise (contextlib.ExitStack, a call of
+    `__enter__`) outlives the frame that entered it, and its mark is never judged over."""
     held = (scope, _holder())
-    _OPEN[held] = frame
+    _OPEN[held] = frame if frame is not None and frame.f_code.co_code[frame.f_lasti] == _BEFORE_WITH else None
     return held
 
 

@@ -65,7 +65,7 @@ class TransactionBlock:
         try:
             tx = self._tx = Transaction(raw, self._clock)
             if self._marks:
-                self._held = hold_open(self._scope, sys._getframe(1))  # the frame of the `with`
+                self._held = hold_open(self._scope, sys._getframe(1))
             return tx
         except BaseException as error:
             self.__exit__(type(error), error, error.__traceback__)
