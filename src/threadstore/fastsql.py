@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -361,16 +362,34 @@ class Insert(Statement):
         batch = self._batches.get(dialect.name)
         if batch is None:
             columns = [column.name for column in self._table.c]
+            if list(self.prepare(dialect).positions or ()) != columns:  # a row's values are bound in this order
+                raise AssertionError(f"{dialect.name} orders the parameters of an INSERT otherwise")
             size = max(1, BATCH_PARAMETERS // len(columns))
-            rows: list[dict[str, Any]] = [
-                {name: sa.bindparam(f"{name}_{row}") for name in columns} for row in range(size)
-            ]
-            compiled = sa.insert(self._table).values(rows).compile(dialect=dialect)
-            expected = [f"{name}_{row}" for row in range(size) for name in self.prepare(dialect).positions or ()]
-            if list(compiled.positiontup or ()) != expected:
-                raise AssertionError(f"{dialect.name} orders the parameters of a multi-row INSERT otherwise")
-            batch = self._batches[dialect.name] = (compiled.string, size)
+            sql = multi_row_insert(self._table, columns, size).compile(dialect=dialect).string
+            batch = self._batches[dialect.name] = (sql, size)
         return batch
+
+
+def multi_row_insert(
+    table: sa.Table, columns: Sequence[str], count: int, types: Mapping[str, sa.types.TypeEngine[Any]] | None = None
+) -> sa.Insert:
+    """One INSERT of `count` rows of `columns` into `table`, parameter `<column>_<row>` for each
+    value (of `types[column]` where given), bound row after row: the values of the rows one after
+    the other, each in the order of `columns`, on a driver that binds by position (SQLite).
+
+    Raises:
+        AssertionError: SQLAlchemy would order the parameters otherwise.
+    """
+    types = types or {}
+    rows = [{name: sa.bindparam(f"{name}_{row}", type_=types.get(name)) for name in columns} for row in range(count)]
+    statement = sa.insert(table).values(rows)
+    expected = [f"{name}_{row}" for row in range(count) for name in columns]
+    if list(statement.compile(dialect=_POSITIONAL).positiontup or ()) != expected:
+        raise AssertionError("SQLAlchemy orders the parameters of a multi-row INSERT otherwise")
+    return statement
+
+
+_POSITIONAL = sqlite.dialect()  # the dialect threadstore binds by position for
 
 
 BATCH_PARAMETERS = 999  # SQLite's smallest limit on the parameters of one statement (before 3.32)

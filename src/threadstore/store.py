@@ -48,23 +48,24 @@ class TransactionBlock:
     a unit that the thread's next call takes back (kept.KeptConnections.take).
     """
 
-    __slots__ = ("_clock", "_held", "_marks", "_scope", "_spans_calls", "_tx", "_unit")
+    __slots__ = ("_asynchronous", "_clock", "_held", "_scope", "_tx", "_unit")
 
-    def __init__(self, scope: EngineScope, clock: Clock, *, spans_calls: bool, marks: bool) -> None:
+    def __init__(self, scope: EngineScope, clock: Clock, *, asynchronous: bool) -> None:
+        # An AsyncStore's transaction spans calls (its worker thread's) and is marked as held by
+        # its task (AsyncStore.transaction); a sync one marks its thread here.
         self._scope = scope
         self._clock = clock
-        self._spans_calls = spans_calls
-        self._marks = marks  # mark the thread as holding the transaction open while it is
+        self._asynchronous = asynchronous
         self._unit: RawUnit | None = None
         self._tx: Transaction | None = None
         self._held: tuple[Scope, object] | None = None
 
     def __enter__(self) -> Transaction:
-        unit = self._unit = self._scope.write(spans_calls=self._spans_calls)  # checks the schema first
+        unit = self._unit = self._scope.write(spans_calls=self._asynchronous)  # checks the schema first
         raw = unit.__enter__()
         try:
             tx = self._tx = Transaction(raw, self._clock)
-            if self._marks:
+            if not self._asynchronous:
                 self._held = hold_open(self._scope, sys._getframe(1))
             return tx
         except BaseException as error:
@@ -246,13 +247,13 @@ class Store(Repositories):
         # Its unit does not span calls: this thread's calls on the store are refused while it is
         # open, so a later call of this thread finds it over, and takes back its connection if an
         # interrupt kept it from ending (see kept.KeptConnections.take).
-        return TransactionBlock(self._engine_scope, self.clock, spans_calls=False, marks=True)
+        return TransactionBlock(self._engine_scope, self.clock, asynchronous=False)
 
     def _transaction(self) -> TransactionBlock:
         """The unit of work of an AsyncStore transaction: not marked as held by this thread
         (AsyncStore marks its task instead), entered and ended in a worker thread, where it
         `spans_calls`."""
-        return TransactionBlock(self._engine_scope, self.clock, spans_calls=True, marks=False)
+        return TransactionBlock(self._engine_scope, self.clock, asynchronous=True)
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -112,9 +112,16 @@ def _json(value: Any, path: Path, depth: int) -> Any:
     plain string keys and values, and a list's plain strings, are checked in place. Dicts and
     lists, the values this is called for most, are tested for first."""
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind is list or kind is tuple:
         if depth > MAX_JSON_DEPTH:
             raise ValidationError(f"{_name(path, root=True)} must nest at most {MAX_JSON_DEPTH} levels deep.")
+        if kind is not dict:
+            return [
+                item
+                if type(item) is str and item.isascii() and "\x00" not in item
+                else _json(item, (path, index), depth + 1)
+                for index, item in enumerate(value)
+            ]
         return {
             (key if type(key) is str and key.isascii() and "\x00" not in key else _json_key(key, path)): (
                 item
@@ -123,15 +130,6 @@ def _json(value: Any, path: Path, depth: int) -> Any:
             )
             for key, item in value.items()
         }
-    if kind is list or kind is tuple:
-        if depth > MAX_JSON_DEPTH:
-            raise ValidationError(f"{_name(path, root=True)} must nest at most {MAX_JSON_DEPTH} levels deep.")
-        return [
-            item
-            if type(item) is str and item.isascii() and "\x00" not in item
-            else _json(item, (path, index), depth + 1)
-            for index, item in enumerate(value)
-        ]
     if kind is str:
         return value if _plain(value) else check_string(_name(path), value)
     if value is None or kind is bool:

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from threadstore.events.models import events
 from threadstore.events.wakeups import CHANNEL
-from threadstore.fastsql import Raw, Shapes, Statement, dumps
+from threadstore.fastsql import Raw, Shapes, Statement, dumps, multi_row_insert
 from threadstore.records import Json
 
 Row = Mapping[str, Any]
@@ -151,12 +151,7 @@ def _sqlite_insert(count: int) -> sa.Insert:
     """One INSERT of `count` events, their values event after event (one statement: sqlite3 steps
     a statement once per row of an executemany, which costs a third of an event's own insert)."""
     types = {name: sa.String() if name == "data" else events.c[name].type for name in _COLUMNS}  # data: JSON text
-    rows = [{name: sa.bindparam(f"{name}_{row}", type_=types[name]) for name in _COLUMNS} for row in range(count)]
-    statement = sa.insert(events).values(rows)
-    expected = [f"{name}_{row}" for row in range(count) for name in _COLUMNS]
-    if list(statement.compile(dialect=sqlite.dialect()).positiontup or ()) != expected:
-        raise AssertionError("SQLite orders the parameters of a multi-row INSERT otherwise")
-    return statement
+    return multi_row_insert(events, _COLUMNS, count, types)
 
 
 _SQLITE_INSERTS = Shapes(_sqlite_insert)
