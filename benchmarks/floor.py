@@ -42,6 +42,14 @@ INSERT_LG_RUN = (
 )
 INSERT_LG_METADATA = (
     'INSERT INTO threadstore_langgraph_thread_metadata (thread_id, "key", value, created_at) VALUES (?,?,?,?)'
+    " ON CONFLICT DO NOTHING"
+)
+# PostgreSQL: the thread and its index rows in one statement, as threadstore sends them (its
+# parameters: the thread, its creation time, the keys, the tokens, then the thread's row).
+INSERT_LG_THREAD_INDEXED = (
+    "WITH indexed AS (INSERT INTO threadstore_langgraph_thread_metadata (thread_id, key, value, created_at)"
+    " SELECT ?, entry.key, entry.value, ? FROM unnest(?::varchar[], ?::varchar[]) AS entry(key, value)"
+    f" ON CONFLICT DO NOTHING) {INSERT_LG_THREAD}"
 )
 LG_THREAD_STATUS = (
     "CASE WHEN EXISTS (SELECT * FROM threadstore_langgraph_runs WHERE thread_id = ? AND status IN ('pending',"
@@ -456,11 +464,21 @@ class Floor:
             f"SELECT {LG_THREAD_COLUMNS} FROM threadstore_langgraph_threads WHERE thread_id = ?", (thread_id,)
         ).fetchone():
             raise RuntimeError("thread exists")
-        execute(INSERT_LG_THREAD, (thread_id, now, now, json.dumps(metadata), "idle", None))
-        self.execute_many(INSERT_LG_METADATA, lg_metadata_rows(thread_id, metadata, now))
+        self.lg_insert_thread(thread_id, metadata, now)
         execute("COMMIT")
         row = {"thread_id": thread_id, "created_at": now, "updated_at": now, "status": "idle"}
         return lg_thread_api({**row, "metadata": metadata, "values": None}, _decoded)
+
+    def lg_insert_thread(self, thread_id: str, metadata: dict[str, Any], now: int) -> None:
+        """The thread's INSERT and its index rows', one statement each."""
+        self.execute(INSERT_LG_THREAD, (thread_id, now, now, json.dumps(metadata), "idle", None))
+        for row in lg_metadata_rows(thread_id, metadata, now):
+            self.execute(INSERT_LG_METADATA, row)
+
+    def lg_contains(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
+        """The test of a thread's metadata against the filter {key: value} (a string), and its parameters."""
+        test = 'EXISTS (SELECT 1 FROM json_each(thread.metadata) AS e WHERE e."key" = ? AND e.type = ? AND e.value = ?)'
+        return test, (key, "text", value)
 
     def lg_create_run(self, thread_id: str, kwargs: dict[str, Any], now: int) -> dict[str, Any]:
         execute = self.execute
@@ -550,14 +568,15 @@ class Floor:
     def lg_search_threads(self, key: str, value: str, limit: int = 10) -> list[dict[str, Any]]:
         """A user's newest threads through threadstore's metadata index (a string value)."""
         execute = self.execute
+        contains, params = self.lg_contains(key, value)
         execute("BEGIN")
         rows = execute(
             "SELECT thread.thread_id, thread.created_at, thread.updated_at, thread.metadata, thread.status,"
             ' thread."values" FROM threadstore_langgraph_threads AS thread'
             " JOIN threadstore_langgraph_thread_metadata AS entry ON entry.thread_id = thread.thread_id"
-            ' AND entry."key" = ? AND entry.value = ? ORDER BY entry.created_at DESC, entry.thread_id DESC'
-            " LIMIT ? OFFSET ?",
-            (key, "s:" + value, limit, 0),
+            ' AND entry.created_at = thread.created_at AND entry."key" = ? AND entry.value = ?'
+            f" WHERE {contains} ORDER BY entry.created_at DESC, entry.thread_id DESC LIMIT ? OFFSET ?",
+            (key, "s:" + value, *params, limit, 0),
         ).fetchall()
         execute("COMMIT")
         return [lg_thread_api(row, self.loads) for row in rows]
@@ -609,6 +628,16 @@ class PostgresFloor(Floor):
 
     def values(self, row: Any) -> tuple[Any, ...]:
         return tuple(row.values())
+
+    def lg_insert_thread(self, thread_id: str, metadata: dict[str, Any], now: int) -> None:
+        """The thread's INSERT and its index rows' in one statement, as threadstore sends them."""
+        keys = list(metadata)
+        tokens = ["s:" + value for value in metadata.values()]
+        row = (thread_id, now, now, json.dumps(metadata), "idle", None)
+        self.execute(INSERT_LG_THREAD_INDEXED, (thread_id, now, keys, tokens, *row))
+
+    def lg_contains(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
+        return "thread.metadata @> ?::jsonb", (json.dumps({key: value}),)
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.cursor().executemany(sql.replace("?", "%s"), rows)

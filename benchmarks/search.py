@@ -26,8 +26,10 @@ from typing import Any
 from unittest.mock import patch
 
 from benchmarks.ops import MICROS, NOW, medians_us, postgres_schema
-from threadstore import Store
+from threadstore import Store, transitions
+from threadstore.fastsql import Raw, insert
 from threadstore.langgraph import metadata_index
+from threadstore.langgraph.models import threads
 
 USERS = 1_000
 SMALL = 1_000
@@ -90,17 +92,21 @@ def searcher(store: Store, users: int) -> Callable[[], Any]:
     return search
 
 
-def _unindexed(*_args: Any, **_kwargs: Any) -> None:
-    """The metadata table left unwritten: the store without the index."""
+_PLAIN_THREAD = insert(threads)
+
+
+def _unindexed(raw: Raw, row: dict[str, Any], now: int) -> None:
+    """The thread's INSERT alone: the store without the index."""
+    transitions.create(raw, _PLAIN_THREAD, row, now)
 
 
 def creator(store: Store, *, indexed: bool) -> Callable[[], Any]:
     users = count()
-    write = metadata_index.write if indexed else _unindexed
+    create_thread = metadata_index.create_thread if indexed else _unindexed
 
     def create() -> Any:
         # Both sides patch, so that the patch's own cost falls on both alike.
-        with patch.object(metadata_index, "write", write):
+        with patch.object(metadata_index, "create_thread", create_thread):
             return store.langgraph.threads.create(metadata={"user_id": f"u{next(users) % USERS}"})
 
     return create

@@ -192,7 +192,11 @@ def test_search_by_metadata_reads_the_index_not_every_thread(store: Store, searc
     assert len(found) == 10 and all(t.metadata["user_id"] == "u7" for t in found)
     (sql, params), *_ = searches
     plan = explain(store, sql, params)
-    assert "ix_threadstore_langgraph_thread_metadata_key" in plan, plan
+    by_index = {
+        "sqlite": "SEARCH threadstore_langgraph_thread_metadata USING PRIMARY KEY (key=? AND value=?)",
+        "postgresql": "Scan Backward using pk_threadstore_langgraph_thread_metadata on",
+    }
+    assert by_index[store.engine.dialect.name] in plan, plan
     assert "SCAN threadstore_langgraph_threads" not in plan and "Seq Scan" not in plan, plan
 
 
@@ -230,3 +234,65 @@ def test_a_search_by_one_entry_keeps_one_plan_on_postgresql(store: Store, search
         assert cursor.fetchall() == [(5,)]  # its first five plans are custom, by PostgreSQL's rule
     finally:
         connection.close()
+
+
+# --- rows left by a thread deleted from outside ------------------------------------------------------
+
+
+def delete_from_outside(store: Store, thread_id: str) -> None:
+    """Delete the thread with plain SQL, as an application's own script might: its index rows stay."""
+    with store.engine.begin() as connection:
+        connection.execute(
+            sa.text("DELETE FROM threadstore_langgraph_threads WHERE thread_id = :id"), {"id": thread_id}
+        )
+
+
+def test_a_search_does_not_find_a_thread_deleted_from_outside(store: Store) -> None:
+    gone = store.langgraph.threads.create(metadata={"user_id": "u1"}).thread_id
+    kept = store.langgraph.threads.create(metadata={"user_id": "u1"}).thread_id
+
+    delete_from_outside(store, gone)
+
+    assert [t.thread_id for t in store.langgraph.threads.search(metadata={"user_id": "u1"})] == [kept]
+
+
+def test_a_thread_made_again_with_the_id_of_one_deleted_from_outside_is_found_once(store: Store) -> None:
+    thread_id = store.langgraph.threads.create(metadata={"user_id": "u1"}).thread_id
+    delete_from_outside(store, thread_id)
+    store.langgraph.threads.create(thread_id=thread_id, metadata={"user_id": "u1"})
+
+    assert [t.thread_id for t in store.langgraph.threads.search(metadata={"user_id": "u1"})] == [thread_id]
+
+
+def test_a_thread_made_again_with_other_metadata_is_not_found_by_its_old_metadata(store: Store) -> None:
+    thread_id = store.langgraph.threads.create(metadata={"user_id": "u1"}).thread_id
+    delete_from_outside(store, thread_id)
+    store.langgraph.threads.create(thread_id=thread_id, metadata={"user_id": "u2"})
+
+    assert store.langgraph.threads.search(metadata={"user_id": "u1"}) == []
+
+
+# --- what a create sends ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("backend", "store_kind"), [("postgres", "sync")])
+def test_on_postgresql_a_create_writes_the_thread_and_its_index_rows_in_one_statement(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    real = Raw.execute
+
+    def recording(raw: Raw, statement: Statement, params: Any = None) -> Any:
+        sent.append(statement.prepare(raw.dialect).sql)
+        return real(raw, statement, params)
+
+    monkeypatch.setattr(Raw, "execute", recording)
+
+    thread = store.langgraph.threads.create(metadata={"user_id": "u1", "org": "o1", "tags": ["a"]})
+
+    (insert,) = [sql for sql in sent if sql.lstrip().startswith(("INSERT", "WITH"))]
+    assert "threadstore_langgraph_thread_metadata" in insert and "threadstore_langgraph_threads" in insert
+    with store.engine.connect() as connection:
+        indexed = connection.execute(sa.select(thread_metadata.c.key, thread_metadata.c.value)).all()
+    assert sorted(indexed) == [("org", "s:o1"), ("user_id", "s:u1")]
+    assert store.langgraph.threads.search(metadata={"org": "o1"}) == [thread]

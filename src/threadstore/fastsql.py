@@ -278,9 +278,13 @@ class Raw:
             raise interrupt from None
 
     def _execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
-        if self._reconnect is not None:  # the first statement of the unit: let `_run` send it
+        # One row is one statement: sqlite3's executemany and psycopg's pipeline cost more. The
+        # first statement of the unit goes through `_run`, which sends it.
+        if self._reconnect is not None or len(rows) == 1:
             self.execute(statement, rows[0])
             rows = rows[1:]
+        if not rows:
+            return
         cursor = self.cursor()
         if isinstance(statement, Insert):
             statement.execute_many(cursor, self.dialect, rows)
@@ -332,11 +336,18 @@ class Insert(Statement):
     that long would be parsed anew on every call (psycopg caches only short ones).
     """
 
-    def __init__(self, table: sa.Table, computed: Mapping[str, sa.ColumnElement[Any]] | None = None) -> None:
-        self._computed = dict(computed or {})
-        values = {column.name: self._computed.get(column.name, sa.bindparam(column.name)) for column in table.c}
-        super().__init__(sa.insert(table).values(values))
+    def __init__(
+        self,
+        table: sa.Table,
+        computed: Mapping[str, sa.ColumnElement[Any]] | None = None,
+        also: sa.CTE | None = None,
+    ) -> None:
+        computed = computed or {}
+        values = {column.name: computed.get(column.name, sa.bindparam(column.name)) for column in table.c}
+        statement = sa.insert(table).values(values)
+        super().__init__(statement if also is None else statement.add_cte(also))
         self._table = table
+        self._per_row = bool(computed) or also is not None
         self._batches: dict[str, tuple[str, int]] = {}
 
     @property
@@ -348,7 +359,7 @@ class Insert(Statement):
         """Insert `rows` on the DBAPI `cursor`."""
         one = self.prepare(dialect)
         params = [self.bind(one, row) for row in rows]
-        if one.positions is not None and not self._computed:  # a computed value is per row
+        if one.positions is not None and not self._per_row:  # a computed value or a CTE is per row
             batch, size = self._batch(dialect)
             whole = len(params) - len(params) % size
             for start in range(0, whole, size):
@@ -395,10 +406,13 @@ _POSITIONAL = sqlite.dialect()  # the dialect threadstore binds by position for
 BATCH_PARAMETERS = 999  # SQLite's smallest limit on the parameters of one statement (before 3.32)
 
 
-def insert(table: sa.Table, computed: Mapping[str, sa.ColumnElement[Any]] | None = None) -> Insert:
+def insert(
+    table: sa.Table, computed: Mapping[str, sa.ColumnElement[Any]] | None = None, also: sa.CTE | None = None
+) -> Insert:
     """INSERT of a whole row of `table`, every column a parameter named after it but those the
-    database computes (`computed`: column name → SQL expression)."""
-    return Insert(table, computed)
+    database computes (`computed`: column name → SQL expression); `also`: a data-modifying CTE
+    (PostgreSQL) the same statement runs, so that a second table's rows cost no round trip of their own."""
+    return Insert(table, computed, also)
 
 
 def one_of(column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 # The newest revision of migrations/versions; tests/test_migrations.py checks it against the
 # script directory, so a new migration that forgets to move it fails there.
-HEAD = "0011"  # chained 0006 -> 0008 -> 0007 -> 0009 -> 0010 -> 0011 (revision ids are names, not an order)
+HEAD = "0012"  # chained 0006 -> 0008 -> 0007 -> 0009 -> 0010 -> 0011 -> 0012 (revision ids are names, not an order)
 
 VERSION_TABLE = "threadstore_alembic_version"
 # Where threadstore kept its revision before it had a table of its own (and where an

@@ -2,13 +2,14 @@
 user's newest threads without reading the others.
 
 Each thread's top-level scalar metadata entries are kept in a table of their own
-(`langgraph_thread_metadata`: thread, key, a token of the value, the thread's creation time),
-written in the same transaction as the thread's create and metadata update and deleted with it
-(foreign key). A search narrows the threads to those holding one scalar entry of its filter, read
-from that table's index in creation order (so a page of a user's newest threads costs the same
-among a thousand threads or a million), and then applies the rest of the filter to those threads
-as before: nested values and lists keep the `@>` rules. On PostgreSQL, a GIN index
-(jsonb_path_ops) on the metadata serves the filters that have no scalar entry; SQLite has none.
+(`langgraph_thread_metadata`: key, a token of the value, the thread's creation time, thread),
+written in the same transaction as the thread's create and metadata update and deleted with the
+thread. Its primary key is the whole row, so the table is one B-tree a create writes one entry a
+key into. A search narrows the threads to those holding one scalar entry of its filter, read from
+that B-tree in creation order (so a page of a user's newest threads costs the same among a
+thousand threads or a million), and then applies the whole filter to those threads as before:
+nested values and lists keep the `@>` rules. On PostgreSQL, a GIN index (jsonb_path_ops) on the
+metadata serves the filters that have no scalar entry; SQLite has none.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 
+from threadstore import transitions
 from threadstore.fastsql import Raw, Statement, insert
-from threadstore.langgraph.models import thread_metadata
+from threadstore.langgraph.models import thread_metadata, threads
 
 Entry = tuple[str, str]
 
@@ -63,17 +67,71 @@ def narrowing(wanted: dict[str, Any]) -> Entry | None:
     return found[0] if found else None
 
 
-_INSERT = insert(thread_metadata)
-_DELETE = Statement(sa.delete(thread_metadata).where(thread_metadata.c.thread_id == sa.bindparam("thread_id")))
+# ON CONFLICT DO NOTHING: the one row that can be there already is the same row, left by a thread
+# deleted from outside (plain SQL) and made again with its id, in the same microsecond, with the
+# same entry. SQLite compiles PostgreSQL's clause as its own (the same words).
+_INSERT = Statement(
+    postgresql.insert(thread_metadata)
+    .values({column.name: sa.bindparam(column.name) for column in thread_metadata.c})
+    .on_conflict_do_nothing()
+)
+_FORGET = Statement(
+    sa.delete(thread_metadata).where(
+        *(thread_metadata.c[name] == sa.bindparam(name) for name in ("key", "value", "created_at", "thread_id"))
+    )
+)
 
 
-def write(raw: Raw, thread_id: str, created_at: int, metadata: dict[str, Any], *, replace: bool = False) -> None:
-    """Index a thread's metadata in the caller's unit of work; with `replace`, first drop what was
-    indexed of it."""
-    if replace:
-        raw.execute(_DELETE, {"thread_id": thread_id})
-    rows = [
-        {"thread_id": thread_id, "key": key, "value": value, "created_at": created_at}
-        for key, value in entries(metadata)
-    ]
-    raw.execute_many(_INSERT, rows)
+def _entries_of_arrays() -> sa.CTE:
+    """PostgreSQL: the INSERT of a thread's entries from two arrays (keys, tokens), as a CTE of the
+    thread's own INSERT, whose `thread_id` and `created_at` parameters it shares."""
+    pairs = (
+        sa.func.unnest(
+            sa.bindparam("index_keys", type_=ARRAY(sa.String())), sa.bindparam("index_values", type_=ARRAY(sa.String()))
+        )
+        .table_valued("key", "value")
+        .render_derived(name="entry")
+    )
+    rows = sa.select(
+        sa.bindparam("thread_id", type_=sa.String()),
+        pairs.c.key,
+        pairs.c.value,
+        sa.bindparam("created_at", type_=sa.BigInteger()),
+    )
+    columns = ["thread_id", "key", "value", "created_at"]
+    return postgresql.insert(thread_metadata).from_select(columns, rows).on_conflict_do_nothing().cte("indexed")
+
+
+_THREAD = insert(threads)
+_THREAD_AND_ENTRIES = insert(threads, also=_entries_of_arrays())
+
+
+def create_thread(raw: Raw, row: dict[str, Any], now: int) -> None:
+    """Insert the new thread `row` and index its metadata, in the caller's unit of work, with the
+    thread's events. On PostgreSQL one statement does both (the entries in a CTE of the thread's
+    INSERT): a round trip of their own would be most of what the index costs a create there."""
+    found = entries(row["metadata"])
+    if raw.dialect.name == "postgresql":
+        keys, tokens = [key for key, _ in found], [value for _, value in found]
+        transitions.create(raw, _THREAD_AND_ENTRIES, {**row, "index_keys": keys, "index_values": tokens}, now)
+        return
+    transitions.create(raw, _THREAD, row, now)
+    raw.execute_many(_INSERT, _rows(row["thread_id"], row["created_at"], found))
+
+
+def update(raw: Raw, thread_id: str, created_at: int, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Index a thread's metadata changed from `before` to `after`, in the caller's unit of work:
+    the entries that changed go, the new ones come; the others stay as they are."""
+    old, new = entries(before), entries(after)
+    kept = set(old) & set(new)
+    raw.execute_many(_FORGET, _rows(thread_id, created_at, [entry for entry in old if entry not in kept]))
+    raw.execute_many(_INSERT, _rows(thread_id, created_at, [entry for entry in new if entry not in kept]))
+
+
+def forget(raw: Raw, thread_id: str, created_at: int, metadata: dict[str, Any]) -> None:
+    """Delete what is indexed of a thread's `metadata` (the thread is deleted), in the caller's unit of work."""
+    raw.execute_many(_FORGET, _rows(thread_id, created_at, entries(metadata)))
+
+
+def _rows(thread_id: str, created_at: int, found: list[Entry]) -> list[dict[str, Any]]:
+    return [{"thread_id": thread_id, "key": key, "value": value, "created_at": created_at} for key, value in found]

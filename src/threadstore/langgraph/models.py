@@ -3,7 +3,7 @@ every backend); the API shows them as ISO 8601 with a UTC offset."""
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Sequence, String, text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, PrimaryKeyConstraint, Sequence, String, text
 from sqlmodel import Field
 
 from threadstore.langgraph.states import MULTITASK_STRATEGIES, RUN, THREAD_STATUSES
@@ -44,26 +44,22 @@ class LangGraphThreadRow(Base, table=True):
 class LangGraphThreadMetadataRow(Base, table=True):
     """The index of thread metadata (langgraph/metadata_index.py): one row for each top-level key
     of a thread whose value is a scalar, the value as a token that equal JSON values share, with
-    the thread's creation time so that a user's newest threads are read in index order. Written
-    with the thread, in its transaction; deleted with it.
+    the thread's creation time so that a user's newest threads are read in key order. Written and
+    deleted with the thread, in its transaction.
 
-    On SQLite the table is WITHOUT ROWID: its rows live in its primary key's B-tree, so that a
-    thread create writes two B-trees here (the key and the index) instead of three (a rowid table
-    beside both)."""
+    The primary key is the whole row, in the order a search reads it: the table is one B-tree
+    (on SQLite WITHOUT ROWID; on PostgreSQL a heap beside it), so that a thread create writes one
+    index entry a key and dirties one page more, not two. So there is no foreign key to the
+    thread either: its ON DELETE CASCADE would need a second index, by thread. A row that
+    outlives its thread (one deleted by plain SQL from outside) is harmless: a search joins the
+    thread by id and creation time and checks the whole filter against the thread's metadata."""
 
     __tablename__ = "threadstore_langgraph_thread_metadata"
-    __table_args__ = (Index(None, "key", "value", "created_at", "thread_id"), {"sqlite_with_rowid": False})
+    __table_args__ = (PrimaryKeyConstraint("key", "value", "created_at", "thread_id"), {"sqlite_with_rowid": False})
 
-    thread_id: str = Field(
-        sa_column=Column(
-            String,
-            ForeignKey("threadstore_langgraph_threads.thread_id", ondelete="CASCADE"),
-            primary_key=True,
-            nullable=False,
-        )
-    )
-    key: str = Field(primary_key=True)
-    value: str
+    thread_id: str = Field(sa_column=Column(String, nullable=False))
+    key: str = Field(sa_column=Column(String, nullable=False))
+    value: str = Field(sa_column=Column(String, nullable=False))
     created_at: int = _micros()
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 
 from threadstore.errors import ConflictError
 from threadstore.events import log
-from threadstore.fastsql import Shapes, insert, unplanned
+from threadstore.fastsql import Shapes, unplanned
 from threadstore.ids import new_uuid
 from threadstore.langgraph import metadata_index
 from threadstore.langgraph.api import LangGraphThread
@@ -20,13 +20,11 @@ from threadstore.langgraph.models import thread_metadata, threads
 from threadstore.langgraph.states import THREAD_INITIAL_STATUS, THREAD_SORT_FIELDS, THREAD_STATUSES
 from threadstore.rows import Rows
 from threadstore.scope import Scope
-from threadstore.transitions import create
 from threadstore.types import IfExists, LangGraphThreadStatus, SortOrder, ThreadSortField
 from threadstore.validation import UNSET, check_choice, check_int, check_json_object, check_list, check_uuid
 
 SearchResult = list[LangGraphThread]
 ROWS = Rows(threads, "langgraph thread", key="thread_id")
-_INSERT = insert(threads)
 
 
 def _contains(name: str, shape: Shape) -> ColumnElement[bool]:
@@ -69,6 +67,7 @@ def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
             entry,
             sa.and_(
                 entry.c.thread_id == threads.c.thread_id,
+                entry.c.created_at == threads.c.created_at,  # not an entry a deleted thread left behind
                 entry.c.key == param("narrow_key", sa.String()),
                 entry.c.value == param("narrow_value", sa.String()),
             ),
@@ -122,8 +121,7 @@ class LangGraphThreads:
                 "status": THREAD_INITIAL_STATUS,
                 "values": None,
             }
-            create(raw, _INSERT, values, now)
-            metadata_index.write(raw, new_id, now, meta)
+            metadata_index.create_thread(raw, values, now)
             return LangGraphThread.from_row(values)
 
     def get(self, thread_id: str, *, for_update: bool = False) -> LangGraphThread:
@@ -166,7 +164,7 @@ class LangGraphThreads:
             if state is not UNSET:
                 changes["values"] = state
             if patch is not None:
-                metadata_index.write(raw, thread_id, current["created_at"], changes["metadata"], replace=True)
+                metadata_index.update(raw, thread_id, current["created_at"], current["metadata"], changes["metadata"])
             return LangGraphThread.from_row(ROWS.update(raw, thread_id, changes))
 
     def list(self, *, limit: int = 10, offset: int = 0) -> SearchResult:
@@ -191,7 +189,9 @@ class LangGraphThreads:
             NotFoundError: there is no such thread.
         """
         with self._scope.write() as raw:
+            current = ROWS.get(raw, thread_id, for_update=True)
             ROWS.delete(raw, thread_id)
+            metadata_index.forget(raw, thread_id, current["created_at"], current["metadata"])
             log.forget_thread(raw, thread_id)
 
     def search(
@@ -239,12 +239,10 @@ class LangGraphThreads:
         filters = {name: filt for name, filt in wanted.items() if filt}
         narrow = metadata_index.narrowing(filters["metadata"]) if "metadata" in filters else None
         if narrow is not None:
-            # The index matches that entry exactly (equal tokens are equal values): the rest of
-            # the filter still applies to the threads it finds.
+            # The index finds the threads holding that entry; the whole filter still applies to
+            # them, that entry too: the index row may be one left by a thread deleted from outside
+            # (plain SQL) whose id and creation time a new thread has.
             params.update(narrow_key=narrow[0], narrow_value=narrow[1])
-            rest = {key: value for key, value in filters.pop("metadata").items() if key != narrow[0]}
-            if rest:
-                filters["metadata"] = rest
         for name, filt in filters.items():
             params.update(params_of(filt, dialect, name))
         nested = {name: filt for name, filt in filters.items() if needs_python(filt, dialect)}
