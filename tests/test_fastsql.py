@@ -178,7 +178,7 @@ _ANY_INSERT = Statement(sa.insert(sa.table("t", sa.column("a"))).values(a=sa.bin
 
 def test_an_interrupt_behind_a_drivers_failure_in_executemany_reaches_the_caller() -> None:
     with pytest.raises(KeyboardInterrupt):
-        _raw_on(_PipelineCutShort()).execute_many(_ANY_INSERT, [{"a": 1}])
+        _raw_on(_PipelineCutShort()).execute_many(_ANY_INSERT, [{"a": 1}, {"a": 2}])
 
 
 def test_a_failure_in_executemany_while_the_caller_handles_an_interrupt_stays_that_failure() -> None:
@@ -186,4 +186,25 @@ def test_a_failure_in_executemany_while_the_caller_handles_an_interrupt_stays_th
         raise KeyboardInterrupt
     except KeyboardInterrupt:
         with pytest.raises(AssertionError, match="its own failure"):
-            _raw_on(_Failing()).execute_many(_ANY_INSERT, [{"a": 1}])
+            _raw_on(_Failing()).execute_many(_ANY_INSERT, [{"a": 1}, {"a": 2}])
+
+
+class _OneStatement:
+    """A DBAPI cursor that records what it is asked to run."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def execute(self, sql: str, params: Any) -> None:
+        self.calls.append(("execute", params))
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self.calls.append(("executemany", rows))
+
+
+def test_execute_many_of_one_row_runs_one_statement_not_the_drivers_executemany() -> None:
+    cursor = _OneStatement()
+
+    _raw_on(cursor).execute_many(_ANY_INSERT, [{"a": 1}])
+
+    assert cursor.calls == [("execute", (1,))]
