@@ -637,7 +637,7 @@ class PostgresFloor(Floor):
         self.execute(INSERT_LG_THREAD_INDEXED, (thread_id, now, keys, tokens, *row))
 
     def lg_contains(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
-        return "thread.metadata @> ?::jsonb", (json.dumps({key: value}),)
+        return "(thread.metadata -> ?::varchar) = ?::jsonb", (key, json.dumps(value))
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.cursor().executemany(sql.replace("?", "%s"), rows)

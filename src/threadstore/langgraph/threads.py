@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 
 from threadstore.errors import ConflictError
 from threadstore.events import log
-from threadstore.fastsql import Shapes, unplanned
+from threadstore.fastsql import Shapes, dumps, unplanned
 from threadstore.ids import new_uuid
 from threadstore.langgraph import metadata_index
 from threadstore.langgraph.api import LangGraphThread
@@ -43,7 +43,8 @@ def _bound(name: str, type_: sa.types.TypeEngine[Any]) -> ColumnElement[Any]:
 def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
     """The search of one shape: filters on metadata and values, status, how many ids, the order,
     whether limit and offset apply in SQL (not when Python finishes nested filters), and whether
-    the metadata index narrows the threads first (metadata_index)."""
+    the metadata index narrows the threads first (metadata_index) and how the threads it finds
+    are tested for its entry (`narrowed`: None, "in the filter", "by equality")."""
     metadata, values, status, ids, sort_by, direction, paged, narrowed = shape
     conditions = [
         _contains(name, filt) for name, filt in (("metadata", metadata), ("values", values)) if filt is not None
@@ -67,11 +68,14 @@ def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
             entry,
             sa.and_(
                 entry.c.thread_id == threads.c.thread_id,
-                entry.c.created_at == threads.c.created_at,  # not an entry a deleted thread left behind
+                entry.c.created_at == threads.c.created_at,
                 entry.c.key == param("narrow_key", sa.String()),
                 entry.c.value == param("narrow_value", sa.String()),
             ),
         )
+        if narrowed == "by equality":
+            narrow_key = sa.bindparam("narrow_key", type_=sa.String())
+            conditions.append(threads.c.metadata.op("->")(narrow_key) == sa.cast(sa.bindparam("narrow_json"), JSONB))
     ordering = [column.asc() if direction == "asc" else column.desc() for column in order]
     query = query.where(*conditions).order_by(*ordering)
     if paged:
@@ -238,11 +242,20 @@ class LangGraphThreads:
         dialect = self._scope.dialect
         filters = {name: filt for name, filt in wanted.items() if filt}
         narrow = metadata_index.narrowing(filters["metadata"]) if "metadata" in filters else None
+        narrowed = None if narrow is None else "in the filter"
         if narrow is not None:
             # The index finds the threads holding that entry; the whole filter still applies to
             # them, that entry too: the index row may be one left by a thread deleted from outside
-            # (plain SQL) whose id and creation time a new thread has.
+            # (plain SQL) whose id and creation time a new thread has. On PostgreSQL the entry is
+            # tested by equality (`->`), which the GIN index cannot serve: in the `@>` filter, it
+            # makes the planner read all of a user's threads through the GIN index and sort them.
             params.update(narrow_key=narrow[0], narrow_value=narrow[1])
+            if dialect == "postgresql":
+                narrowed, wanted_metadata = "by equality", filters.pop("metadata")
+                params["narrow_json"] = dumps(wanted_metadata[narrow[0]])
+                rest = {key: value for key, value in wanted_metadata.items() if key != narrow[0]}
+                if rest:
+                    filters["metadata"] = rest
         for name, filt in filters.items():
             params.update(params_of(filt, dialect, name))
         nested = {name: filt for name, filt in filters.items() if needs_python(filt, dialect)}
@@ -253,7 +266,7 @@ class LangGraphThreads:
             sort,
             direction,
             not nested,
-            narrow is not None,
+            narrowed,
         )
         with self._scope.read() as raw:
             if not nested:
