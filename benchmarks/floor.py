@@ -71,6 +71,26 @@ LG_LEASE = 300_000_000  # threadstore's default lease, in microseconds
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# A user's newest threads through the metadata index, each index row meeting the thread of its id
+# and creation time (PostgreSQL: as a LATERAL subquery of one row, as threadstore sends it).
+LG_SEARCH_COLUMNS = (
+    'thread.thread_id, thread.created_at, thread.updated_at, thread.metadata, thread.status, thread."values"'
+)
+LG_SEARCH = (
+    f"SELECT {LG_SEARCH_COLUMNS} FROM threadstore_langgraph_threads AS thread"
+    " JOIN threadstore_langgraph_thread_metadata AS entry ON entry.thread_id = thread.thread_id"
+    ' AND entry.created_at = thread.created_at AND entry."key" = ? AND entry.value = ?'
+    " ORDER BY entry.created_at DESC, entry.thread_id DESC LIMIT ? OFFSET ?"
+)
+LG_SEARCH_LATERAL = (
+    f"SELECT {LG_SEARCH_COLUMNS} FROM threadstore_langgraph_thread_metadata AS entry JOIN LATERAL"
+    " (SELECT * FROM threadstore_langgraph_threads AS t WHERE t.thread_id = entry.thread_id"
+    " AND t.created_at = entry.created_at LIMIT 1) AS thread ON true"
+    " WHERE entry.key = (SELECT ?::varchar) AND entry.value = (SELECT ?::varchar)"
+    " ORDER BY entry.created_at DESC, entry.thread_id DESC LIMIT (SELECT ?::int) OFFSET (SELECT ?::int)"
+)
+
+
 def lg_metadata_rows(thread_id: str, metadata: dict[str, str], created_at: int) -> list[tuple[str, str, str, int]]:
     """The rows of threadstore's metadata index for a thread whose metadata values are strings
     (threadstore tokens a string value as "s:" + the value)."""
@@ -265,6 +285,7 @@ class Floor:
     LOCK = ""  # row locks: none on SQLite, whose write transaction is exclusive
     SKIP_LOCKED = ""
     THREAD_SKIP_LOCKED = ""  # a LangGraph claim locks the candidate's thread
+    LG_SEARCH = LG_SEARCH
     NEXT_SEQ = "(SELECT coalesce(max(ordered.seq), 0) + 1 FROM threadstore_langgraph_runs AS ordered)"
     GREATEST = "max"  # SQLite's max() of several arguments
 
@@ -475,11 +496,6 @@ class Floor:
         for row in lg_metadata_rows(thread_id, metadata, now):
             self.execute(INSERT_LG_METADATA, row)
 
-    def lg_contains(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
-        """The test of a thread's metadata against the filter {key: value} (a string), and its parameters."""
-        test = 'EXISTS (SELECT 1 FROM json_each(thread.metadata) AS e WHERE e."key" = ? AND e.type = ? AND e.value = ?)'
-        return test, (key, "text", value)
-
     def lg_create_run(self, thread_id: str, kwargs: dict[str, Any], now: int) -> dict[str, Any]:
         execute = self.execute
         run_id = new_uuid()
@@ -568,16 +584,8 @@ class Floor:
     def lg_search_threads(self, key: str, value: str, limit: int = 10) -> list[dict[str, Any]]:
         """A user's newest threads through threadstore's metadata index (a string value)."""
         execute = self.execute
-        contains, params = self.lg_contains(key, value)
         execute("BEGIN")
-        rows = execute(
-            "SELECT thread.thread_id, thread.created_at, thread.updated_at, thread.metadata, thread.status,"
-            ' thread."values" FROM threadstore_langgraph_threads AS thread'
-            " JOIN threadstore_langgraph_thread_metadata AS entry ON entry.thread_id = thread.thread_id"
-            ' AND entry.created_at = thread.created_at AND entry."key" = ? AND entry.value = ?'
-            f" WHERE {contains} ORDER BY entry.created_at DESC, entry.thread_id DESC LIMIT ? OFFSET ?",
-            (key, "s:" + value, *params, limit, 0),
-        ).fetchall()
+        rows = execute(self.LG_SEARCH, (key, "s:" + value, limit, 0)).fetchall()
         execute("COMMIT")
         return [lg_thread_api(row, self.loads) for row in rows]
 
@@ -609,6 +617,7 @@ class PostgresFloor(Floor):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     THREAD_SKIP_LOCKED = " FOR UPDATE OF threadstore_langgraph_threads SKIP LOCKED"
     NEXT_SEQ = "nextval('threadstore_langgraph_runs_seq')"
+    LG_SEARCH = LG_SEARCH_LATERAL
     GREATEST = "greatest"
 
     def __init__(self, url: str) -> None:
@@ -635,9 +644,6 @@ class PostgresFloor(Floor):
         tokens = ["s:" + value for value in metadata.values()]
         row = (thread_id, now, now, json.dumps(metadata), "idle", None)
         self.execute(INSERT_LG_THREAD_INDEXED, (thread_id, now, keys, tokens, *row))
-
-    def lg_contains(self, key: str, value: str) -> tuple[str, tuple[Any, ...]]:
-        return "(thread.metadata -> ?::varchar) = ?::jsonb", (key, json.dumps(value))
 
     def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.cursor().executemany(sql.replace("?", "%s"), rows)

@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 
 from threadstore.errors import ConflictError
 from threadstore.events import log
-from threadstore.fastsql import Shapes, dumps, unplanned
+from threadstore.fastsql import Shapes, unplanned
 from threadstore.ids import new_uuid
 from threadstore.langgraph import metadata_index
 from threadstore.langgraph.api import LangGraphThread
@@ -43,8 +43,8 @@ def _bound(name: str, type_: sa.types.TypeEngine[Any]) -> ColumnElement[Any]:
 def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
     """The search of one shape: filters on metadata and values, status, how many ids, the order,
     whether limit and offset apply in SQL (not when Python finishes nested filters), and whether
-    the metadata index narrows the threads first (metadata_index) and how the threads it finds
-    are tested for its entry (`narrowed`: None, "in the filter", "by equality")."""
+    the metadata index narrows the threads first and how its rows meet their threads (`narrowed`:
+    None, "join" or "lateral"; see _narrowed)."""
     metadata, values, status, ids, sort_by, direction, paged, narrowed = shape
     conditions = [
         _contains(name, filt) for name, filt in (("metadata", metadata), ("values", values)) if filt is not None
@@ -53,34 +53,46 @@ def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
         conditions.append(threads.c.status == sa.bindparam("status", type_=sa.String))
     if ids is not None:
         conditions.append(threads.c.thread_id.in_([sa.bindparam(f"id_{i}", type_=sa.String) for i in range(ids)]))
-    query = sa.select(threads)
-    order = (threads.c[sort_by], threads.c.thread_id)
-    # When the index both narrows and orders the threads, the best plan walks it whatever the entry
-    # and the page: their parameters are hidden from PostgreSQL's planner, which then keeps one plan
-    # instead of planning every call anew (fastsql.unplanned).
-    param = _bound
+    order: tuple[ColumnElement[Any], ...] = (threads.c[sort_by], threads.c.thread_id)
+    query, param = sa.select(threads).where(*conditions), _bound
     if narrowed:
-        entry = thread_metadata
-        if sort_by == "created_at":  # the same values, read in the index's order
-            order = (entry.c.created_at, entry.c.thread_id)
-            param = unplanned
-        query = query.join(
-            entry,
-            sa.and_(
-                entry.c.thread_id == threads.c.thread_id,
-                entry.c.created_at == threads.c.created_at,
-                entry.c.key == param("narrow_key", sa.String()),
-                entry.c.value == param("narrow_value", sa.String()),
-            ),
-        )
-        if narrowed == "by equality":
-            narrow_key = sa.bindparam("narrow_key", type_=sa.String())
-            conditions.append(threads.c.metadata.op("->")(narrow_key) == sa.cast(sa.bindparam("narrow_json"), JSONB))
+        query, order, param = _narrowed(narrowed, conditions, sort_by)
     ordering = [column.asc() if direction == "asc" else column.desc() for column in order]
-    query = query.where(*conditions).order_by(*ordering)
+    query = query.order_by(*ordering)
     if paged:
         query = query.limit(param("limit", sa.Integer())).offset(param("offset", sa.Integer()))
     return query
+
+
+def _narrowed(
+    narrowed: str, conditions: list[ColumnElement[bool]], sort_by: str
+) -> tuple[sa.Select[Any], tuple[ColumnElement[Any], ...], Any]:
+    """The threads holding the metadata index's entry (`narrow_key`, `narrow_value`) that meet
+    `conditions`, the columns they are sorted by, and how the page's parameters are bound.
+
+    Each index row meets the thread of its id and creation time: a row left by a thread deleted
+    from outside (plain SQL) meets no thread, or only one made again with its id in the same
+    microsecond. On PostgreSQL that thread is a LATERAL subquery of one row: as a plain join, the
+    second equality makes the planner expect a fraction of a thread for all of a user's rows, and
+    then read every thread into a hash join rather than walk the index for a page."""
+    entry = thread_metadata
+    order: tuple[ColumnElement[Any], ...]
+    # When the index both narrows and orders the threads, the best plan walks it whatever the entry
+    # and the page: their parameters are hidden from PostgreSQL's planner, which then keeps one plan
+    # instead of planning every call anew (fastsql.unplanned).
+    param = unplanned if sort_by == "created_at" else _bound
+    held = sa.and_(entry.c.key == param("narrow_key", sa.String()), entry.c.value == param("narrow_value", sa.String()))
+    same = sa.and_(entry.c.thread_id == threads.c.thread_id, entry.c.created_at == threads.c.created_at)
+    if narrowed == "lateral":
+        thread = sa.select(threads).where(same, *conditions).limit(sa.literal_column("1")).lateral("thread")
+        query = sa.select(*thread.c).select_from(entry).join(thread, sa.true()).where(held)
+        order = (thread.c[sort_by], thread.c.thread_id)
+    else:
+        query = sa.select(threads).join(entry, sa.and_(same, held)).where(*conditions)
+        order = (threads.c[sort_by], threads.c.thread_id)
+    if sort_by == "created_at":  # the same values, read in the index's order
+        order = (entry.c.created_at, entry.c.thread_id)
+    return query, order, param
 
 
 _SEARCHES = Shapes(_search)
@@ -242,20 +254,16 @@ class LangGraphThreads:
         dialect = self._scope.dialect
         filters = {name: filt for name, filt in wanted.items() if filt}
         narrow = metadata_index.narrowing(filters["metadata"]) if "metadata" in filters else None
-        narrowed = None if narrow is None else "in the filter"
         if narrow is not None:
-            # The index finds the threads holding that entry; the whole filter still applies to
-            # them, that entry too: the index row may be one left by a thread deleted from outside
-            # (plain SQL) whose id and creation time a new thread has. On PostgreSQL the entry is
-            # tested by equality (`->`), which the GIN index cannot serve: in the `@>` filter, it
-            # makes the planner read all of a user's threads through the GIN index and sort them.
+            # The index matches that entry exactly (equal tokens are equal values): the rest of
+            # the filter still applies to the threads it finds. Tested again in SQL, the entry
+            # would cost PostgreSQL its plan: in the `@>` filter, the planner reads all of a
+            # user's threads through the GIN index and sorts them; as an equality, it expects
+            # the test to drop most threads and scans them all.
             params.update(narrow_key=narrow[0], narrow_value=narrow[1])
-            if dialect == "postgresql":
-                narrowed, wanted_metadata = "by equality", filters.pop("metadata")
-                params["narrow_json"] = dumps(wanted_metadata[narrow[0]])
-                rest = {key: value for key, value in wanted_metadata.items() if key != narrow[0]}
-                if rest:
-                    filters["metadata"] = rest
+            rest = {key: value for key, value in filters.pop("metadata").items() if key != narrow[0]}
+            if rest:
+                filters["metadata"] = rest
         for name, filt in filters.items():
             params.update(params_of(filt, dialect, name))
         nested = {name: filt for name, filt in filters.items() if needs_python(filt, dialect)}
@@ -266,7 +274,7 @@ class LangGraphThreads:
             sort,
             direction,
             not nested,
-            narrowed,
+            None if narrow is None else ("lateral" if dialect == "postgresql" else "join"),
         )
         with self._scope.read() as raw:
             if not nested:
