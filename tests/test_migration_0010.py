@@ -95,6 +95,22 @@ def filled(url: URL, engine: Engine) -> tuple[Rows, dict[str, Json], dict[str, l
     return before, objects, ids
 
 
+def assert_upgrading_from_keeps_every_row_and_every_objects_api_shape(
+    url: URL, engine: Engine, revision: str
+) -> dict[str, list[str]]:
+    """Fill a database at head, take it down to `revision` and up again: every row and every API
+    object is as it was. Returns the objects' ids."""
+    before, objects, ids = filled(url, engine)
+    migrate.downgrade(engine, revision)
+
+    migrate.upgrade(engine)
+
+    assert rows(engine, prefix=TABLE_PREFIX) == before
+    with Store(url) as store:
+        assert api_objects(store, ids) == objects
+    return ids
+
+
 def test_downgrading_to_0007_keeps_every_row_under_the_old_names(empty_url: URL, engine: Engine) -> None:
     before, _, _ = filled(empty_url, engine)
 
@@ -106,14 +122,7 @@ def test_downgrading_to_0007_keeps_every_row_under_the_old_names(empty_url: URL,
 
 
 def test_upgrading_from_0007_keeps_every_row_and_every_objects_api_shape(empty_url: URL, engine: Engine) -> None:
-    before, objects, ids = filled(empty_url, engine)
-    migrate.downgrade(engine, BEFORE)
-
-    migrate.upgrade(engine)
-
-    assert rows(engine, prefix=TABLE_PREFIX) == before
-    with Store(empty_url) as store:
-        assert api_objects(store, ids) == objects
+    assert_upgrading_from_keeps_every_row_and_every_objects_api_shape(empty_url, engine, BEFORE)
 
 
 def test_after_the_upgrade_new_rows_are_numbered_after_the_old_ones(empty_url: URL, engine: Engine) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import URL, Engine
 
-from tests.test_migration_0010 import api_objects, filled, rows
+from tests.test_migration_0010 import assert_upgrading_from_keeps_every_row_and_every_objects_api_shape, filled, rows
 from threadstore import Store, migrate
 from threadstore.schema import TABLE_PREFIX
 
@@ -37,15 +37,10 @@ def test_downgrading_to_0010_keeps_every_row(empty_url: URL, engine: Engine) -> 
 
 
 def test_upgrading_from_0010_keeps_every_row_and_every_objects_api_shape(empty_url: URL, engine: Engine) -> None:
-    before, objects, ids = filled(empty_url, engine)
-    migrate.downgrade(engine, BEFORE)
+    ids = assert_upgrading_from_keeps_every_row_and_every_objects_api_shape(empty_url, engine, BEFORE)
 
-    migrate.upgrade(engine)
-
-    assert rows(engine, prefix=TABLE_PREFIX) == before
+    (thread,) = ids["langgraph thread"]
     with Store(empty_url) as store:
-        assert api_objects(store, ids) == objects
-        (thread,) = ids["langgraph thread"]
         assert [found.thread_id for found in store.langgraph.threads.search(metadata={"user_id": "u1"})] == [thread]
 
 
