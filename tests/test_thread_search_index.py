@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import FakeClock
+from tests.conftest import SKIP_POSTGRES, FakeClock
 from threadstore import Store
 from threadstore.fastsql import Raw, Statement
 from threadstore.langgraph.metadata_index import token
@@ -204,6 +204,7 @@ def test_search_by_metadata_reads_the_index_not_every_thread(store: Store, searc
     assert "ix_threadstore_langgraph_threads_metadata" not in plan, plan
 
 
+@SKIP_POSTGRES
 @pytest.mark.parametrize(("backend", "store_kind"), [("postgres", "sync")])
 def test_a_filter_without_a_scalar_entry_reads_the_gin_index_on_postgresql(
     store: Store, searches: list[tuple[str, Any]]
@@ -222,6 +223,7 @@ def test_a_filter_without_a_scalar_entry_reads_the_gin_index_on_postgresql(
     assert "ix_threadstore_langgraph_threads_metadata" in plan and "Seq Scan" not in plan, plan
 
 
+@SKIP_POSTGRES
 @pytest.mark.parametrize(("backend", "store_kind"), [("postgres", "sync")])
 def test_a_search_by_one_entry_keeps_one_plan_on_postgresql(store: Store, searches: list[tuple[str, Any]]) -> None:
     """Not planned anew on every call: with 200 threads a user, PostgreSQL's plan made knowing the
@@ -282,6 +284,7 @@ def test_a_thread_made_again_with_other_metadata_is_not_found_by_its_old_metadat
 # --- what a create sends ---------------------------------------------------------------------------
 
 
+@SKIP_POSTGRES
 @pytest.mark.parametrize(("backend", "store_kind"), [("postgres", "sync")])
 def test_on_postgresql_a_create_writes_the_thread_and_its_index_rows_in_one_statement(
     store: Store, monkeypatch: pytest.MonkeyPatch
