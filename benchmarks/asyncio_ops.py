@@ -28,7 +28,14 @@ where every implementation gets the same share of a busy machine, throughput fol
 SQLite: the median latency of single operations, AsyncStore (its worker thread, one hand-off per call)
 against the sync Store, then what a hand-off to a thread and back costs by itself.
 
-    python -m benchmarks.asyncio_ops [--repeat 2000] [--tasks 100] [--pool 20] [--iterations 20]
+--pin CPU (SQLite): every thread of this process (the event loop's and AsyncStore's worker) runs
+on that one CPU. On a virtual machine an idle vCPU takes tens of microseconds to wake, and a
+hand-off to a worker the scheduler placed on the other vCPU pays that twice per call, which the
+sync Store never does: unpinned, the ratios measure the machine's wake-ups more than the code.
+Pinned, both stores run under the same placement (as benchmarks.ops --pin does for PostgreSQL).
+The PostgreSQL part runs where it ran before (not pinned).
+
+    python -m benchmarks.asyncio_ops [--repeat 2000] [--pin CPU] [--tasks 100] [--pool 20] [--iterations 20]
         [--rounds 7] [--pace 0.5] [--paced-iterations 5] [--postgres URL] [--delay-ms 1 [5 ...]]
 
 PostgreSQL is measured in a schema of its own, dropped afterwards.
@@ -635,12 +642,19 @@ def main() -> None:
         help="PostgreSQL: also pace the load to this share of AsyncStore's rate and report the lag (0: not)",
     )
     parser.add_argument("--paced-iterations", type=int, default=5, help="PostgreSQL: iterations a task when paced")
+    parser.add_argument("--pin", type=int, metavar="CPU", help="SQLite: run every thread of this process on this CPU")
     parser.add_argument(
         "--delay-ms", type=float, nargs="*", default=[1.0], help="PostgreSQL: also through a proxy adding each delay"
     )
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores")
+    placement = os.sched_getaffinity(0)
+    if args.pin is not None:
+        # Before any thread starts: a thread inherits the affinity of the thread that starts it.
+        os.sched_setaffinity(0, {args.pin})
+        print(f"(SQLite: every thread of this process on CPU {args.pin})")
     asyncio.run(sqlite_latency(args))
+    os.sched_setaffinity(0, placement)  # PostgreSQL's tasks as before (its workers have ended)
     if args.postgres:
         with postgres_schema(args.postgres) as url:
             asyncio.run(postgres_throughput(url, args, "local server"))
