@@ -348,7 +348,7 @@ def make_machine(open_store: Callable[[FakeClock], Store]) -> type[RuleBasedStat
         def requeue_stale(self, max_attempts: int) -> None:
             expected = {}
             for run in self.stale_runs():
-                out_of_attempts = run.extra["attempt"] >= max_attempts
+                out_of_attempts = run.extra.get("attempt", 0) >= max_attempts  # 0: started without a claim
                 expected[run.id] = (
                     "cancelled" if run.status == "cancelling" else "failed" if out_of_attempts else "queued"
                 )
