@@ -7,8 +7,9 @@ written in the same transaction as the thread's create and metadata update and d
 thread. Its primary key is the whole row, so the table is one B-tree a create writes one entry a
 key into. A search narrows the threads to those holding one scalar entry of its filter, read from
 that B-tree in creation order (so a page of a user's newest threads costs the same among a
-thousand threads or a million), and then applies the whole filter to those threads as before:
-nested values and lists keep the `@>` rules. On PostgreSQL, a GIN index (jsonb_path_ops) on the
+thousand threads or a million), meets each row's thread by id and creation time (a row left by a
+thread deleted from outside meets none), and then applies the rest of the filter to those threads
+as before: nested values and lists keep the `@>` rules. On PostgreSQL, a GIN index (jsonb_path_ops) on the
 metadata serves the filters that have no scalar entry; SQLite has none.
 """
 

@@ -51,8 +51,8 @@ class LangGraphThreadMetadataRow(Base, table=True):
     (on SQLite WITHOUT ROWID; on PostgreSQL a heap beside it), so that a thread create writes one
     index entry a key and dirties one page more, not two. So there is no foreign key to the
     thread either: its ON DELETE CASCADE would need a second index, by thread. A row that
-    outlives its thread (one deleted by plain SQL from outside) is harmless: a search joins the
-    thread by id and creation time and checks the whole filter against the thread's metadata."""
+    outlives its thread (one deleted by plain SQL from outside) finds nothing: a search meets the
+    thread by id and creation time (langgraph/threads.py, _narrowed)."""
 
     __tablename__ = "threadstore_langgraph_thread_metadata"
     __table_args__ = (PrimaryKeyConstraint("key", "value", "created_at", "thread_id"), {"sqlite_with_rowid": False})

@@ -53,10 +53,10 @@ def _search(shape: tuple[Any, ...]) -> sa.Select[Any]:
         conditions.append(threads.c.status == sa.bindparam("status", type_=sa.String))
     if ids is not None:
         conditions.append(threads.c.thread_id.in_([sa.bindparam(f"id_{i}", type_=sa.String) for i in range(ids)]))
-    order: tuple[ColumnElement[Any], ...] = (threads.c[sort_by], threads.c.thread_id)
-    query, param = sa.select(threads).where(*conditions), _bound
     if narrowed:
         query, order, param = _narrowed(narrowed, conditions, sort_by)
+    else:
+        query, order, param = sa.select(threads).where(*conditions), (threads.c[sort_by], threads.c.thread_id), _bound
     ordering = [column.asc() if direction == "asc" else column.desc() for column in order]
     query = query.order_by(*ordering)
     if paged:
@@ -76,7 +76,6 @@ def _narrowed(
     second equality makes the planner expect a fraction of a thread for all of a user's rows, and
     then read every thread into a hash join rather than walk the index for a page."""
     entry = thread_metadata
-    order: tuple[ColumnElement[Any], ...]
     # When the index both narrows and orders the threads, the best plan walks it whatever the entry
     # and the page: their parameters are hidden from PostgreSQL's planner, which then keeps one plan
     # instead of planning every call anew (fastsql.unplanned).
@@ -85,14 +84,12 @@ def _narrowed(
     same = sa.and_(entry.c.thread_id == threads.c.thread_id, entry.c.created_at == threads.c.created_at)
     if narrowed == "lateral":
         thread = sa.select(threads).where(same, *conditions).limit(sa.literal_column("1")).lateral("thread")
-        query = sa.select(*thread.c).select_from(entry).join(thread, sa.true()).where(held)
-        order = (thread.c[sort_by], thread.c.thread_id)
+        query, columns = sa.select(*thread.c).select_from(entry).join(thread, sa.true()).where(held), thread.c
     else:
-        query = sa.select(threads).join(entry, sa.and_(same, held)).where(*conditions)
-        order = (threads.c[sort_by], threads.c.thread_id)
+        query, columns = sa.select(threads).join(entry, sa.and_(same, held)).where(*conditions), threads.c
     if sort_by == "created_at":  # the same values, read in the index's order
-        order = (entry.c.created_at, entry.c.thread_id)
-    return query, order, param
+        return query, (entry.c.created_at, entry.c.thread_id), param
+    return query, (columns[sort_by], columns.thread_id), param
 
 
 _SEARCHES = Shapes(_search)
@@ -205,9 +202,8 @@ class LangGraphThreads:
             NotFoundError: there is no such thread.
         """
         with self._scope.write() as raw:
-            current = ROWS.get(raw, thread_id, for_update=True)
-            ROWS.delete(raw, thread_id)
-            metadata_index.forget(raw, thread_id, current["created_at"], current["metadata"])
+            deleted = ROWS.delete(raw, thread_id)
+            metadata_index.forget(raw, thread_id, deleted["created_at"], deleted["metadata"])
             log.forget_thread(raw, thread_id)
 
     def search(
