@@ -87,13 +87,23 @@ class Rows:
         params.update({f"value_{name}": value for name, value in values.items()})
         return self._found(raw.first(self._statement(shape), params), object_id)
 
-    def delete(self, raw: Raw, object_id: str, parent_id: str | None = None) -> dict[str, Any]:
-        """Delete the row and return it as it was; foreign keys cascade to what lies under it.
+    def delete(self, raw: Raw, object_id: str, parent_id: str | None = None) -> None:
+        """Delete the row; foreign keys cascade to what lies under it.
 
         Raises:
             NotFoundError: there is no such row.
         """
-        shape = ("delete", parent_id is not None)
+        shape = ("delete", parent_id is not None, False)
+        if raw.rowcount(self._statement(shape), self._params(object_id, parent_id)) != 1:
+            raise NotFoundError(self.kind, object_id)
+
+    def pop(self, raw: Raw, object_id: str, parent_id: str | None = None) -> dict[str, Any]:
+        """Delete the row and return it as it was, in the one statement (DELETE ... RETURNING).
+
+        Raises:
+            NotFoundError: there is no such row.
+        """
+        shape = ("delete", parent_id is not None, True)
         return self._found(raw.first(self._statement(shape), self._params(object_id, parent_id)), object_id)
 
     def _found(self, row: dict[str, Any] | None, object_id: str) -> dict[str, Any]:
@@ -120,4 +130,5 @@ class Rows:
         if shape[0] == "update":
             values = {name: sa.bindparam(f"value_{name}", type_=table.c[name].type) for name in shape[2]}
             return sa.update(table).where(*conditions).values(values).returning(*self._columns)
-        return sa.delete(table).where(*conditions).returning(*self._columns)
+        deleted = sa.delete(table).where(*conditions)
+        return deleted.returning(*self._columns) if shape[2] else deleted

@@ -84,7 +84,6 @@ class ThreadRunner:
 
     def __init__(self) -> None:
         self._worker: _Worker | None = None  # started at the first call
-        self._returns: _Returns | _ThreadsafeReturns | None = None  # to the loop of the latest call
         self._returns_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Returns | _ThreadsafeReturns]
         self._returns_by_loop = weakref.WeakKeyDictionary()
         self._spares: list[ThreadRunner] = []  # transactions' workers, idle, kept for the next ones
@@ -100,9 +99,7 @@ class ThreadRunner:
         if self._closed:
             raise StorageError("The store is closed.")
         loop = asyncio.get_running_loop()
-        returns = self._returns
-        if returns is None or returns.loop() is not loop:
-            returns = self._returns = self._returns_to(loop)
+        returns = self._returns_to(loop)
         future: asyncio.Future[T] = loop.create_future()
         worker = self._worker if self._worker is not None else self._start()
         worker.hand((future, function, args, kwargs, returns))
@@ -125,7 +122,6 @@ class ThreadRunner:
     def forget(self) -> None:
         """In a forked child: the parent's workers do not run here; the next call starts one."""
         self._worker = None
-        self._returns = None
         self._returns_by_loop = weakref.WeakKeyDictionary()
         self._spares = []
 
@@ -159,7 +155,6 @@ class ThreadRunner:
             self._spares.pop().close()
         for returns in self._returns_by_loop.values():
             returns.close()
-        self._returns = None
         self._returns_by_loop.clear()  # their pipes close once their loops have let go of them
 
 

@@ -202,7 +202,7 @@ class LangGraphThreads:
             NotFoundError: there is no such thread.
         """
         with self._scope.write() as raw:
-            deleted = ROWS.delete(raw, thread_id)
+            deleted = ROWS.pop(raw, thread_id)
             metadata_index.forget(raw, thread_id, deleted["created_at"], deleted["metadata"])
             log.forget_thread(raw, thread_id)
 
