@@ -55,6 +55,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -561,9 +562,10 @@ async def sqlite_latency(args: argparse.Namespace) -> None:
 
 async def print_hand_off(store: Store, run_id: str, repeat: int) -> None:
     """What handing a call to another thread costs by itself: a call that does nothing, through
-    AsyncStore's SQLite runner, and two threads passing a byte there and back through pipes (what
-    the runner uses), with no event loop; and where a get's time goes: the get on the loop's
-    thread, the same get timed inside the runner's worker, and awaited through the runner."""
+    AsyncStore's SQLite runner, through a one-thread executor and through `asyncio.to_thread`, and
+    two threads passing a byte there and back through pipes (what the runner uses), with no event
+    loop; and where a get's time goes: the get on the loop's thread, the same get timed inside the
+    runner's worker, and awaited through the runner."""
     runner = ThreadRunner()
     inside: list[int] = []
 
@@ -575,10 +577,20 @@ async def print_hand_off(store: Store, run_id: str, repeat: int) -> None:
         get()
         inside.append(time.perf_counter_ns() - started)
 
-    through_runner, get_through_runner, get_here = await medians_us(
-        [lambda: runner(int), lambda: runner(timed_get), awaited(get)], repeat
+    loop = asyncio.get_running_loop()
+    one_thread = ThreadPoolExecutor(1)  # a thread of its own, as aiosqlite's connection has
+    through_runner, get_through_runner, get_here, through_executor, through_to_thread = await medians_us(
+        [
+            lambda: runner(int),
+            lambda: runner(timed_get),
+            awaited(get),
+            lambda: loop.run_in_executor(one_thread, int),
+            lambda: asyncio.to_thread(int),
+        ],
+        repeat,
     )
     runner.close()
+    one_thread.shutdown()
     bare = bare_hand_off_us(repeat)
     print(
         f"A call that does nothing, through AsyncStore's runner: {through_runner:.0f} µs; two threads passing"
@@ -588,6 +600,12 @@ async def print_hand_off(store: Store, run_id: str, repeat: int) -> None:
     print(
         f"A get run: {get_here:.0f} µs on the loop's thread; {statistics.median(inside) / 1000:.0f} µs timed inside"
         f" the runner's worker thread; {get_through_runner:.0f} µs awaited through the runner (medians)"
+    )
+    print(
+        f"The same call that does nothing through a one-thread executor: {through_executor:.0f} µs; through"
+        f" asyncio.to_thread: {through_to_thread:.0f} µs. The least any hand-off lets a get reach, the get on the"
+        f" loop's thread and the runner's call that does nothing: {(get_here + through_runner) / get_here:.2f}×"
+        " the sync get"
     )
 
 
