@@ -53,6 +53,7 @@ class Timer:
         self.again = 0.0
         self.keep = False  # keep each interrupt caught, and with it its frames (as an error reporter does)
         self.caught: list[BaseException] = []
+        self.unraisable: list[object] = []  # what the store's finalizers raised, not the shots (the fixture's)
 
     def _fire(self, *_: object) -> None:
         if self.shots > 0:  # a signal that lands after the call is over interrupts nothing
@@ -108,12 +109,14 @@ def caused_by_interrupt(error: BaseException | None) -> bool:
 @pytest.fixture
 def timer() -> Iterator[Timer]:
     installed = Timer()
-    previous = signal.signal(signal.SIGALRM, installed._fire)
-    try:
-        yield installed
-    finally:
-        installed.disarm()
-        signal.signal(signal.SIGALRM, previous)
+    with only_the_store_interrupted() as unraisable:
+        installed.unraisable = unraisable
+        previous = signal.signal(signal.SIGALRM, installed._fire)
+        try:
+            yield installed
+        finally:
+            installed.disarm()
+            signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
@@ -235,17 +238,19 @@ def test_calls_cut_short_by_a_signal_at_random_points_leave_the_store_usable(
     except ThreadStoreError as error:
         pytest.fail(f"a call after an interrupted one failed: {error!r}")
     assert cut > CALLS // 10  # the signals did land inside calls
+    assert timer.unraisable == []
     check_after(interrupted_store, backend)
 
 
 @contextmanager
 def only_the_store_interrupted() -> Iterator[list[object]]:
-    """Keep the second shots out of code that is not the store's, which they would otherwise reach
-    through the store's cleanup: Python hands an exception raised in a finalizer (a weak reference's
-    callback) to sys.unraisablehook, pytest's, which a shot would cut short; and SQLAlchemy's pool
-    logs a close cut short, under the logging module's lock, which a shot would leave held (a
-    disabled logger takes no lock). Yields the unraisable exceptions raised in threadstore's code
-    that are not the test's shots."""
+    """Keep the shots out of code that is not the store's, which they would otherwise reach through
+    the store's cleanup: Python hands an exception raised in a finalizer (a weak reference's
+    callback, a garbage collection's callback) to sys.unraisablehook, pytest's, which formats it for
+    long enough that the next call's shot lands inside it and fails the test from pytest's own code;
+    and SQLAlchemy's pool logs a close cut short, under the logging module's lock, which a shot would
+    leave held (a disabled logger takes no lock). Yields the unraisable exceptions raised in
+    threadstore's code that are not the test's shots."""
     unraisable: list[object] = []
     previous = sys.unraisablehook
 
@@ -280,13 +285,12 @@ def test_an_interrupt_landing_while_another_ones_cleanup_runs_leaves_the_store_u
     # it was opened is reachable only from those frames, closed once they are collected; kept,
     # each one would hold a server connection open until the server refused more.
     timer.keep = backend == "sqlite"
-    with only_the_store_interrupted() as unraisable:
-        try:
-            cut = interrupt_at_random(interrupted_store, timer, 2, twice=True)
-        except ThreadStoreError as error:
-            pytest.fail(f"a call after an interrupted one failed: {error!r}")
+    try:
+        cut = interrupt_at_random(interrupted_store, timer, 2, twice=True)
+    except ThreadStoreError as error:
+        pytest.fail(f"a call after an interrupted one failed: {error!r}")
     assert cut > CALLS // 10
-    assert unraisable == []
+    assert timer.unraisable == []
     check_after(interrupted_store, backend)
 
 
@@ -302,6 +306,7 @@ def test_a_call_interrupted_on_postgresql_returns_no_broken_connection(
         outcomes.append(timer.call(lambda: interrupted_store.threads.get(thread), offset * 1e-6))
         assert interrupted_store.threads.get(thread).id == thread
     assert any(outcomes)
+    assert timer.unraisable == []
     no_connection_left_in_a_transaction(interrupted_store)
 
 
@@ -312,6 +317,7 @@ def test_no_pooled_connection_stays_checked_out_and_close_is_prompt_after_calls_
         pytest.skip("PostgreSQL's pool (SQLite's hot paths keep one connection out of the pool)")
     interrupt_at_random(interrupted_store, timer, 3, CALLS // 3)
     gc.collect()  # units an interrupt dropped inside a reference cycle give their connections back when collected
+    assert timer.unraisable == []
     assert interrupted_store._engine_scope.lent() == 0  # the store's pool (kept.py)
     close_promptly(interrupted_store)
 
